@@ -1,0 +1,242 @@
+"""Billing admin: catalog editing, orders and invoices with their history, staff actions."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from billing.models import (
+    Addon,
+    AddonPrice,
+    CheckoutSession,
+    Coupon,
+    Invoice,
+    InvoiceEvent,
+    InvoiceLine,
+    Order,
+    OrderAddon,
+    OrderEvent,
+    Payment,
+    Plan,
+    PlanPrice,
+    StripeEvent,
+)
+from billing.services.orders import order_cancel
+from billing.services.payments import payment_record_manual
+from common.actors import Actor
+from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline
+from common.errors import ApplicationError
+
+
+class PlanPriceInline(admin.TabularInline):
+    model = PlanPrice
+    extra = 0
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = (
+        "name", "slug", "category", "memory_mb", "cpu_percent", "disk_mb", "databases",
+        "allocations", "backups", "egg_id", "is_active", "display_order",
+    )
+    list_filter = ("is_active", "category")
+    list_editable = ("is_active", "display_order")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("allowed_locations",)
+    inlines = [PlanPriceInline]
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "description", "category", "is_active",
+                           "display_order")}),
+        ("Limits", {"fields": ("memory_mb", "swap_mb", "disk_mb", "io_weight", "cpu_percent",
+                               "threads", "oom_disabled")}),
+        ("Feature limits", {"fields": ("databases", "allocations", "backups")}),
+        ("Software", {"fields": ("nest_id", "egg_id", "docker_image", "startup",
+                                 "environment")}),
+        ("Where", {"fields": ("allowed_locations",)}),
+    )
+
+
+class AddonPriceInline(admin.TabularInline):
+    model = AddonPrice
+    extra = 0
+
+
+@admin.register(Addon)
+class AddonAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "memory_mb", "cpu_percent", "disk_mb", "is_active")
+    list_filter = ("is_active",)
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("compatible_plans",)
+    inlines = [AddonPriceInline]
+
+
+@admin.register(Coupon)
+class CouponAdmin(admin.ModelAdmin):
+    list_display = (
+        "code", "kind", "value", "currency", "times_redeemed", "max_redemptions", "valid_until",
+        "is_active",
+    )
+    list_filter = ("kind", "is_active")
+    search_fields = ("code", "description")
+    readonly_fields = ("times_redeemed",)
+    filter_horizontal = ("plans",)
+
+
+class OrderAddonInline(ReadOnlyInline):
+    model = OrderAddon
+    fields = ("name", "amount")
+    readonly_fields = fields
+
+
+class OrderInvoiceInline(ReadOnlyInline):
+    model = Invoice
+    fields = ("number", "status", "total", "currency", "due_date", "paid_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
+class OrderEventInline(StatusEventInline):
+    model = OrderEvent
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "customer", "plan", "billing_cycle", "location", "status", "created_at",
+        "confirmed_at",
+    )
+    list_filter = ("status", "plan", "billing_cycle", "location")
+    search_fields = ("id", "customer__username", "customer__email", "server_name")
+    list_select_related = ("customer", "plan", "location")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "customer", "plan", "billing_cycle", "location", "currency", "coupon", "server_name",
+        "variables", "deployment", "status", "confirmed_at", "completed_at", "cancelled_at",
+        "last_error", "idempotency_key", "created_at", "updated_at",
+    )
+    inlines = [OrderAddonInline, OrderInvoiceInline, OrderEventInline]
+    actions = ["cancel_unpaid_orders"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders are placed by customers (or the API on their behalf)
+
+    @admin.action(description="Cancel selected unpaid orders")
+    def cancel_unpaid_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        actor = Actor.staff(request.user)
+        for order in queryset:
+            try:
+                order_cancel(order_id=order.pk, actor=actor, reason="Cancelled by staff")
+                self.message_user(request, f"{order} cancelled.", messages.SUCCESS)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+
+
+class InvoiceLineInline(ReadOnlyInline):
+    model = InvoiceLine
+    fields = ("kind", "description", "quantity", "unit_amount", "amount")
+    readonly_fields = fields
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = ("created_at", "provider", "amount", "currency", "reference", "status", "actor_label")
+    readonly_fields = fields
+
+
+class InvoiceEventInline(StatusEventInline):
+    model = InvoiceEvent
+
+
+class ConfirmPaymentForm(forms.Form):
+    reference = forms.CharField(
+        max_length=255, help_text="Bank transfer reference as it appears on the statement"
+    )
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = (
+        "number", "customer", "order", "kind", "status", "total", "currency", "issued_at",
+        "due_date", "paid_at",
+    )
+    list_filter = ("status", "kind", "currency")
+    search_fields = ("number", "customer__username", "customer__email", "order__id")
+    list_select_related = ("customer", "order")
+    date_hierarchy = "issued_at"
+    readonly_fields = (
+        "number", "customer", "order", "deployment", "kind", "currency", "subtotal",
+        "discount_total", "total", "status", "issued_at", "due_date", "paid_at", "period_start",
+        "period_end",
+    )
+    inlines = [InvoiceLineInline, PaymentInline, InvoiceEventInline]
+    actions = ["confirm_manual_payment"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Confirm manual payment (bank transfer received)")
+    def confirm_manual_payment(
+        self, request: HttpRequest, queryset: QuerySet[Invoice]
+    ) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Confirm one invoice at a time.", messages.ERROR)
+            return None
+        invoice = queryset.get()
+        form = ConfirmPaymentForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            try:
+                payment_record_manual(
+                    invoice_id=invoice.pk,
+                    reference=form.cleaned_data["reference"],
+                    note=form.cleaned_data["note"],
+                    actor=Actor.staff(request.user),
+                )
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Invoice {invoice.number} marked paid; its order is confirmed and handed "
+                    "to provisioning.",
+                    messages.SUCCESS,
+                )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/billing/invoice/confirm_payment.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Confirm payment of {invoice.number}",
+                "invoice": invoice,
+                "form": form,
+                "opts": self.model._meta,
+                "action": "confirm_manual_payment",
+            },
+        )
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ("id", "invoice", "provider", "amount", "currency", "reference", "status",
+                    "actor_label", "created_at")
+    list_filter = ("provider", "status", "currency")
+    search_fields = ("reference", "invoice__number")
+
+
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(ReadOnlyAdmin):
+    list_display = ("stripe_session_id", "invoice", "status", "amount_minor", "currency",
+                    "expires_at", "created_at")
+    list_filter = ("status",)
+    search_fields = ("stripe_session_id", "invoice__number")
+    exclude = ("url",)  # the checkout URL is a bearer link to pay; not needed in lists
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ("event_id", "type", "status", "invoice", "received_at", "message")
+    list_filter = ("status", "type", "livemode")
+    search_fields = ("event_id", "invoice__number", "message")

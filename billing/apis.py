@@ -1,0 +1,305 @@
+"""REST API v1: thin views that validate input, call one service or selector, and render."""
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing import selectors
+from billing.models import BillingCycle, Invoice, Order
+from billing.services.orders import order_cancel, order_place
+from billing.services.payments import payment_record_manual
+from billing.services.stripe_payments import checkout_session_start
+from common.actors import Actor
+from common.errors import NotFoundError
+from servers.selectors import location_list_active
+
+
+class PriceSerializer(serializers.Serializer):
+    billing_cycle = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    setup_fee = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+
+
+class AddonPriceSerializer(serializers.Serializer):
+    billing_cycle = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+
+
+class AddonSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    memory_mb = serializers.IntegerField()
+    cpu_percent = serializers.IntegerField()
+    disk_mb = serializers.IntegerField()
+    prices = AddonPriceSerializer(many=True)
+
+
+class PlanSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    category = serializers.CharField()
+    resources = serializers.SerializerMethodField()
+    prices = PriceSerializer(many=True)
+    locations = serializers.SerializerMethodField()
+    addons = serializers.SerializerMethodField()
+
+    def get_resources(self, plan: Any) -> dict[str, Any]:
+        return {
+            "memory_mb": plan.memory_mb,
+            "swap_mb": plan.swap_mb,
+            "disk_mb": plan.disk_mb,
+            "io_weight": plan.io_weight,
+            "cpu_percent": plan.cpu_percent,
+            "threads": plan.threads or None,
+            "databases": plan.databases,
+            "allocations": plan.allocations,
+            "backups": plan.backups,
+        }
+
+    def get_locations(self, plan: Any) -> list[str]:
+        allowed = [loc for loc in plan.allowed_locations.all() if loc.is_active]
+        source = allowed or list(location_list_active())
+        return [loc.short_code for loc in source]
+
+    def get_addons(self, plan: Any) -> list[dict[str, Any]]:
+        pairs = selectors.addon_list_for_plan(plan=plan, currency=settings.BILLING_DEFAULT_CURRENCY)
+        return [
+            {**AddonSerializer(addon).data, "prices": AddonPriceSerializer(prices, many=True).data}
+            for addon, prices in pairs
+        ]
+
+
+class InvoiceLineSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class PaymentSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class InvoiceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+    order_id = serializers.IntegerField(allow_null=True)
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    subtotal = serializers.DecimalField(max_digits=14, decimal_places=2)
+    discount_total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    issued_at = serializers.DateTimeField()
+    due_date = serializers.DateField()
+    paid_at = serializers.DateTimeField(allow_null=True)
+    lines = InvoiceLineSerializer(many=True)
+    payments = PaymentSerializer(many=True)
+
+
+class OrderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    plan = serializers.CharField(source="plan.slug")
+    billing_cycle = serializers.CharField()
+    location = serializers.CharField(source="location.short_code")
+    currency = serializers.CharField()
+    server_name = serializers.CharField()
+    addons = serializers.SerializerMethodField()
+    coupon = serializers.CharField(source="coupon.code", allow_null=True, default=None)
+    variables = serializers.DictField(child=serializers.CharField())
+    deployment = serializers.SerializerMethodField()
+    invoices = InvoiceSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+
+    def get_addons(self, order: Order) -> list[str]:
+        return [item.addon.slug for item in order.order_addons.select_related("addon")]
+
+    def get_deployment(self, order: Order) -> dict[str, Any]:
+        deployment = order.deployment
+        return {
+            "id": deployment.pk,
+            "status": deployment.status,
+            "next_due_date": deployment.next_due_date,
+            "address": deployment.connection_address or None,
+        }
+
+
+class OrderCreateInputSerializer(serializers.Serializer):
+    plan = serializers.SlugField(max_length=60)
+    billing_cycle = serializers.ChoiceField(choices=BillingCycle.choices)
+    location = serializers.SlugField(max_length=60)
+    addons = serializers.ListField(
+        child=serializers.SlugField(max_length=60), required=False, default=list, max_length=20
+    )
+    coupon = serializers.CharField(required=False, allow_blank=True, default="", max_length=40)
+    variables = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=1024),
+        required=False,
+        default=dict,
+    )
+    server_name = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=191
+    )
+
+
+class PlanListApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=PlanSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        plans = selectors.plan_list_active(currency=settings.BILLING_DEFAULT_CURRENCY)
+        return Response(PlanSerializer(plans, many=True).data)
+
+
+class PlanDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=PlanSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(PlanSerializer(selectors.plan_get_active(slug=slug)).data)
+
+
+class LocationListApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Location", {"short_code": serializers.CharField(), "name": serializers.CharField()}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            [{"short_code": loc.short_code, "name": loc.long_name} for loc in location_list_active()]
+        )
+
+
+class OrderListCreateApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=OrderSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        orders = selectors.order_list_for_customer(customer=request.user)
+        return Response(OrderSerializer(orders, many=True).data)
+
+    @extend_schema(request=OrderCreateInputSerializer, responses={201: OrderSerializer})
+    def post(self, request: Request) -> Response:
+        payload = OrderCreateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        order = order_place(
+            customer=request.user,
+            plan_slug=data["plan"],
+            billing_cycle=data["billing_cycle"],
+            location_code=data["location"],
+            addon_slugs=data["addons"],
+            coupon_code=data["coupon"],
+            variables=data["variables"],
+            server_name=data["server_name"],
+            idempotency_key=request.headers.get("Idempotency-Key", "")[:100],
+            actor=Actor.for_user(request.user),
+        )
+        order = selectors.order_get_for_customer(order_id=order.pk, customer=request.user)
+        return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=OrderSerializer)
+    def get(self, request: Request, order_id: int) -> Response:
+        order = selectors.order_get_for_customer(order_id=order_id, customer=request.user)
+        return Response(OrderSerializer(order).data)
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses=OrderSerializer)
+    def post(self, request: Request, order_id: int) -> Response:
+        order = selectors.order_get_for_customer(order_id=order_id, customer=request.user)
+        order_cancel(order_id=order.pk, actor=Actor.for_user(request.user), reason="By customer")
+        order = selectors.order_get_for_customer(order_id=order_id, customer=request.user)
+        return Response(OrderSerializer(order).data)
+
+
+class InvoiceListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=InvoiceSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        invoices = selectors.invoice_list_for_customer(customer=request.user)
+        return Response(InvoiceSerializer(invoices, many=True).data)
+
+
+class InvoiceDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=InvoiceSerializer)
+    def get(self, request: Request, invoice_id: int) -> Response:
+        invoice = selectors.invoice_get_for_customer(invoice_id=invoice_id, customer=request.user)
+        return Response(InvoiceSerializer(invoice).data)
+
+
+class InvoiceCheckoutApi(APIView):
+    """Start (or reuse) a Stripe Checkout session; the client redirects the customer to `url`."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "CheckoutSession", {"session_id": serializers.CharField(), "url": serializers.URLField()}
+        ),
+    )
+    def post(self, request: Request, invoice_id: int) -> Response:
+        base = settings.PORTAL_BASE_URL.rstrip("/")
+        session = checkout_session_start(
+            invoice_id=invoice_id,
+            customer=request.user,
+            success_url=f"{base}/invoices/{invoice_id}/?paid=1",
+            cancel_url=f"{base}/invoices/{invoice_id}/",
+        )
+        return Response({"session_id": session.stripe_session_id, "url": session.url})
+
+
+class InvoiceConfirmPaymentInputSerializer(serializers.Serializer):
+    reference = serializers.CharField(max_length=255, allow_blank=False)
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class InvoiceConfirmPaymentApi(APIView):
+    """Staff: a manual transfer arrived for this invoice (the guides' "order confirm")."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=InvoiceConfirmPaymentInputSerializer, responses=InvoiceSerializer)
+    def post(self, request: Request, invoice_id: int) -> Response:
+        payload = InvoiceConfirmPaymentInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        if not Invoice.objects.filter(pk=invoice_id).exists():
+            raise NotFoundError("No such invoice.")
+        payment_record_manual(
+            invoice_id=invoice_id,
+            reference=payload.validated_data["reference"],
+            note=payload.validated_data["note"],
+            actor=Actor.staff(request.user),
+        )
+        invoice = Invoice.objects.prefetch_related("lines", "payments").get(pk=invoice_id)
+        return Response(InvoiceSerializer(invoice).data)

@@ -1,0 +1,58 @@
+from billing.models.catalog import (
+    Addon,
+    AddonPrice,
+    BillingCycle,
+    Coupon,
+    CouponKind,
+    Plan,
+    PlanCategory,
+    PlanPrice,
+)
+from billing.models.invoices import (
+    Invoice,
+    InvoiceEvent,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceLineKind,
+    InvoiceSequence,
+    InvoiceStatus,
+)
+from billing.models.orders import Order, OrderAddon, OrderEvent, OrderStatus
+from billing.models.payments import (
+    CheckoutSession,
+    CheckoutSessionStatus,
+    Payment,
+    PaymentProvider,
+    PaymentStatus,
+    StripeEvent,
+    StripeEventStatus,
+)
+
+__all__ = [
+    "Addon",
+    "AddonPrice",
+    "BillingCycle",
+    "CheckoutSession",
+    "CheckoutSessionStatus",
+    "Coupon",
+    "CouponKind",
+    "Invoice",
+    "InvoiceEvent",
+    "InvoiceKind",
+    "InvoiceLine",
+    "InvoiceLineKind",
+    "InvoiceSequence",
+    "InvoiceStatus",
+    "Order",
+    "OrderAddon",
+    "OrderEvent",
+    "OrderStatus",
+    "Payment",
+    "PaymentProvider",
+    "PaymentStatus",
+    "Plan",
+    "PlanCategory",
+    "PlanPrice",
+    "StripeEvent",
+    "StripeEventStatus",
+]

@@ -1,0 +1,135 @@
+"""Invoices with exact Decimal lines and a status history."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from common.models import StatusEvent, TimeStampedModel
+from common.state import TransitionTable
+
+
+class InvoiceStatus(models.TextChoices):
+    UNPAID = "unpaid", "Unpaid"
+    PAID = "paid", "Paid"
+    CANCELLED = "cancelled", "Cancelled"
+    REFUNDED = "refunded", "Refunded"
+
+
+S = InvoiceStatus
+INVOICE_TRANSITIONS = TransitionTable(
+    "Invoice",
+    {
+        S.UNPAID: {S.PAID, S.CANCELLED},
+        S.PAID: {S.REFUNDED},
+        S.CANCELLED: set(),
+        S.REFUNDED: set(),
+    },
+)
+
+
+class InvoiceKind(models.TextChoices):
+    NEW_ORDER = "new_order", "New order"
+    RENEWAL = "renewal", "Renewal"
+
+
+class InvoiceSequence(models.Model):
+    """Gap-free invoice numbers per year: the row is locked while a number is taken."""
+
+    year = models.PositiveIntegerField(unique=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
+
+
+class Invoice(TimeStampedModel):
+    number = models.CharField(max_length=40, unique=True)
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="invoices"
+    )
+    order = models.ForeignKey(
+        "billing.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
+    )
+    deployment = models.ForeignKey(
+        "servers.Deployment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="invoices",
+    )
+    kind = models.CharField(max_length=20, choices=InvoiceKind.choices, default=InvoiceKind.NEW_ORDER)
+    currency = models.CharField(max_length=3)
+    subtotal = models.DecimalField(max_digits=14, decimal_places=2)
+    discount_total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=S.UNPAID)
+    issued_at = models.DateTimeField()
+    due_date = models.DateField(help_text="In the billing time zone")
+    paid_at = models.DateTimeField(null=True, blank=True)
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-issued_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(total=F("subtotal") - F("discount_total")), name="invoice_total_sum"
+            ),
+            models.CheckConstraint(
+                condition=Q(total__gte=0) & Q(discount_total__gte=0), name="invoice_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=[S.PAID, S.REFUNDED]) | Q(paid_at__isnull=False),
+                name="invoice_paid_has_timestamp",
+            ),
+            # A new order has exactly one invoice.
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(kind=InvoiceKind.NEW_ORDER),
+                name="invoice_one_per_new_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLineKind(models.TextChoices):
+    PLAN = "plan", "Plan"
+    SETUP_FEE = "setup_fee", "Setup fee"
+    ADDON = "addon", "Add-on"
+    DISCOUNT = "discount", "Discount"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=20, choices=InvoiceLineKind.choices)
+    description = models.CharField(max_length=255)
+    quantity = models.PositiveIntegerField(default=1)
+    unit_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    # quantity * unit_amount; negative only for discounts.
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("invoice", "position", "id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind=InvoiceLineKind.DISCOUNT, amount__lte=0)
+                | (~Q(kind=InvoiceLineKind.DISCOUNT) & Q(amount__gte=0)),
+                name="invoice_line_sign",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount}"
+
+
+class InvoiceEvent(StatusEvent):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass

@@ -1,0 +1,103 @@
+"""Orders: what a customer asked for, and the history of what happened to it."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from common.models import StatusEvent, TimeStampedModel
+from common.state import TransitionTable
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting payment"
+    # Paid (or confirmed by staff) and handed to provisioning; also where a failed automatic
+    # provisioning returns to, waiting for a retry or manual setup.
+    CONFIRMED = "confirmed", "Confirmed"
+    PROVISIONING = "provisioning", "Provisioning"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+S = OrderStatus
+ORDER_TRANSITIONS = TransitionTable(
+    "Order",
+    {
+        S.PENDING: {S.CONFIRMED, S.CANCELLED},
+        S.CONFIRMED: {S.PROVISIONING, S.COMPLETED, S.CANCELLED},
+        S.PROVISIONING: {S.COMPLETED, S.CONFIRMED},
+        S.COMPLETED: set(),
+        S.CANCELLED: set(),
+    },
+)
+
+
+class Order(TimeStampedModel):
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    plan = models.ForeignKey("billing.Plan", on_delete=models.PROTECT, related_name="orders")
+    billing_cycle = models.CharField(max_length=20)
+    location = models.ForeignKey(
+        "servers.Location", on_delete=models.PROTECT, related_name="orders"
+    )
+    currency = models.CharField(max_length=3)
+    coupon = models.ForeignKey(
+        "billing.Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    server_name = models.CharField(max_length=191)
+    variables = models.JSONField(default=dict, blank=True)
+    deployment = models.OneToOneField(
+        "servers.Deployment", on_delete=models.PROTECT, related_name="order"
+    )
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=S.PENDING)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Last provisioning error shown to staff while the order waits in "confirmed".
+    last_error = models.TextField(blank=True)
+    # Client-chosen key that makes a retried POST /api/v1/orders/ return the first order.
+    idempotency_key = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=OrderStatus.values), name="order_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="order_unique_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[S.PENDING, S.CANCELLED]) | Q(confirmed_at__isnull=False),
+                name="order_confirmed_has_timestamp",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk}"
+
+
+class OrderAddon(models.Model):
+    """An add-on on an order, with the price it was sold at."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="order_addons")
+    addon = models.ForeignKey("billing.Addon", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=120)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "addon"], name="order_addon_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrderEvent(StatusEvent):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass

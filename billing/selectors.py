@@ -1,0 +1,84 @@
+"""Reads for billing: catalog, orders and invoices as customers and staff see them."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch, QuerySet
+
+from billing.models import (
+    Addon,
+    AddonPrice,
+    Invoice,
+    Order,
+    Plan,
+    PlanPrice,
+)
+from common.errors import NotFoundError
+
+
+def plan_list_active(*, currency: str | None = None) -> QuerySet[Plan]:
+    prices = PlanPrice.objects.filter(is_active=True)
+    if currency:
+        prices = prices.filter(currency=currency)
+    return Plan.objects.filter(is_active=True).prefetch_related(
+        Prefetch("prices", queryset=prices.order_by("id")),
+        "allowed_locations",
+        Prefetch("addons", queryset=Addon.objects.filter(is_active=True)),
+    )
+
+
+def plan_get_active(*, slug: str) -> Plan:
+    plan = plan_list_active().filter(slug=slug).first()
+    if plan is None:
+        raise NotFoundError(f"No active plan '{slug}'.")
+    return plan
+
+
+def addon_list_for_plan(*, plan: Plan, currency: str) -> list[tuple[Addon, list[AddonPrice]]]:
+    addons = Addon.objects.filter(is_active=True).prefetch_related(
+        Prefetch("prices", queryset=AddonPrice.objects.filter(currency=currency))
+    )
+    return [
+        (addon, list(addon.prices.all()))
+        for addon in addons
+        if not addon.compatible_plans.exists() or addon.compatible_plans.filter(pk=plan.pk).exists()
+    ]
+
+
+def order_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Order]:
+    return (
+        Order.objects.filter(customer=customer)
+        .select_related("plan", "location", "deployment", "coupon")
+        .prefetch_related("invoices", "order_addons")
+    )
+
+
+def order_get_for_customer(*, order_id: int, customer: AbstractBaseUser) -> Order:
+    order = order_list_for_customer(customer=customer).filter(pk=order_id).first()
+    if order is None:
+        raise NotFoundError("No such order.")
+    return order
+
+
+def invoice_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(customer=customer).prefetch_related("lines", "payments")
+
+
+def invoice_get_for_customer(*, invoice_id: int, customer: AbstractBaseUser) -> Invoice:
+    invoice = invoice_list_for_customer(customer=customer).filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFoundError("No such invoice.")
+    return invoice
+
+
+def order_get_by_reference(*, reference: str) -> Order:
+    """An order by id, '#12' or 'order-12' (as staff type it on the command line)."""
+    digits = reference.strip().lstrip("#").removeprefix("order-").removeprefix("ORD-")
+    if not digits.isdigit():
+        raise NotFoundError(f"'{reference}' is not an order number.")
+    order = (
+        Order.objects.select_related("plan", "location", "deployment", "customer", "coupon")
+        .filter(pk=int(digits))
+        .first()
+    )
+    if order is None:
+        raise NotFoundError(f"Order {reference} does not exist.")
+    return order

@@ -1,0 +1,194 @@
+"""Stripe Checkout: starting a session for an invoice, and handling its webhooks.
+
+Events arrive duplicated and out of order. Each event id is stored once (unique); the first
+delivery is processed in the same transaction that stores it, later ones do nothing.
+"""
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import stripe_client
+from billing.models import (
+    CheckoutSession,
+    CheckoutSessionStatus,
+    Invoice,
+    InvoiceStatus,
+    PaymentProvider,
+    StripeEvent,
+    StripeEventStatus,
+)
+from billing.services.payments import invoice_mark_paid
+from common.actors import Actor
+from common.errors import ConflictError, NotFoundError
+from common.money import from_minor_units, to_minor_units
+
+logger = logging.getLogger(__name__)
+
+
+def checkout_session_start(
+    *, invoice_id: int, customer: AbstractBaseUser, success_url: str, cancel_url: str
+) -> CheckoutSession:
+    """An open Checkout session for the customer's unpaid invoice (reused while still open)."""
+    invoice = Invoice.objects.filter(pk=invoice_id, customer=customer).first()
+    if invoice is None:
+        raise NotFoundError("No such invoice.")
+    if invoice.status != InvoiceStatus.UNPAID:
+        raise ConflictError(
+            f"Invoice {invoice.number} is {invoice.get_status_display().lower()}.",
+            code="invoice_not_payable",
+        )
+    amount_minor = to_minor_units(invoice.total, invoice.currency)
+    now = timezone.now()
+    reusable = (
+        CheckoutSession.objects.filter(
+            invoice=invoice,
+            status=CheckoutSessionStatus.OPEN,
+            amount_minor=amount_minor,
+            currency=invoice.currency,
+            expires_at__gt=now + dt.timedelta(minutes=5),
+        )
+        .exclude(url="")
+        .first()
+    )
+    if reusable is not None:
+        return reusable
+    attempt = CheckoutSession.objects.filter(invoice=invoice).count() + 1
+    # The HTTP call runs outside any transaction; Stripe's idempotency key makes a retried
+    # attempt return the same session.
+    result = stripe_client.checkout_session_create(
+        invoice_id=invoice.pk,
+        invoice_number=invoice.number,
+        amount_minor=amount_minor,
+        currency=invoice.currency,
+        description=", ".join(line.description for line in invoice.lines.all())[:500],
+        customer_email=getattr(customer, "email", ""),
+        success_url=success_url,
+        cancel_url=cancel_url,
+        idempotency_key=f"invoice-{invoice.pk}-checkout-{attempt}",
+    )
+    session, _ = CheckoutSession.objects.get_or_create(
+        stripe_session_id=result.id,
+        defaults={
+            "invoice": invoice,
+            "url": result.url,
+            "amount_minor": result.amount_total,
+            "currency": result.currency,
+            "expires_at": result.expires_at,
+        },
+    )
+    return session
+
+
+def stripe_webhook_receive(*, payload: bytes, signature_header: str) -> StripeEvent:
+    """Verify, store once, and process a Stripe webhook. Raises WebhookRejected if forged."""
+    event = stripe_client.webhook_event_verify(payload=payload, signature_header=signature_header)
+    event_id, event_type = str(event["id"]), str(event["type"])
+    created = event.get("created")
+    try:
+        with transaction.atomic():
+            row = StripeEvent.objects.create(
+                event_id=event_id,
+                type=event_type,
+                livemode=bool(event.get("livemode")),
+                stripe_created_at=dt.datetime.fromtimestamp(created, tz=dt.UTC)
+                if isinstance(created, int)
+                else None,
+                status=StripeEventStatus.PROCESSED,
+            )
+            status, message, invoice, summary = _dispatch(event_type, _event_object(event))
+            row.status, row.message, row.invoice, row.summary = status, message, invoice, summary
+            row.save(update_fields=["status", "message", "invoice", "summary"])
+    except IntegrityError:
+        # Already stored: a duplicate delivery. Nothing to do.
+        existing = StripeEvent.objects.get(event_id=event_id)
+        logger.info("stripe event %s (%s) received again; ignored", event_id, event_type)
+        return existing
+    log = logger.error if row.status == StripeEventStatus.REJECTED else logger.info
+    log("stripe event %s (%s): %s %s", event_id, event_type, row.status, row.message)
+    return row
+
+
+def _event_object(event: dict[str, Any]) -> dict[str, Any]:
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def _invoice_for(obj: dict[str, Any]) -> Invoice | None:
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    raw = metadata.get("invoice_id") or obj.get("client_reference_id")
+    if raw is None or not str(raw).isdigit():
+        session = CheckoutSession.objects.filter(stripe_session_id=obj.get("id", "")).first()
+        return session.invoice if session else None
+    return Invoice.objects.filter(pk=int(raw)).first()
+
+
+def _dispatch(
+    event_type: str, obj: dict[str, Any]
+) -> tuple[str, str, Invoice | None, dict[str, Any]]:
+    summary = {
+        key: obj.get(key)
+        for key in ("id", "amount_total", "currency", "payment_status", "status", "payment_intent")
+        if key in obj
+    }
+    if event_type == "checkout.session.expired":
+        updated = CheckoutSession.objects.filter(
+            stripe_session_id=obj.get("id", ""), status=CheckoutSessionStatus.OPEN
+        ).update(status=CheckoutSessionStatus.EXPIRED)
+        invoice = _invoice_for(obj)
+        return StripeEventStatus.PROCESSED if updated else StripeEventStatus.IGNORED, (
+            "Checkout session expired" if updated else "Session not open; nothing to expire"
+        ), invoice, summary
+    if event_type == "checkout.session.async_payment_failed":
+        return StripeEventStatus.IGNORED, "Delayed payment failed", _invoice_for(obj), summary
+    if event_type not in {"checkout.session.completed", "checkout.session.async_payment_succeeded"}:
+        return StripeEventStatus.IGNORED, f"Event type {event_type} is not handled", None, summary
+
+    invoice = _invoice_for(obj)
+    if invoice is None:
+        return StripeEventStatus.REJECTED, "No invoice matches this session", None, summary
+    CheckoutSession.objects.filter(stripe_session_id=obj.get("id", "")).update(
+        status=CheckoutSessionStatus.COMPLETE
+    )
+    if obj.get("payment_status") not in {"paid", "no_payment_required"}:
+        return StripeEventStatus.IGNORED, "Payment not settled yet; waiting for async result", (
+            invoice
+        ), summary
+
+    amount = obj.get("amount_total")
+    currency = str(obj.get("currency") or "").upper()
+    if not isinstance(amount, int) or currency != invoice.currency or amount != to_minor_units(
+        invoice.total, invoice.currency
+    ):
+        return StripeEventStatus.REJECTED, (
+            f"Amount mismatch: Stripe charged {amount} {currency} (minor units), invoice "
+            f"{invoice.number} is {invoice.total} {invoice.currency}. Review and refund."
+        ), invoice, summary
+
+    reference = str(obj.get("payment_intent") or obj.get("id") or "")
+    if invoice.status != InvoiceStatus.UNPAID:
+        paid_same = invoice.payments.filter(provider=PaymentProvider.STRIPE, reference=reference)
+        if invoice.status == InvoiceStatus.PAID and paid_same.exists():
+            return StripeEventStatus.IGNORED, "Already applied", invoice, summary
+        return StripeEventStatus.REJECTED, (
+            f"Invoice {invoice.number} is {invoice.status}; this Stripe payment "
+            f"({reference}) was not applied and must be refunded."
+        ), invoice, summary
+
+    try:
+        invoice_mark_paid(
+            invoice_id=invoice.pk,
+            provider=PaymentProvider.STRIPE,
+            amount=from_minor_units(amount, currency),
+            currency=currency,
+            reference=reference,
+            actor=Actor.provider("stripe", reference or "checkout"),
+        )
+    except ConflictError as exc:
+        return StripeEventStatus.REJECTED, exc.message, invoice, summary
+    return StripeEventStatus.PROCESSED, f"Invoice {invoice.number} paid", invoice, summary

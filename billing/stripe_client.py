@@ -1,0 +1,149 @@
+"""The one module that speaks to Stripe (Checkout sessions and webhook signatures)."""
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+from common.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+class StripeNotConfigured(ApplicationError):
+    default_code = "stripe_not_configured"
+    http_status = 503
+
+
+class StripeUnavailable(ApplicationError):
+    """Stripe could not be reached or answered 5xx/429: try again later (retryable)."""
+
+    default_code = "stripe_unavailable"
+    http_status = 503
+    retryable = True
+
+
+class StripeRequestRejected(ApplicationError):
+    """Stripe refused the request (4xx): retrying the same request will not help."""
+
+    default_code = "stripe_rejected"
+    http_status = 502
+    retryable = False
+
+
+class WebhookRejected(ApplicationError):
+    default_code = "webhook_rejected"
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class CheckoutSessionResult:
+    id: str
+    url: str
+    amount_total: int
+    currency: str
+    expires_at: dt.datetime | None
+
+
+def _client() -> stripe.StripeClient:
+    if not settings.STRIPE_SECRET_KEY:
+        raise StripeNotConfigured("Card payments are not configured (STRIPE_SECRET_KEY).")
+    options: dict[str, Any] = {
+        "http_client": stripe.RequestsClient(timeout=settings.STRIPE_API_TIMEOUT),
+        "max_network_retries": 2,  # Stripe makes creates idempotent with our key
+    }
+    if settings.STRIPE_API_BASE:
+        options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
+    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, **options)
+
+
+def checkout_session_create(
+    *,
+    invoice_id: int,
+    invoice_number: str,
+    amount_minor: int,
+    currency: str,
+    description: str,
+    customer_email: str,
+    success_url: str,
+    cancel_url: str,
+    idempotency_key: str,
+) -> CheckoutSessionResult:
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "client_reference_id": str(invoice_id),
+        "customer_email": customer_email or None,
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": currency.lower(),
+                    "unit_amount": amount_minor,
+                    "product_data": {"name": f"Invoice {invoice_number}", "description": description},
+                },
+            }
+        ],
+        "metadata": {"invoice_id": str(invoice_id), "invoice_number": invoice_number},
+        "payment_intent_data": {"metadata": {"invoice_id": str(invoice_id)}},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    try:
+        session = _client().v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": idempotency_key}
+        )
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise StripeUnavailable("Card payments are unavailable right now; try again.") from exc
+    except stripe.StripeError as exc:
+        status = getattr(exc, "http_status", None) or 0
+        logger.warning("stripe refused checkout session for %s: %s", invoice_number, exc.code)
+        if status >= 500:
+            raise StripeUnavailable("Card payments are unavailable right now; try again.") from exc
+        raise StripeRequestRejected(
+            "The card payment could not be started; please contact support."
+        ) from exc
+    expires = session.get("expires_at")
+    return CheckoutSessionResult(
+        id=session["id"],
+        url=session.get("url") or "",
+        amount_total=int(session.get("amount_total") or amount_minor),
+        currency=(session.get("currency") or currency).upper(),
+        expires_at=dt.datetime.fromtimestamp(expires, tz=dt.UTC) if expires else None,
+    )
+
+
+def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, Any]:
+    """Verify the Stripe-Signature header against each configured secret; return the event.
+
+    Accepts a signature made with any configured secret (rotation), within the tolerance.
+    """
+    secrets = settings.STRIPE_WEBHOOK_SECRETS
+    if not secrets:
+        raise WebhookRejected("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRETS).")
+    if not signature_header:
+        raise WebhookRejected("Missing Stripe-Signature header.")
+    text = payload.decode("utf-8", errors="replace")
+    last_error: Exception | None = None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(
+                text, signature_header, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE
+            )
+            break
+        except stripe.SignatureVerificationError as exc:
+            last_error = exc
+    else:
+        reason = str(getattr(last_error, "user_message", None) or last_error or "bad signature")
+        raise WebhookRejected(f"Invalid Stripe signature: {reason}")
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        raise WebhookRejected("Stripe webhook body is not JSON.") from exc
+    if not isinstance(event, dict) or "id" not in event or "type" not in event:
+        raise WebhookRejected("Stripe webhook body is not an event.")
+    return event

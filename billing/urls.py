@@ -1,0 +1,40 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from billing.views import account, dashboard, shop, webhooks
+
+urlpatterns = [
+    path("", shop.plan_list, name="plan-list"),
+    path("plans/<slug:slug>/order/", shop.order_configure, name="order-configure"),
+    path("plans/<slug:slug>/order/place/", shop.order_place_view, name="order-place"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("orders/<int:order_id>/", dashboard.order_detail, name="order-detail"),
+    path("orders/<int:order_id>/cancel/", dashboard.order_cancel_view, name="order-cancel"),
+    path("invoices/<int:invoice_id>/", dashboard.invoice_detail, name="invoice-detail"),
+    path("invoices/<int:invoice_id>/pay/card/", dashboard.invoice_pay_card, name="invoice-pay-card"),
+    path("accounts/signup/", account.signup, name="signup"),
+    path("accounts/profile/", account.profile, name="profile"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password-reset/",
+        auth_views.PasswordResetView.as_view(),
+        name="password_reset",
+    ),
+    path(
+        "accounts/password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("webhooks/stripe/", webhooks.stripe_webhook, name="stripe-webhook"),
+]

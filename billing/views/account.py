@@ -1,0 +1,62 @@
+"""Sign up and profile. Log in/out and password reset are Django's own views."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from billing.forms import ProfileForm, SignupForm, add_service_errors
+from billing.services.customers import customer_register
+from common.errors import ApplicationError
+from notifications.selectors import customer_profile_get
+from notifications.services import customer_profile_upsert
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = customer_register(
+                email=data["email"],
+                password=data["password"],
+                full_name=data["full_name"],
+                whatsapp_number=data["whatsapp_number"],
+                whatsapp_consent=data["whatsapp_consent"],
+                preferred_language=data["preferred_language"],
+            )
+        except ApplicationError as exc:
+            add_service_errors(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome! Your account is ready.")
+            return redirect(request.GET.get("next") or "plan-list")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    current = customer_profile_get(user=request.user)
+    initial = {
+        "whatsapp_number": current.whatsapp_number if current else "",
+        "whatsapp_consent": current.whatsapp_consent if current else False,
+        "preferred_language": current.preferred_language if current else "en",
+        "notify_by_email": current.notify_by_email if current else True,
+        "notify_by_whatsapp": current.notify_by_whatsapp if current else False,
+    }
+    form = ProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer_profile_upsert(user=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Profile saved.")
+            return redirect("profile")
+    return render(request, "registration/profile.html", {"form": form})

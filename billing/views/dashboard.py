@@ -1,0 +1,89 @@
+"""The customer's dashboard: orders, invoices, servers; paying an invoice."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from billing import selectors
+from billing.services.orders import order_cancel
+from billing.services.stripe_payments import checkout_session_start
+from common.actors import Actor
+from common.errors import ApplicationError, NotFoundError
+from servers.selectors import deployment_list_for_customer
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "billing/dashboard.html",
+        {
+            "orders": selectors.order_list_for_customer(customer=request.user)[:20],
+            "invoices": selectors.invoice_list_for_customer(customer=request.user)[:20],
+            "deployments": deployment_list_for_customer(customer=request.user),
+        },
+    )
+
+
+@login_required
+def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+    try:
+        order = selectors.order_get_for_customer(order_id=order_id, customer=request.user)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    return render(request, "billing/order_detail.html", {"order": order})
+
+
+@login_required
+@require_POST
+def order_cancel_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    try:
+        order = selectors.order_get_for_customer(order_id=order_id, customer=request.user)
+        order_cancel(order_id=order.pk, actor=Actor.customer(request.user), reason="By customer")
+        messages.success(request, f"Order #{order.pk} cancelled.")
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("order-detail", order_id=order_id)
+
+
+@login_required
+def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    try:
+        invoice = selectors.invoice_get_for_customer(invoice_id=invoice_id, customer=request.user)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    return render(
+        request,
+        "billing/invoice_detail.html",
+        {
+            "invoice": invoice,
+            "card_payments": bool(settings.STRIPE_SECRET_KEY),
+            "bank_instructions": settings.BILLING_BANK_TRANSFER_INSTRUCTIONS,
+        },
+    )
+
+
+@login_required
+@require_POST
+def invoice_pay_card(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    """Send the customer to Stripe Checkout for this invoice."""
+    detail_url = request.build_absolute_uri(reverse("invoice-detail", args=[invoice_id]))
+    try:
+        session = checkout_session_start(
+            invoice_id=invoice_id,
+            customer=request.user,
+            success_url=f"{detail_url}?paid=1",
+            cancel_url=detail_url,
+        )
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("invoice-detail", invoice_id=invoice_id)
+    return redirect(session.url)

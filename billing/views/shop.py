@@ -1,0 +1,76 @@
+"""Customer web pages: plans -> configure -> review -> pay."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from billing import selectors
+from billing.forms import OrderConfigureForm, add_service_errors
+from billing.services.orders import order_place, order_quote
+from common.actors import Actor
+from common.errors import ApplicationError, NotFoundError
+
+
+def plan_list(request: HttpRequest) -> HttpResponse:
+    plans = selectors.plan_list_active(currency=settings.BILLING_DEFAULT_CURRENCY)
+    return render(request, "billing/plan_list.html", {"plans": plans})
+
+
+def _configure_form(request: HttpRequest, slug: str, data: dict | None) -> OrderConfigureForm:
+    try:
+        plan = selectors.plan_get_active(slug=slug)
+    except NotFoundError as exc:
+        from django.http import Http404
+
+        raise Http404(exc.message) from exc
+    addon_choices = [
+        (addon.slug, f"{addon.name} (+{', '.join(f'{p.amount} {p.currency}/{p.billing_cycle}' for p in prices)})")
+        for addon, prices in selectors.addon_list_for_plan(
+            plan=plan, currency=settings.BILLING_DEFAULT_CURRENCY
+        )
+    ]
+    return OrderConfigureForm(data, plan=plan, addon_choices=addon_choices)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def order_configure(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: the form. POST: validate and price it, then show the review page."""
+    form = _configure_form(request, slug, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            quote = order_quote(**form.service_arguments(request.user))
+        except ApplicationError as exc:
+            add_service_errors(form, exc)
+        else:
+            return render(
+                request,
+                "billing/order_review.html",
+                {"form": form, "quote": quote, "idempotency_key": uuid.uuid4().hex},
+            )
+    return render(request, "billing/order_configure.html", {"form": form, "plan": form.plan})
+
+
+@login_required
+@require_POST
+def order_place_view(request: HttpRequest, slug: str) -> HttpResponse:
+    form = _configure_form(request, slug, request.POST)
+    if form.is_valid():
+        try:
+            order = order_place(
+                **form.service_arguments(request.user),
+                idempotency_key=request.POST.get("idempotency_key", "")[:100],
+                actor=Actor.customer(request.user),
+            )
+        except ApplicationError as exc:
+            add_service_errors(form, exc)
+        else:
+            invoice = order.invoices.order_by("id").first()
+            messages.success(request, f"Order #{order.pk} placed. Invoice {invoice.number} is ready.")
+            return redirect("invoice-detail", invoice_id=invoice.pk)
+    return render(request, "billing/order_configure.html", {"form": form, "plan": form.plan})

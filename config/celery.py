@@ -1,0 +1,13 @@
+"""The Celery app. Settings live in config/settings/celery.py (CELERY_ namespace)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.django.local")
+
+# DjangoTask gives every task `delay_on_commit`: nothing is enqueued before the data it needs
+# is committed.
+app = Celery("portal", task_cls="celery.contrib.django.task:DjangoTask")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,22 @@
+"""Test suite: PostgreSQL and Redis on this machine by default (CI runs the same)."""
+
+from config.django.base import *  # noqa: F403
+from config.env import env
+
+SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijkl"
+SALT_KEY = ["test-field-encryption-key-1"]
+FIELD_ENCRYPTION_KEYS = SALT_KEY
+DATABASES = {
+    "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal"),
+}
+TEST_REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default=TEST_REDIS_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STRIPE_SECRET_KEY = "sk_test_dummy_key_for_tests"
+STRIPE_WEBHOOK_SECRETS = ["whsec_test_secret_one"]
+PTERODACTYL_URL = "https://panel.test"
+PTERODACTYL_ADMIN_API_KEY = "ptla_testkey0000" + "s" * 32
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

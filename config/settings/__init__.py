@@ -1,0 +1,1 @@
+"""Settings split by concern; `config/django/*.py` composes them per environment."""

@@ -1,0 +1,21 @@
+"""Billing: currency, time zone of due dates, invoice numbering, unpaid-order policy."""
+
+from config.env import env
+
+# Every amount carries its currency; this is the one the demo catalog and new prices use.
+BILLING_DEFAULT_CURRENCY = env("BILLING_DEFAULT_CURRENCY", default="USD")
+# Due dates are calendar dates in this zone (e.g. Asia/Jakarta); storage stays UTC.
+BILLING_TIME_ZONE = env("BILLING_TIME_ZONE", default="UTC")
+BILLING_INVOICE_PREFIX = env("BILLING_INVOICE_PREFIX", default="INV")
+# Days a customer has to pay a new order's invoice before the order is cancelled.
+BILLING_INVOICE_DUE_DAYS = env.int("BILLING_INVOICE_DUE_DAYS", default=3)
+BILLING_UNPAID_ORDER_CANCEL_DAYS = env.int("BILLING_UNPAID_ORDER_CANCEL_DAYS", default=7)
+# Shown on invoices for manual bank transfers.
+BILLING_BANK_TRANSFER_INSTRUCTIONS = env(
+    "BILLING_BANK_TRANSFER_INSTRUCTIONS",
+    default="Transfer the total to the account on your invoice, quoting the invoice number.",
+)
+# Days after the due date before an unpaid deployment is suspended (seed name).
+SUSPENSION_GRACE_DAYS = env.int("SUSPENSION_GRACE_DAYS", default=3)
+# Days a suspended deployment is kept before it is terminated.
+TERMINATION_GRACE_DAYS = env.int("TERMINATION_GRACE_DAYS", default=14)

@@ -1,0 +1,37 @@
+"""Reads on locations, nodes, eggs and deployments."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from servers.egg_rules import VariableRule
+from servers.models import Deployment, Egg, EggVariable, Location
+
+
+def location_list_active() -> QuerySet[Location]:
+    return Location.objects.filter(is_active=True)
+
+
+def location_get_by_code(*, short_code: str) -> Location | None:
+    return Location.objects.filter(short_code=short_code, is_active=True).first()
+
+
+def egg_variable_rules(*, egg_panel_id: int) -> list[VariableRule] | None:
+    """The egg's variable rules as last synced from the panel; None if the egg is unknown here."""
+    variables = list(EggVariable.objects.filter(egg__panel_id=egg_panel_id))
+    if not variables and not Egg.objects.filter(panel_id=egg_panel_id).exists():
+        return None
+    return [
+        VariableRule(
+            env_variable=v.env_variable,
+            name=v.name,
+            rules=v.rules,
+            default_value=v.default_value,
+            user_editable=v.user_editable,
+            user_viewable=v.user_viewable,
+        )
+        for v in variables
+    ]
+
+
+def deployment_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Deployment]:
+    return Deployment.objects.filter(customer=customer).select_related("location", "node")

@@ -1,0 +1,148 @@
+"""Writes on locations, nodes and deployments."""
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from common.actors import Actor
+from common.state import apply_transition
+from servers.models import (
+    DEPLOYMENT_TRANSITIONS,
+    Deployment,
+    DeploymentEvent,
+    DeploymentStatus,
+    Egg,
+    EggVariable,
+    Location,
+    Nest,
+    Node,
+)
+
+
+def deployment_create(
+    *,
+    customer: AbstractBaseUser,
+    name: str,
+    plan_slug: str,
+    plan_name: str,
+    billing_cycle: str,
+    location: Location,
+    spec: dict[str, Any],
+    addons: list[dict[str, str]],
+    variables: dict[str, str],
+    actor: Actor,
+) -> Deployment:
+    deployment = Deployment.objects.create(
+        customer=customer,
+        name=name,
+        plan_slug=plan_slug,
+        plan_name=plan_name,
+        billing_cycle=billing_cycle,
+        location=location,
+        spec=spec,
+        addons=addons,
+        variables=variables,
+        status=DeploymentStatus.PENDING,
+    )
+    DeploymentEvent.objects.create(
+        deployment=deployment,
+        actor=actor.user,
+        actor_label=actor.label,
+        from_status="",
+        to_status=DeploymentStatus.PENDING,
+        reason="Ordered",
+    )
+    return deployment
+
+
+def deployment_transition(
+    *,
+    deployment_id: int,
+    to_status: str,
+    actor: Actor,
+    reason: str,
+    updates: dict[str, Any] | None = None,
+) -> Deployment:
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        extra = dict(updates or {})
+        now = timezone.now()
+        if to_status == DeploymentStatus.ACTIVE and deployment.activated_at is None:
+            extra.setdefault("activated_at", now)
+        if to_status == DeploymentStatus.SUSPENDED:
+            extra.setdefault("suspended_at", now)
+        if to_status == DeploymentStatus.TERMINATED:
+            extra.setdefault("terminated_at", now)
+        apply_transition(
+            deployment,
+            table=DEPLOYMENT_TRANSITIONS,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            event_model=DeploymentEvent,
+            event_fk="deployment",
+            extra_updates=extra,
+        )
+    return deployment
+
+
+def deployment_set_next_due_date(
+    *, deployment_id: int, next_due_date: dt.date, actor: Actor, reason: str
+) -> None:
+    """Record the paid-through date; the history row keeps the status unchanged."""
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        deployment.next_due_date = next_due_date
+        deployment.save(update_fields=["next_due_date", "updated_at"])
+        DeploymentEvent.objects.create(
+            deployment=deployment,
+            actor=actor.user,
+            actor_label=actor.label,
+            from_status=deployment.status,
+            to_status=deployment.status,
+            reason=f"{reason}; next due date {next_due_date.isoformat()}",
+        )
+
+
+def location_upsert(*, short_code: str, long_name: str, panel_id: int | None) -> tuple[Location, bool]:
+    location, created = Location.objects.update_or_create(
+        short_code=short_code, defaults={"long_name": long_name, "panel_id": panel_id}
+    )
+    return location, created
+
+
+def node_upsert(*, panel_id: int, location: Location, **fields: Any) -> tuple[Node, bool]:
+    return Node.objects.update_or_create(
+        panel_id=panel_id, defaults={"location": location, "synced_at": timezone.now(), **fields}
+    )
+
+
+def egg_upsert(
+    *,
+    nest_panel_id: int,
+    nest_name: str,
+    egg_panel_id: int,
+    egg_fields: dict[str, Any],
+    variables: list[dict[str, Any]],
+) -> tuple[Egg, bool]:
+    """Mirror a panel egg with its variables (variables no longer on the panel are removed)."""
+    with transaction.atomic():
+        nest, _ = Nest.objects.update_or_create(
+            panel_id=nest_panel_id, defaults={"name": nest_name}
+        )
+        egg, created = Egg.objects.update_or_create(
+            panel_id=egg_panel_id, defaults={"nest": nest, "synced_at": timezone.now(), **egg_fields}
+        )
+        seen = []
+        for variable in variables:
+            EggVariable.objects.update_or_create(
+                egg=egg,
+                env_variable=variable["env_variable"],
+                defaults={k: v for k, v in variable.items() if k != "env_variable"},
+            )
+            seen.append(variable["env_variable"])
+        egg.variables.exclude(env_variable__in=seen).delete()
+    return egg, created
