@@ -11,27 +11,27 @@ from tests import factories
 
 
 @pytest.fixture
-def user_factory(db):  # noqa: ANN001, ANN201
+def user_factory(db):
     return factories.UserFactory
 
 
 @pytest.fixture
-def customer(db):  # noqa: ANN001, ANN201
+def customer(db):
     return factories.UserFactory(username="alice@example.com")
 
 
 @pytest.fixture
-def other_customer(db):  # noqa: ANN001, ANN201
+def other_customer(db):
     return factories.UserFactory(username="mallory@example.com")
 
 
 @pytest.fixture
-def staff(db):  # noqa: ANN001, ANN201
+def staff(db):
     return factories.StaffFactory(username="staff@example.com")
 
 
 @pytest.fixture
-def catalog(db):  # noqa: ANN001, ANN201
+def catalog(db):
     """The default demo catalog: locations eu/us, the Paper and bot eggs, all plans."""
     demo_servers_seed()
     catalog_seed_default(currency="USD")
@@ -43,26 +43,26 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture
-def customer_api(customer) -> APIClient:  # noqa: ANN001
+def customer_api(customer) -> APIClient:
     client = APIClient()
     client.force_authenticate(customer)
     return client
 
 
 @pytest.fixture
-def staff_api(staff) -> APIClient:  # noqa: ANN001
+def staff_api(staff) -> APIClient:
     client = APIClient()
     client.force_authenticate(staff)
     return client
 
 
 @pytest.fixture
-def place_order(catalog, customer):  # noqa: ANN001, ANN201
+def place_order(catalog, customer):
     """Place an order through the service; defaults: Bronze monthly in eu."""
     from billing.services.orders import order_place
     from common.actors import Actor
 
-    def _place(**overrides):  # noqa: ANN003, ANN202
+    def _place(**overrides):
         arguments = {
             "customer": customer,
             "plan_slug": "bronze",

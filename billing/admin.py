@@ -37,8 +37,18 @@ class PlanPriceInline(admin.TabularInline):
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = (
-        "name", "slug", "category", "memory_mb", "cpu_percent", "disk_mb", "databases",
-        "allocations", "backups", "egg_id", "is_active", "display_order",
+        "name",
+        "slug",
+        "category",
+        "memory_mb",
+        "cpu_percent",
+        "disk_mb",
+        "databases",
+        "allocations",
+        "backups",
+        "egg_id",
+        "is_active",
+        "display_order",
     )
     list_filter = ("is_active", "category")
     list_editable = ("is_active", "display_order")
@@ -47,13 +57,26 @@ class PlanAdmin(admin.ModelAdmin):
     filter_horizontal = ("allowed_locations",)
     inlines = [PlanPriceInline]
     fieldsets = (
-        (None, {"fields": ("name", "slug", "description", "category", "is_active",
-                           "display_order")}),
-        ("Limits", {"fields": ("memory_mb", "swap_mb", "disk_mb", "io_weight", "cpu_percent",
-                               "threads", "oom_disabled")}),
+        (
+            None,
+            {"fields": ("name", "slug", "description", "category", "is_active", "display_order")},
+        ),
+        (
+            "Limits",
+            {
+                "fields": (
+                    "memory_mb",
+                    "swap_mb",
+                    "disk_mb",
+                    "io_weight",
+                    "cpu_percent",
+                    "threads",
+                    "oom_disabled",
+                )
+            },
+        ),
         ("Feature limits", {"fields": ("databases", "allocations", "backups")}),
-        ("Software", {"fields": ("nest_id", "egg_id", "docker_image", "startup",
-                                 "environment")}),
+        ("Software", {"fields": ("nest_id", "egg_id", "docker_image", "startup", "environment")}),
         ("Where", {"fields": ("allowed_locations",)}),
     )
 
@@ -75,7 +98,13 @@ class AddonAdmin(admin.ModelAdmin):
 @admin.register(Coupon)
 class CouponAdmin(admin.ModelAdmin):
     list_display = (
-        "code", "kind", "value", "currency", "times_redeemed", "max_redemptions", "valid_until",
+        "code",
+        "kind",
+        "value",
+        "currency",
+        "times_redeemed",
+        "max_redemptions",
+        "valid_until",
         "is_active",
     )
     list_filter = ("kind", "is_active")
@@ -104,7 +133,13 @@ class OrderEventInline(StatusEventInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "customer", "plan", "billing_cycle", "location", "status", "created_at",
+        "id",
+        "customer",
+        "plan",
+        "billing_cycle",
+        "location",
+        "status",
+        "created_at",
         "confirmed_at",
     )
     list_filter = ("status", "plan", "billing_cycle", "location")
@@ -112,9 +147,23 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("customer", "plan", "location")
     date_hierarchy = "created_at"
     readonly_fields = (
-        "customer", "plan", "billing_cycle", "location", "currency", "coupon", "server_name",
-        "variables", "deployment", "status", "confirmed_at", "completed_at", "cancelled_at",
-        "last_error", "idempotency_key", "created_at", "updated_at",
+        "customer",
+        "plan",
+        "billing_cycle",
+        "location",
+        "currency",
+        "coupon",
+        "server_name",
+        "variables",
+        "deployment",
+        "status",
+        "confirmed_at",
+        "completed_at",
+        "cancelled_at",
+        "last_error",
+        "idempotency_key",
+        "created_at",
+        "updated_at",
     )
     inlines = [OrderAddonInline, OrderInvoiceInline, OrderEventInline]
     actions = ["cancel_unpaid_orders"]
@@ -159,16 +208,36 @@ class ConfirmPaymentForm(forms.Form):
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     list_display = (
-        "number", "customer", "order", "kind", "status", "total", "currency", "issued_at",
-        "due_date", "paid_at",
+        "number",
+        "customer",
+        "order",
+        "kind",
+        "status",
+        "total",
+        "currency",
+        "issued_at",
+        "due_date",
+        "paid_at",
     )
     list_filter = ("status", "kind", "currency")
     search_fields = ("number", "customer__username", "customer__email", "order__id")
     list_select_related = ("customer", "order")
     date_hierarchy = "issued_at"
     readonly_fields = (
-        "number", "customer", "order", "deployment", "kind", "currency", "subtotal",
-        "discount_total", "total", "status", "issued_at", "due_date", "paid_at", "period_start",
+        "number",
+        "customer",
+        "order",
+        "deployment",
+        "kind",
+        "currency",
+        "subtotal",
+        "discount_total",
+        "total",
+        "status",
+        "issued_at",
+        "due_date",
+        "paid_at",
+        "period_start",
         "period_end",
     )
     inlines = [InvoiceLineInline, PaymentInline, InvoiceEventInline]
@@ -220,16 +289,32 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ("id", "invoice", "provider", "amount", "currency", "reference", "status",
-                    "actor_label", "created_at")
+    list_display = (
+        "id",
+        "invoice",
+        "provider",
+        "amount",
+        "currency",
+        "reference",
+        "status",
+        "actor_label",
+        "created_at",
+    )
     list_filter = ("provider", "status", "currency")
     search_fields = ("reference", "invoice__number")
 
 
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(ReadOnlyAdmin):
-    list_display = ("stripe_session_id", "invoice", "status", "amount_minor", "currency",
-                    "expires_at", "created_at")
+    list_display = (
+        "stripe_session_id",
+        "invoice",
+        "status",
+        "amount_minor",
+        "currency",
+        "expires_at",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("stripe_session_id", "invoice__number")
     exclude = ("url",)  # the checkout URL is a bearer link to pay; not needed in lists

@@ -186,7 +186,10 @@ class LocationListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response(
-            [{"short_code": loc.short_code, "name": loc.long_name} for loc in location_list_active()]
+            [
+                {"short_code": loc.short_code, "name": loc.long_name}
+                for loc in location_list_active()
+            ]
         )
 
 
@@ -265,7 +268,8 @@ class InvoiceCheckoutApi(APIView):
     @extend_schema(
         request=None,
         responses=inline_serializer(
-            "CheckoutSession", {"session_id": serializers.CharField(), "url": serializers.URLField()}
+            "CheckoutSession",
+            {"session_id": serializers.CharField(), "url": serializers.URLField()},
         ),
     )
     def post(self, request: Request, invoice_id: int) -> Response:

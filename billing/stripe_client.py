@@ -83,7 +83,10 @@ def checkout_session_create(
                 "price_data": {
                     "currency": currency.lower(),
                     "unit_amount": amount_minor,
-                    "product_data": {"name": f"Invoice {invoice_number}", "description": description},
+                    "product_data": {
+                        "name": f"Invoice {invoice_number}",
+                        "description": description,
+                    },
                 },
             }
         ],

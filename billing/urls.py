@@ -11,7 +11,9 @@ urlpatterns = [
     path("orders/<int:order_id>/", dashboard.order_detail, name="order-detail"),
     path("orders/<int:order_id>/cancel/", dashboard.order_cancel_view, name="order-cancel"),
     path("invoices/<int:invoice_id>/", dashboard.invoice_detail, name="invoice-detail"),
-    path("invoices/<int:invoice_id>/pay/card/", dashboard.invoice_pay_card, name="invoice-pay-card"),
+    path(
+        "invoices/<int:invoice_id>/pay/card/", dashboard.invoice_pay_card, name="invoice-pay-card"
+    ),
     path("accounts/signup/", account.signup, name="signup"),
     path("accounts/profile/", account.profile, name="profile"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -36,12 +36,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {
-            "non_field_errors": _flatten(exc.detail)
-        }
+        fields = (
+            _flatten(exc.detail)
+            if isinstance(exc.detail, dict)
+            else {"non_field_errors": _flatten(exc.detail)}
+        )
         first = next(iter(fields.values()), ["Invalid input."])
-        message = first[0] if isinstance(first, list) and first and isinstance(first[0], str) else (
-            "Invalid input."
+        message = (
+            first[0]
+            if isinstance(first, list) and first and isinstance(first[0], str)
+            else ("Invalid input.")
         )
         response.data = {"message": message, "code": "invalid", "extra": {"fields": fields}}
         response.status_code = status.HTTP_400_BAD_REQUEST

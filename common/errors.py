@@ -22,7 +22,9 @@ class ApplicationError(Exception):
         self.extra = extra or {}
 
     @classmethod
-    def for_fields(cls, fields: dict[str, list[str] | str], *, code: str = "invalid") -> "ApplicationError":
+    def for_fields(
+        cls, fields: dict[str, list[str] | str], *, code: str = "invalid"
+    ) -> "ApplicationError":
         """An error about named input fields (rendered under `extra.fields`)."""
         normalized = {k: v if isinstance(v, list) else [v] for k, v in fields.items()}
         first = next(iter(normalized.values()))[0] if normalized else "Invalid input."

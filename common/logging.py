@@ -8,7 +8,9 @@ _PATTERNS = [
     re.compile(r"(sk|rk|pk)_(live|test)_[A-Za-z0-9]+"),  # Stripe keys
     re.compile(r"whsec_[A-Za-z0-9]+"),  # Stripe webhook secrets
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)(\"?(?:password|passwd|secret|token|api_key|access_token)\"?\s*[:=]\s*\"?)[^\s\",}]+"),
+    re.compile(
+        r"(?i)(\"?(?:password|passwd|secret|token|api_key|access_token)\"?\s*[:=]\s*\"?)[^\s\",}]+"
+    ),
 ]
 
 

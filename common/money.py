@@ -5,8 +5,25 @@ from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 exponents for currencies that are not 2-decimal. IDR is officially 2 but is quoted
 # and charged by Stripe as zero-decimal in practice.
-_ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "IDR", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF",
-                 "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
+_ZERO_DECIMAL = {
+    "BIF",
+    "CLP",
+    "DJF",
+    "GNF",
+    "IDR",
+    "JPY",
+    "KMF",
+    "KRW",
+    "MGA",
+    "PYG",
+    "RWF",
+    "UGX",
+    "VND",
+    "VUV",
+    "XAF",
+    "XOF",
+    "XPF",
+}
 _THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 
 SUPPORTED_CURRENCIES = ("USD", "EUR", "GBP", "IDR", "SGD", "AUD", "CAD")

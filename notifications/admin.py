@@ -6,7 +6,11 @@ from notifications.models import CustomerProfile
 @admin.register(CustomerProfile)
 class CustomerProfileAdmin(admin.ModelAdmin):
     list_display = (
-        "user", "whatsapp_number", "whatsapp_consent", "preferred_language", "notify_by_email",
+        "user",
+        "whatsapp_number",
+        "whatsapp_consent",
+        "preferred_language",
+        "notify_by_email",
         "notify_by_whatsapp",
     )
     list_filter = ("preferred_language", "notify_by_whatsapp", "whatsapp_consent")

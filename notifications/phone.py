@@ -12,7 +12,9 @@ def normalize_whatsapp_number(raw: str, *, region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(raw, region or settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError("Enter a phone number with its country code, e.g. +6281234567890.") from exc
+        raise ValueError(
+            "Enter a phone number with its country code, e.g. +6281234567890."
+        ) from exc
     if not phonenumbers.is_valid_number(number):
         raise ValueError("This is not a valid phone number; include the country code.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -11,7 +11,13 @@ class ProvisioningRequestEventInline(StatusEventInline):
 @admin.register(ProvisioningRequest)
 class ProvisioningRequestAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "order_reference", "deployment", "status", "automatic", "requested_by", "created_at",
+        "id",
+        "order_reference",
+        "deployment",
+        "status",
+        "automatic",
+        "requested_by",
+        "created_at",
     )
     list_filter = ("status", "automatic")
     search_fields = ("order_reference", "deployment__name", "deployment__customer__email")

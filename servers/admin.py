@@ -14,8 +14,16 @@ class LocationAdmin(admin.ModelAdmin):
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
     list_display = (
-        "name", "panel_id", "location", "memory_mb", "allocated_memory_mb", "disk_mb",
-        "allocated_disk_mb", "free_allocations", "maintenance_mode", "synced_at",
+        "name",
+        "panel_id",
+        "location",
+        "memory_mb",
+        "allocated_memory_mb",
+        "disk_mb",
+        "allocated_disk_mb",
+        "free_allocations",
+        "maintenance_mode",
+        "synced_at",
     )
     list_filter = ("location", "maintenance_mode", "is_public")
     search_fields = ("name", "fqdn")
@@ -47,20 +55,45 @@ class DeploymentEventInline(StatusEventInline):
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "name", "customer", "plan_name", "billing_cycle", "location", "status",
-        "next_due_date", "connection_address", "panel_server_id",
+        "id",
+        "name",
+        "customer",
+        "plan_name",
+        "billing_cycle",
+        "location",
+        "status",
+        "next_due_date",
+        "connection_address",
+        "panel_server_id",
     )
     list_filter = ("status", "location", "plan_slug", "billing_cycle")
     search_fields = ("name", "customer__username", "customer__email", "panel_identifier")
     list_select_related = ("customer", "location")
     date_hierarchy = "created_at"
     readonly_fields = (
-        "customer", "plan_slug", "plan_name", "billing_cycle", "location", "node", "spec",
-        "addons", "variables", "status", "panel_user_id", "panel_server_id", "panel_server_uuid",
-        "panel_identifier", "ip_address", "port", "activated_at", "suspended_at", "terminated_at",
-        "created_at", "updated_at",
+        "customer",
+        "plan_slug",
+        "plan_name",
+        "billing_cycle",
+        "location",
+        "node",
+        "spec",
+        "addons",
+        "variables",
+        "status",
+        "panel_user_id",
+        "panel_server_id",
+        "panel_server_uuid",
+        "panel_identifier",
+        "ip_address",
+        "port",
+        "activated_at",
+        "suspended_at",
+        "terminated_at",
+        "created_at",
+        "updated_at",
     )
     inlines = [DeploymentEventInline]
 
-    def has_add_permission(self, request):  # noqa: ANN001, ANN201
+    def has_add_permission(self, request):
         return False  # deployments come from orders

@@ -20,12 +20,22 @@ DEMO_LOCATIONS = [
 
 DEMO_NODES = [
     {
-        "panel_id": 1, "name": "eu-node-1", "location": "eu", "fqdn": "eu1.nodes.example.com",
-        "memory_mb": 65536, "disk_mb": 1048576, "free_allocations": 36,
+        "panel_id": 1,
+        "name": "eu-node-1",
+        "location": "eu",
+        "fqdn": "eu1.nodes.example.com",
+        "memory_mb": 65536,
+        "disk_mb": 1048576,
+        "free_allocations": 36,
     },
     {
-        "panel_id": 2, "name": "us-node-1", "location": "us", "fqdn": "us1.nodes.example.com",
-        "memory_mb": 65536, "disk_mb": 1048576, "free_allocations": 36,
+        "panel_id": 2,
+        "name": "us-node-1",
+        "location": "us",
+        "fqdn": "us1.nodes.example.com",
+        "memory_mb": 65536,
+        "disk_mb": 1048576,
+        "free_allocations": 36,
     },
 ]
 
@@ -42,14 +52,32 @@ DEMO_EGGS: list[dict[str, Any]] = [
             "-Dterminal.ansi=true -jar {{SERVER_JARFILE}}",
         },
         "variables": [
-            {"env_variable": "MINECRAFT_VERSION", "name": "Minecraft Version",
-             "rules": "nullable|string|max:20", "default_value": "latest"},
-            {"env_variable": "SERVER_JARFILE", "name": "Server Jar File",
-             "rules": r"required|regex:/^([\w\d._-]+)(\.jar)$/", "default_value": "server.jar"},
-            {"env_variable": "DL_PATH", "name": "Download Path", "rules": "nullable|string",
-             "default_value": "", "user_viewable": False, "user_editable": False},
-            {"env_variable": "BUILD_NUMBER", "name": "Build Number",
-             "rules": "required|string|max:20", "default_value": "latest"},
+            {
+                "env_variable": "MINECRAFT_VERSION",
+                "name": "Minecraft Version",
+                "rules": "nullable|string|max:20",
+                "default_value": "latest",
+            },
+            {
+                "env_variable": "SERVER_JARFILE",
+                "name": "Server Jar File",
+                "rules": r"required|regex:/^([\w\d._-]+)(\.jar)$/",
+                "default_value": "server.jar",
+            },
+            {
+                "env_variable": "DL_PATH",
+                "name": "Download Path",
+                "rules": "nullable|string",
+                "default_value": "",
+                "user_viewable": False,
+                "user_editable": False,
+            },
+            {
+                "env_variable": "BUILD_NUMBER",
+                "name": "Build Number",
+                "rules": "required|string|max:20",
+                "default_value": "latest",
+            },
         ],
     },
     {
@@ -63,12 +91,25 @@ DEMO_EGGS: list[dict[str, Any]] = [
             "startup": "node index.js",
         },
         "variables": [
-            {"env_variable": "DISCORD_GUILD_ID", "name": "Discord Guild ID",
-             "rules": "nullable|string|max:20", "default_value": ""},
-            {"env_variable": "MAIN_FILE", "name": "Main File",
-             "rules": "required|string|max:64", "default_value": "index.js"},
-            {"env_variable": "TIER", "name": "Tier", "rules": "nullable|string|max:20",
-             "default_value": "", "user_editable": False},
+            {
+                "env_variable": "DISCORD_GUILD_ID",
+                "name": "Discord Guild ID",
+                "rules": "nullable|string|max:20",
+                "default_value": "",
+            },
+            {
+                "env_variable": "MAIN_FILE",
+                "name": "Main File",
+                "rules": "required|string|max:64",
+                "default_value": "index.js",
+            },
+            {
+                "env_variable": "TIER",
+                "name": "Tier",
+                "rules": "nullable|string|max:20",
+                "default_value": "",
+                "user_editable": False,
+            },
         ],
     },
 ]

@@ -103,9 +103,11 @@ def _check_size(value: str, name: str, arg: str, *, numeric: bool, label: str) -
         measure, unit = float(value), ""
     else:
         measure, unit = float(len(value)), " characters"
-    low, high = {"max": (None, bounds[0]), "min": (bounds[0], None), "size": (bounds[0], bounds[0])}.get(
-        name, (bounds[0], bounds[-1])
-    )
+    low, high = {
+        "max": (None, bounds[0]),
+        "min": (bounds[0], None),
+        "size": (bounds[0], bounds[0]),
+    }.get(name, (bounds[0], bounds[-1]))
     fmt = lambda n: f"{n:g}"  # noqa: E731
     if low is not None and measure < low:
         return [f"{label} must be at least {fmt(low)}{unit}."]

@@ -107,7 +107,9 @@ def deployment_set_next_due_date(
         )
 
 
-def location_upsert(*, short_code: str, long_name: str, panel_id: int | None) -> tuple[Location, bool]:
+def location_upsert(
+    *, short_code: str, long_name: str, panel_id: int | None
+) -> tuple[Location, bool]:
     location, created = Location.objects.update_or_create(
         short_code=short_code, defaults={"long_name": long_name, "panel_id": panel_id}
     )
@@ -134,7 +136,8 @@ def egg_upsert(
             panel_id=nest_panel_id, defaults={"name": nest_name}
         )
         egg, created = Egg.objects.update_or_create(
-            panel_id=egg_panel_id, defaults={"nest": nest, "synced_at": timezone.now(), **egg_fields}
+            panel_id=egg_panel_id,
+            defaults={"nest": nest, "synced_at": timezone.now(), **egg_fields},
         )
         seen = []
         for variable in variables:

@@ -91,7 +91,9 @@ class PlanPrice(models.Model):
         max_digits=14, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
     )
     setup_fee = models.DecimalField(
-        max_digits=14, decimal_places=2, default=Decimal("0"),
+        max_digits=14,
+        decimal_places=2,
+        default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],
     )
     is_active = models.BooleanField(default=True)
@@ -170,7 +172,9 @@ class Coupon(TimeStampedModel):
     kind = models.CharField(max_length=10, choices=CouponKind.choices)
     value = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3, blank=True, help_text="Required for fixed coupons")
-    max_redemptions = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit")
+    max_redemptions = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: no limit"
+    )
     max_redemptions_per_customer = models.PositiveIntegerField(null=True, blank=True)
     times_redeemed = models.PositiveIntegerField(default=0)
     valid_from = models.DateTimeField(null=True, blank=True)

@@ -57,7 +57,9 @@ class Invoice(TimeStampedModel):
         on_delete=models.PROTECT,
         related_name="invoices",
     )
-    kind = models.CharField(max_length=20, choices=InvoiceKind.choices, default=InvoiceKind.NEW_ORDER)
+    kind = models.CharField(
+        max_length=20, choices=InvoiceKind.choices, default=InvoiceKind.NEW_ORDER
+    )
     currency = models.CharField(max_length=3)
     subtotal = models.DecimalField(max_digits=14, decimal_places=2)
     discount_total = models.DecimalField(max_digits=14, decimal_places=2, default=0)

@@ -18,7 +18,9 @@ class PaymentStatus(models.TextChoices):
 
 
 class Payment(TimeStampedModel):
-    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="payments")
+    invoice = models.ForeignKey(
+        "billing.Invoice", on_delete=models.PROTECT, related_name="payments"
+    )
     provider = models.CharField(max_length=20, choices=PaymentProvider.choices)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3)

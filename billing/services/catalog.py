@@ -59,45 +59,63 @@ def cycle_price(monthly: Decimal, cycle: BillingCycle) -> Decimal:
 def _plan_defaults() -> list[dict[str, Any]]:
     plans = []
     for order, (slug, name, mem_gb, cpu, disk_gb, count, price) in enumerate(GAME_PLANS):
-        plans.append({
-            "slug": slug,
-            "monthly": price,
-            "setup_fee": GAME_SETUP_FEE,
-            "fields": {
-                "name": name,
-                "description": f"Minecraft (Paper) server with {mem_gb} GB RAM.",
-                "category": PlanCategory.GAME_SERVER,
-                "memory_mb": mem_gb * GB, "swap_mb": 0, "disk_mb": disk_gb * GB,
-                "io_weight": 500, "cpu_percent": cpu, "oom_disabled": True,
-                "databases": count, "allocations": count, "backups": count,
-                "nest_id": PAPER_NEST_ID, "egg_id": PAPER_EGG_ID,
-                "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
-                "startup": JAVA_STARTUP,
-                "environment": {},
-                "display_order": order,
-            },
-        })
+        plans.append(
+            {
+                "slug": slug,
+                "monthly": price,
+                "setup_fee": GAME_SETUP_FEE,
+                "fields": {
+                    "name": name,
+                    "description": f"Minecraft (Paper) server with {mem_gb} GB RAM.",
+                    "category": PlanCategory.GAME_SERVER,
+                    "memory_mb": mem_gb * GB,
+                    "swap_mb": 0,
+                    "disk_mb": disk_gb * GB,
+                    "io_weight": 500,
+                    "cpu_percent": cpu,
+                    "oom_disabled": True,
+                    "databases": count,
+                    "allocations": count,
+                    "backups": count,
+                    "nest_id": PAPER_NEST_ID,
+                    "egg_id": PAPER_EGG_ID,
+                    "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
+                    "startup": JAVA_STARTUP,
+                    "environment": {},
+                    "display_order": order,
+                },
+            }
+        )
     for order, (slug, name, mem, cpu, disk_gb, dbs, backups, guilds, price) in enumerate(
         BOT_PLANS, start=100
     ):
-        plans.append({
-            "slug": slug,
-            "monthly": price,
-            "setup_fee": Decimal("0"),
-            "fields": {
-                "name": name,
-                "description": f"Discord bot hosting, up to {guilds} guild(s).",
-                "category": PlanCategory.DISCORD_BOT,
-                "memory_mb": mem, "swap_mb": 0, "disk_mb": disk_gb * GB,
-                "io_weight": 500, "cpu_percent": cpu, "oom_disabled": True,
-                "databases": dbs, "allocations": 1, "backups": backups,
-                "nest_id": DISCORD_NEST_ID, "egg_id": DISCORD_EGG_ID,
-                "docker_image": "ghcr.io/parkervcp/yolks:nodejs_22",
-                "startup": "node index.js",
-                "environment": {"TIER": slug},
-                "display_order": order,
-            },
-        })
+        plans.append(
+            {
+                "slug": slug,
+                "monthly": price,
+                "setup_fee": Decimal("0"),
+                "fields": {
+                    "name": name,
+                    "description": f"Discord bot hosting, up to {guilds} guild(s).",
+                    "category": PlanCategory.DISCORD_BOT,
+                    "memory_mb": mem,
+                    "swap_mb": 0,
+                    "disk_mb": disk_gb * GB,
+                    "io_weight": 500,
+                    "cpu_percent": cpu,
+                    "oom_disabled": True,
+                    "databases": dbs,
+                    "allocations": 1,
+                    "backups": backups,
+                    "nest_id": DISCORD_NEST_ID,
+                    "egg_id": DISCORD_EGG_ID,
+                    "docker_image": "ghcr.io/parkervcp/yolks:nodejs_22",
+                    "startup": "node index.js",
+                    "environment": {"TIER": slug},
+                    "display_order": order,
+                },
+            }
+        )
     return plans
 
 
@@ -124,7 +142,8 @@ def catalog_seed_default(*, currency: str | None = None) -> CatalogSeedReport:
                     currency=currency,
                     defaults={
                         "amount": cycle_price(data["monthly"], cycle),
-                        "setup_fee": data["setup_fee"] if cycle == BillingCycle.MONTHLY
+                        "setup_fee": data["setup_fee"]
+                        if cycle == BillingCycle.MONTHLY
                         else Decimal("0"),
                         "is_active": True,
                     },
@@ -134,7 +153,9 @@ def catalog_seed_default(*, currency: str | None = None) -> CatalogSeedReport:
             defaults={
                 "name": "Private Instance",
                 "description": "Dedicated resources: +512 MB RAM, +50% CPU, +1 GB disk.",
-                "memory_mb": 512, "cpu_percent": 50, "disk_mb": 1 * GB,
+                "memory_mb": 512,
+                "cpu_percent": 50,
+                "disk_mb": 1 * GB,
             },
         )
         (report.created if created else report.updated).append(addon.slug)
@@ -142,7 +163,9 @@ def catalog_seed_default(*, currency: str | None = None) -> CatalogSeedReport:
             addon.compatible_plans.set(Plan.objects.filter(category=PlanCategory.DISCORD_BOT))
         for cycle in BillingCycle:
             AddonPrice.objects.update_or_create(
-                addon=addon, billing_cycle=cycle, currency=currency,
+                addon=addon,
+                billing_cycle=cycle,
+                currency=currency,
                 defaults={"amount": cycle_price(Decimal("3.00"), cycle)},
             )
     return report

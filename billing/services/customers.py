@@ -21,7 +21,7 @@ def customer_register(
     preferred_language: str = "en",
 ) -> AbstractBaseUser:
     """Create a customer login (username = e-mail, case-insensitively unique) and profile."""
-    User = get_user_model()  # noqa: N806
+    User = get_user_model()
     email = email.strip().lower()
     errors: dict[str, list[str]] = {}
     try:

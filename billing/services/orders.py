@@ -165,9 +165,10 @@ def order_quote(
     location = Location.objects.filter(short_code=location_code, is_active=True).first()
     if location is None:
         errors["location"] = [f"No location '{location_code}'."]
-    elif plan.allowed_locations.exists() and not plan.allowed_locations.filter(
-        pk=location.pk
-    ).exists():
+    elif (
+        plan.allowed_locations.exists()
+        and not plan.allowed_locations.filter(pk=location.pk).exists()
+    ):
         errors["location"] = [f"{plan.name} is not available in {location.short_code}."]
 
     addons: list[Addon] = []
@@ -177,9 +178,10 @@ def order_quote(
         if addon is None:
             errors.setdefault("addons", []).append(f"No add-on '{slug}'.")
             continue
-        if addon.compatible_plans.exists() and not addon.compatible_plans.filter(
-            pk=plan.pk
-        ).exists():
+        if (
+            addon.compatible_plans.exists()
+            and not addon.compatible_plans.filter(pk=plan.pk).exists()
+        ):
             errors.setdefault("addons", []).append(f"{addon.name} cannot be added to {plan.name}.")
             continue
         price = AddonPrice.objects.filter(
@@ -216,13 +218,13 @@ def order_quote(
 
     if errors:
         raise ApplicationError.for_fields(errors)
-    assert plan_price is not None and location is not None  # noqa: S101 (narrowing for mypy)
 
     cycle_label = BillingCycle(billing_cycle).label
     lines = [PricedLine(InvoiceLineKind.PLAN, f"{plan.name} ({cycle_label})", plan_price.amount)]
     if plan_price.setup_fee > 0:
-        lines.append(PricedLine(InvoiceLineKind.SETUP_FEE, f"{plan.name} setup fee",
-                                plan_price.setup_fee))
+        lines.append(
+            PricedLine(InvoiceLineKind.SETUP_FEE, f"{plan.name} setup fee", plan_price.setup_fee)
+        )
     lines.extend(
         PricedLine(InvoiceLineKind.ADDON, f"{addon.name} ({cycle_label})", addon_amounts[addon.pk])
         for addon in addons
@@ -311,9 +313,7 @@ def order_place(
     return order
 
 
-def _order_write(
-    *, customer: AbstractBaseUser, quote: OrderQuote, key: str, actor: Actor
-) -> Order:
+def _order_write(*, customer: AbstractBaseUser, quote: OrderQuote, key: str, actor: Actor) -> Order:
     if quote.coupon is not None:
         coupon = Coupon.objects.select_for_update().get(pk=quote.coupon.pk)
         problem = _coupon_problem(
@@ -383,7 +383,9 @@ def order_confirm(*, order_id: int, actor: Actor, reason: str) -> Order:
         if order.status != OrderStatus.PENDING:
             raise ConflictError(
                 f"{order} is already {order.get_status_display().lower()}.",
-                code="order_already_confirmed" if order.status != "cancelled" else "order_cancelled",
+                code="order_already_confirmed"
+                if order.status != "cancelled"
+                else "order_cancelled",
             )
         now = timezone.now()
         apply_transition(
@@ -440,4 +442,3 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
             deployment_id=order.deployment_id, to_status="cancelled", actor=actor, reason=reason
         )
     return order
-

@@ -141,9 +141,12 @@ def _dispatch(
             stripe_session_id=obj.get("id", ""), status=CheckoutSessionStatus.OPEN
         ).update(status=CheckoutSessionStatus.EXPIRED)
         invoice = _invoice_for(obj)
-        return StripeEventStatus.PROCESSED if updated else StripeEventStatus.IGNORED, (
-            "Checkout session expired" if updated else "Session not open; nothing to expire"
-        ), invoice, summary
+        return (
+            StripeEventStatus.PROCESSED if updated else StripeEventStatus.IGNORED,
+            ("Checkout session expired" if updated else "Session not open; nothing to expire"),
+            invoice,
+            summary,
+        )
     if event_type == "checkout.session.async_payment_failed":
         return StripeEventStatus.IGNORED, "Delayed payment failed", _invoice_for(obj), summary
     if event_type not in {"checkout.session.completed", "checkout.session.async_payment_succeeded"}:
@@ -156,29 +159,44 @@ def _dispatch(
         status=CheckoutSessionStatus.COMPLETE
     )
     if obj.get("payment_status") not in {"paid", "no_payment_required"}:
-        return StripeEventStatus.IGNORED, "Payment not settled yet; waiting for async result", (
-            invoice
-        ), summary
+        return (
+            StripeEventStatus.IGNORED,
+            "Payment not settled yet; waiting for async result",
+            (invoice),
+            summary,
+        )
 
     amount = obj.get("amount_total")
     currency = str(obj.get("currency") or "").upper()
-    if not isinstance(amount, int) or currency != invoice.currency or amount != to_minor_units(
-        invoice.total, invoice.currency
+    if (
+        not isinstance(amount, int)
+        or currency != invoice.currency
+        or amount != to_minor_units(invoice.total, invoice.currency)
     ):
-        return StripeEventStatus.REJECTED, (
-            f"Amount mismatch: Stripe charged {amount} {currency} (minor units), invoice "
-            f"{invoice.number} is {invoice.total} {invoice.currency}. Review and refund."
-        ), invoice, summary
+        return (
+            StripeEventStatus.REJECTED,
+            (
+                f"Amount mismatch: Stripe charged {amount} {currency} (minor units), invoice "
+                f"{invoice.number} is {invoice.total} {invoice.currency}. Review and refund."
+            ),
+            invoice,
+            summary,
+        )
 
     reference = str(obj.get("payment_intent") or obj.get("id") or "")
     if invoice.status != InvoiceStatus.UNPAID:
         paid_same = invoice.payments.filter(provider=PaymentProvider.STRIPE, reference=reference)
         if invoice.status == InvoiceStatus.PAID and paid_same.exists():
             return StripeEventStatus.IGNORED, "Already applied", invoice, summary
-        return StripeEventStatus.REJECTED, (
-            f"Invoice {invoice.number} is {invoice.status}; this Stripe payment "
-            f"({reference}) was not applied and must be refunded."
-        ), invoice, summary
+        return (
+            StripeEventStatus.REJECTED,
+            (
+                f"Invoice {invoice.number} is {invoice.status}; this Stripe payment "
+                f"({reference}) was not applied and must be refunded."
+            ),
+            invoice,
+            summary,
+        )
 
     try:
         invoice_mark_paid(

@@ -21,7 +21,10 @@ def test_plans_are_public_with_prices_resources_and_locations(api_client, catalo
     assert bronze["resources"]["cpu_percent"] == 100
     assert bronze["resources"]["disk_mb"] == 5120
     assert {p["billing_cycle"]: p["amount"] for p in bronze["prices"]} == {
-        "monthly": "4.00", "quarterly": "11.40", "semiannual": "21.60", "annual": "40.80",
+        "monthly": "4.00",
+        "quarterly": "11.40",
+        "semiannual": "21.60",
+        "annual": "40.80",
     }
     assert bronze["prices"][0]["currency"] == "USD"
     assert sorted(bronze["locations"]) == ["eu", "us"]
@@ -122,15 +125,21 @@ def test_confirm_payment_is_staff_only_and_validates(customer_api, staff_api, ca
     order = customer_api.post("/api/v1/orders/", ORDER, format="json").json()
     invoice_id = order["invoices"][0]["id"]
 
-    assert customer_api.post(
-        f"/api/v1/invoices/{invoice_id}/confirm-payment/", {"reference": "x"}, format="json"
-    ).status_code == 403
+    assert (
+        customer_api.post(
+            f"/api/v1/invoices/{invoice_id}/confirm-payment/", {"reference": "x"}, format="json"
+        ).status_code
+        == 403
+    )
     missing = staff_api.post(f"/api/v1/invoices/{invoice_id}/confirm-payment/", {}, format="json")
     assert missing.status_code == 400
     assert "reference" in missing.json()["extra"]["fields"]
-    assert staff_api.post(
-        "/api/v1/invoices/999999/confirm-payment/", {"reference": "x"}, format="json"
-    ).status_code == 404
+    assert (
+        staff_api.post(
+            "/api/v1/invoices/999999/confirm-payment/", {"reference": "x"}, format="json"
+        ).status_code
+        == 404
+    )
     assert Invoice.objects.get(pk=invoice_id).status == "unpaid"
 
 

@@ -36,7 +36,9 @@ def test_bronze_monthly_order_creates_pending_order_deployment_and_exact_invoice
         (InvoiceLineKind.SETUP_FEE, Decimal("1.50")),
     ]
     assert (invoice.subtotal, invoice.discount_total, invoice.total) == (
-        Decimal("5.50"), Decimal("0.00"), Decimal("5.50"),
+        Decimal("5.50"),
+        Decimal("0.00"),
+        Decimal("5.50"),
     )
     assert invoice.number.startswith("INV-")
     deployment = order.deployment
@@ -167,8 +169,9 @@ def test_coupon_limits_expiry_and_scope(place_order, customer):
 
 
 def test_full_discount_order_is_settled_and_handed_to_provisioning(place_order):
-    factories.CouponFactory(code="FREE", kind="percent", value=Decimal("100"),
-                            applies_to_setup_fee=True)
+    factories.CouponFactory(
+        code="FREE", kind="percent", value=Decimal("100"), applies_to_setup_fee=True
+    )
     order = place_order(coupon_code="FREE")
 
     assert order.status == OrderStatus.CONFIRMED
@@ -216,7 +219,10 @@ def test_unsynced_egg_accepts_plain_string_variables(catalog, customer):
 
     Plan.objects.filter(slug="bronze").update(egg_id=999)
     quote = order_quote(
-        customer=customer, plan_slug="bronze", billing_cycle="monthly", location_code="eu",
+        customer=customer,
+        plan_slug="bronze",
+        billing_cycle="monthly",
+        location_code="eu",
         variables={"ANYTHING": "value"},
     )
     assert quote.spec["environment"] == {"ANYTHING": "value"}

@@ -76,8 +76,12 @@ def test_wrong_amount_or_currency_is_refused(place_order, amount, currency):
     invoice = place_order().invoices.get()
     with pytest.raises(ConflictError) as caught:
         invoice_mark_paid(
-            invoice_id=invoice.pk, provider="manual", amount=amount, currency=currency,
-            reference="", actor=Actor.system(),
+            invoice_id=invoice.pk,
+            provider="manual",
+            amount=amount,
+            currency=currency,
+            reference="",
+            actor=Actor.system(),
         )
     assert caught.value.code == "amount_mismatch"
     invoice.refresh_from_db()

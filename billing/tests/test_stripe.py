@@ -36,7 +36,7 @@ def sign(payload: bytes, secret: str = SECRET, timestamp: int | None = None) -> 
     return f"t={ts},v1={mac}"
 
 
-def event(event_id: str, event_type: str, invoice, **session_fields) -> bytes:  # noqa: ANN001
+def event(event_id: str, event_type: str, invoice, **session_fields) -> bytes:
     obj = {
         "id": session_fields.pop("session_id", "cs_test_1"),
         "object": "checkout.session",
@@ -49,12 +49,18 @@ def event(event_id: str, event_type: str, invoice, **session_fields) -> bytes:  
         **session_fields,
     }
     return json.dumps(
-        {"id": event_id, "object": "event", "type": event_type, "created": int(time.time()),
-         "livemode": False, "data": {"object": obj}}
+        {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": obj},
+        }
     ).encode()
 
 
-def post(client, payload: bytes, signature: str | None):  # noqa: ANN001, ANN201
+def post(client, payload: bytes, signature: str | None):
     headers = {} if signature is None else {"HTTP_STRIPE_SIGNATURE": signature}
     return client.post(
         reverse("stripe-webhook"), data=payload, content_type="application/json", **headers
@@ -62,13 +68,16 @@ def post(client, payload: bytes, signature: str | None):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def invoice(place_order):  # noqa: ANN001, ANN201
+def invoice(place_order):
     return place_order().invoices.get()
 
 
 def test_completed_session_pays_invoice_and_confirms_order(client, invoice):
-    response = post(client, event("evt_1", "checkout.session.completed", invoice),
-                    sign(event("evt_1", "checkout.session.completed", invoice)))
+    response = post(
+        client,
+        event("evt_1", "checkout.session.completed", invoice),
+        sign(event("evt_1", "checkout.session.completed", invoice)),
+    )
 
     assert response.status_code == 200
     invoice.refresh_from_db()
@@ -76,7 +85,9 @@ def test_completed_session_pays_invoice_and_confirms_order(client, invoice):
     assert invoice.order.status == OrderStatus.CONFIRMED
     payment = Payment.objects.get()
     assert (payment.provider, payment.amount, payment.reference) == (
-        "stripe", Decimal("5.50"), "pi_test_1",
+        "stripe",
+        Decimal("5.50"),
+        "pi_test_1",
     )
     assert payment.actor_label == "stripe:pi_test_1"
     stored = StripeEvent.objects.get(event_id="evt_1")
@@ -221,15 +232,25 @@ def test_checkout_session_is_created_once_and_reused(invoice, customer):
     responses.post(
         "https://api.stripe.com/v1/checkout/sessions",
         json={
-            "id": "cs_test_abc", "object": "checkout.session", "url": "https://checkout.stripe.test/abc",
-            "amount_total": 550, "currency": "usd", "expires_at": int(time.time()) + 86400,
+            "id": "cs_test_abc",
+            "object": "checkout.session",
+            "url": "https://checkout.stripe.test/abc",
+            "amount_total": 550,
+            "currency": "usd",
+            "expires_at": int(time.time()) + 86400,
         },
     )
     first = checkout_session_start(
-        invoice_id=invoice.pk, customer=customer, success_url="https://p/s", cancel_url="https://p/c"
+        invoice_id=invoice.pk,
+        customer=customer,
+        success_url="https://p/s",
+        cancel_url="https://p/c",
     )
     again = checkout_session_start(
-        invoice_id=invoice.pk, customer=customer, success_url="https://p/s", cancel_url="https://p/c"
+        invoice_id=invoice.pk,
+        customer=customer,
+        success_url="https://p/s",
+        cancel_url="https://p/c",
     )
 
     assert first.pk == again.pk
@@ -242,17 +263,26 @@ def test_checkout_session_is_created_once_and_reused(invoice, customer):
 
 
 @responses.activate
-def test_checkout_for_someone_elses_or_paid_invoice_is_refused(invoice, other_customer, customer,
-                                                              staff):
+def test_checkout_for_someone_elses_or_paid_invoice_is_refused(
+    invoice, other_customer, customer, staff
+):
     from common.errors import ConflictError, NotFoundError
 
     with pytest.raises(NotFoundError):
-        checkout_session_start(invoice_id=invoice.pk, customer=other_customer,
-                               success_url="https://p/s", cancel_url="https://p/c")
+        checkout_session_start(
+            invoice_id=invoice.pk,
+            customer=other_customer,
+            success_url="https://p/s",
+            cancel_url="https://p/c",
+        )
     payment_record_manual(invoice_id=invoice.pk, reference="X", actor=Actor.staff(staff))
     with pytest.raises(ConflictError):
-        checkout_session_start(invoice_id=invoice.pk, customer=customer,
-                               success_url="https://p/s", cancel_url="https://p/c")
+        checkout_session_start(
+            invoice_id=invoice.pk,
+            customer=customer,
+            success_url="https://p/s",
+            cancel_url="https://p/c",
+        )
     assert len(responses.calls) == 0
 
 
@@ -260,9 +290,16 @@ def test_checkout_for_someone_elses_or_paid_invoice_is_refused(invoice, other_cu
 def test_stripe_outage_is_a_clear_retryable_error(invoice, customer):
     from billing.stripe_client import StripeUnavailable
 
-    responses.post("https://api.stripe.com/v1/checkout/sessions", status=503,
-                   json={"error": {"message": "down", "type": "api_error"}})
+    responses.post(
+        "https://api.stripe.com/v1/checkout/sessions",
+        status=503,
+        json={"error": {"message": "down", "type": "api_error"}},
+    )
     with pytest.raises(StripeUnavailable):
-        checkout_session_start(invoice_id=invoice.pk, customer=customer,
-                               success_url="https://p/s", cancel_url="https://p/c")
+        checkout_session_start(
+            invoice_id=invoice.pk,
+            customer=customer,
+            success_url="https://p/s",
+            cancel_url="https://p/c",
+        )
     assert not CheckoutSession.objects.exists()

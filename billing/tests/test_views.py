@@ -13,7 +13,7 @@ from provisioning.models import ProvisioningRequest
 pytestmark = pytest.mark.django_db
 
 
-def signup(client, **overrides):  # noqa: ANN001, ANN003, ANN201
+def signup(client, **overrides):
     data = {
         "full_name": "Budi Santoso",
         "email": "Budi@Example.com",
@@ -84,8 +84,15 @@ def test_order_journey_plans_configure_review_place_invoice(client, catalog, cus
     configure = reverse("order-configure", args=["bronze"])
     assert client.get(configure).status_code == 200
 
-    review = client.post(configure, {"billing_cycle": "monthly", "location": "eu",
-                                     "server_name": "Survival", "var_SERVER_JARFILE": "paper.jar"})
+    review = client.post(
+        configure,
+        {
+            "billing_cycle": "monthly",
+            "location": "eu",
+            "server_name": "Survival",
+            "var_SERVER_JARFILE": "paper.jar",
+        },
+    )
     assert review.status_code == 200
     html = review.content.decode()
     assert "Review your order" in html
@@ -93,8 +100,13 @@ def test_order_journey_plans_configure_review_place_invoice(client, catalog, cus
     assert Order.objects.count() == 0  # review writes nothing
 
     key = re.search(r'name="idempotency_key" value="(\w+)"', html).group(1)
-    data = {"billing_cycle": "monthly", "location": "eu", "server_name": "Survival",
-            "var_SERVER_JARFILE": "paper.jar", "idempotency_key": key}
+    data = {
+        "billing_cycle": "monthly",
+        "location": "eu",
+        "server_name": "Survival",
+        "var_SERVER_JARFILE": "paper.jar",
+        "idempotency_key": key,
+    }
     placed = client.post(reverse("order-place", args=["bronze"]), data)
     again = client.post(reverse("order-place", args=["bronze"]), data)  # double click
 
@@ -110,9 +122,10 @@ def test_order_journey_plans_configure_review_place_invoice(client, catalog, cus
 
 def test_configure_form_shows_variable_errors(client, catalog, customer):
     client.force_login(customer)
-    response = client.post(reverse("order-configure", args=["bronze"]),
-                           {"billing_cycle": "monthly", "location": "eu",
-                            "var_SERVER_JARFILE": "bad name"})
+    response = client.post(
+        reverse("order-configure", args=["bronze"]),
+        {"billing_cycle": "monthly", "location": "eu", "var_SERVER_JARFILE": "bad name"},
+    )
     assert response.status_code == 200
     assert "Server Jar File variable field format is invalid" in response.content.decode()
     assert Order.objects.count() == 0
@@ -138,14 +151,21 @@ def test_staff_confirm_payment_in_admin(client, place_order, staff):
     client.force_login(staff)
     changelist = reverse("admin:billing_invoice_changelist")
 
-    form = client.post(changelist, {"action": "confirm_manual_payment",
-                                    "_selected_action": [invoice.pk]})
+    form = client.post(
+        changelist, {"action": "confirm_manual_payment", "_selected_action": [invoice.pk]}
+    )
     assert form.status_code == 200
     assert b"Confirm payment of" in form.content
 
-    done = client.post(changelist, {"action": "confirm_manual_payment",
-                                    "_selected_action": [invoice.pk], "apply": "1",
-                                    "reference": "BCA-778899"})
+    done = client.post(
+        changelist,
+        {
+            "action": "confirm_manual_payment",
+            "_selected_action": [invoice.pk],
+            "apply": "1",
+            "reference": "BCA-778899",
+        },
+    )
     assert done.status_code == 302
     invoice.refresh_from_db()
     order.refresh_from_db()
@@ -155,8 +175,15 @@ def test_staff_confirm_payment_in_admin(client, place_order, staff):
     assert invoice.payments.get().actor_label == "staff:staff@example.com"
 
     # A second confirmation in the admin shows an error and changes nothing.
-    client.post(changelist, {"action": "confirm_manual_payment",
-                             "_selected_action": [invoice.pk], "apply": "1", "reference": "X"})
+    client.post(
+        changelist,
+        {
+            "action": "confirm_manual_payment",
+            "_selected_action": [invoice.pk],
+            "apply": "1",
+            "reference": "X",
+        },
+    )
     assert invoice.payments.count() == 1
     assert ProvisioningRequest.objects.count() == 1
 
@@ -174,6 +201,7 @@ def test_admin_pages_render_with_history(client, place_order, staff):
     ]:
         response = client.get(url)
         assert response.status_code == 200, url
-    assert b"customer:alice@example.com" in client.get(
-        reverse("admin:billing_order_change", args=[order.pk])
-    ).content
+    assert (
+        b"customer:alice@example.com"
+        in client.get(reverse("admin:billing_order_change", args=[order.pk])).content
+    )

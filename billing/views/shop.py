@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -25,15 +25,13 @@ def _configure_form(request: HttpRequest, slug: str, data: dict | None) -> Order
     try:
         plan = selectors.plan_get_active(slug=slug)
     except NotFoundError as exc:
-        from django.http import Http404
-
         raise Http404(exc.message) from exc
-    addon_choices = [
-        (addon.slug, f"{addon.name} (+{', '.join(f'{p.amount} {p.currency}/{p.billing_cycle}' for p in prices)})")
-        for addon, prices in selectors.addon_list_for_plan(
-            plan=plan, currency=settings.BILLING_DEFAULT_CURRENCY
-        )
-    ]
+    addon_choices = []
+    for addon, prices in selectors.addon_list_for_plan(
+        plan=plan, currency=settings.BILLING_DEFAULT_CURRENCY
+    ):
+        price_text = ", ".join(f"{p.amount} {p.currency}/{p.billing_cycle}" for p in prices)
+        addon_choices.append((addon.slug, f"{addon.name} (+{price_text})"))
     return OrderConfigureForm(data, plan=plan, addon_choices=addon_choices)
 
 
@@ -71,6 +69,8 @@ def order_place_view(request: HttpRequest, slug: str) -> HttpResponse:
             add_service_errors(form, exc)
         else:
             invoice = order.invoices.order_by("id").first()
-            messages.success(request, f"Order #{order.pk} placed. Invoice {invoice.number} is ready.")
+            messages.success(
+                request, f"Order #{order.pk} placed. Invoice {invoice.number} is ready."
+            )
             return redirect("invoice-detail", invoice_id=invoice.pk)
     return render(request, "billing/order_configure.html", {"form": form, "plan": form.plan})

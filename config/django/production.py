@@ -8,7 +8,9 @@ from config.env import env
 DEBUG = False
 
 if not SECRET_KEY or len(SECRET_KEY) < 50:  # noqa: F405
-    raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 50 characters.")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 50 characters."
+    )
 if not FIELD_ENCRYPTION_KEYS:  # noqa: F405
     raise ImproperlyConfigured(
         "FIELD_ENCRYPTION_KEYS must be set: it encrypts panel passwords and tokens at rest."

@@ -11,7 +11,10 @@ DATABASES = {
 }
 TEST_REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default=TEST_REDIS_URL)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(  # noqa: F405
+    CELERY_BROKER_URL,
+    CELERY_FILESYSTEM_BROKER_DIR,  # noqa: F405
+)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STRIPE_SECRET_KEY = "sk_test_dummy_key_for_tests"

@@ -13,6 +13,8 @@ Decisions (see docs/adr/0003-celery-crash-safety.md):
   are resumed by a database sweeper, not by the broker.
 """
 
+from pathlib import Path
+
 from kombu import Queue
 
 from config.env import BASE_DIR, env
@@ -20,16 +22,28 @@ from config.env import BASE_DIR, env
 # Default: kombu's filesystem transport, so `make run` needs no broker server. Worker, beat and
 # web share the folder. Production/CI: redis://... or amqp://...
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-_broker_dir = BASE_DIR / "var" / "celery-broker"
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {
-        "data_folder_in": str(_broker_dir),
-        "data_folder_out": str(_broker_dir),
-        "processed_folder": str(_broker_dir / "processed"),
-        "store_processed": False,
-    }
-    if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_FILESYSTEM_BROKER_DIR = env(
+    "CELERY_FILESYSTEM_BROKER_DIR", default=str(BASE_DIR / "var" / "celery-broker")
+)
+
+
+def broker_transport_options(broker_url: str, folder: str) -> dict:
+    if broker_url.startswith("filesystem"):
+        # kombu does not create the folders; web, worker and beat all need them.
+        Path(folder, "processed").mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "processed_folder": f"{folder}/processed",
+            "store_processed": False,
+        }
+    # Redis: a task whose worker vanished is redelivered after this; the saga sweeper is
+    # faster, so keep it above the longest task time limit.
+    return {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(
+    CELERY_BROKER_URL, CELERY_FILESYSTEM_BROKER_DIR
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # We keep state in our own tables; task results are not needed.
@@ -47,7 +61,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "provisioning", "notifications", "billing")]
+CELERY_TASK_QUEUES = [
+    Queue(name) for name in ("default", "provisioning", "notifications", "billing")
+]
 CELERY_TASK_ROUTES = {
     "provisioning.*": {"queue": "provisioning"},
     "servers.*": {"queue": "provisioning"},

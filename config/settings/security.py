@@ -3,7 +3,7 @@
 Secrets (panel passwords, tokens) are stored with django-fernet-encrypted-fields. Its key is
 derived from SECRET_KEY (+ SECRET_KEY_FALLBACKS) and each salt in SALT_KEY: the first salt
 encrypts, all of them decrypt. Rotation: put a new key first in FIELD_ENCRYPTION_KEYS, keep the
-old ones after it, run `manage.py rotate_encryption_keys`, then drop the old ones.
+old ones after it (they still decrypt), re-save encrypted rows, then drop the old ones.
 """
 
 from config.env import env

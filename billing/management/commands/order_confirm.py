@@ -15,12 +15,12 @@ class Command(BaseCommand):
         "payment of the invoice total, confirms the order and hands it to provisioning."
     )
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("order", help="Order number, e.g. 12 or #12")
         parser.add_argument("--reference", default="", help="Bank transfer reference")
         parser.add_argument("--note", default="", help="Note kept with the payment")
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         try:
             order = order_get_by_reference(reference=options["order"])
             invoice = order.invoices.filter(kind=InvoiceKind.NEW_ORDER).first()

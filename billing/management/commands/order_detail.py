@@ -7,10 +7,10 @@ from common.errors import ApplicationError
 class Command(BaseCommand):
     help = "Print an order: customer, plan, deployment, invoices, payments and full history."
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("order", help="Order number, e.g. 12 or #12")
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         try:
             order = order_get_by_reference(reference=options["order"])
         except ApplicationError as exc:
@@ -19,33 +19,43 @@ class Command(BaseCommand):
         deployment = order.deployment
         out(f"{order}  status={order.status}  placed={order.created_at:%Y-%m-%d %H:%M:%S %Z}")
         out(f"  customer:   {order.customer.get_username()} <{order.customer.email}>")
-        out(f"  plan:       {order.plan.name} ({order.plan.slug}), {order.billing_cycle}, "
-            f"location {order.location.short_code}")
+        out(
+            f"  plan:       {order.plan.name} ({order.plan.slug}), {order.billing_cycle}, "
+            f"location {order.location.short_code}"
+        )
         addons = ", ".join(a.name for a in order.order_addons.all()) or "-"
         out(f"  add-ons:    {addons}   coupon: {order.coupon.code if order.coupon else '-'}")
         out(f"  server:     {order.server_name}")
         if order.last_error:
             out(f"  last error: {order.last_error}")
-        out(f"  deployment: #{deployment.pk} status={deployment.status} "
+        out(
+            f"  deployment: #{deployment.pk} status={deployment.status} "
             f"next_due={deployment.next_due_date or '-'} "
             f"address={deployment.connection_address or '-'} "
-            f"panel_server={deployment.panel_server_id or '-'}")
+            f"panel_server={deployment.panel_server_id or '-'}"
+        )
         request = getattr(deployment, "provisioning_request", None)
         if request is not None:
-            out(f"  provisioning request: #{request.pk} status={request.status} "
-                f"automatic={request.automatic} requested_by={request.requested_by}")
+            out(
+                f"  provisioning request: #{request.pk} status={request.status} "
+                f"automatic={request.automatic} requested_by={request.requested_by}"
+            )
         else:
             out("  provisioning request: none")
         for invoice in order.invoices.all().order_by("id"):
-            out(f"  invoice {invoice.number}: {invoice.status}, total {invoice.total} "
+            out(
+                f"  invoice {invoice.number}: {invoice.status}, total {invoice.total} "
                 f"{invoice.currency} (subtotal {invoice.subtotal}, discount "
-                f"{invoice.discount_total}), due {invoice.due_date}")
+                f"{invoice.discount_total}), due {invoice.due_date}"
+            )
             for line in invoice.lines.all():
                 out(f"      {line.kind:<10} {line.description:<40} {line.amount:>10}")
             for payment in invoice.payments.all():
-                out(f"      payment: {payment.provider} {payment.amount} {payment.currency} "
+                out(
+                    f"      payment: {payment.provider} {payment.amount} {payment.currency} "
                     f"ref={payment.reference or '-'} by {payment.actor_label} "
-                    f"at {payment.created_at:%Y-%m-%d %H:%M:%S}")
+                    f"at {payment.created_at:%Y-%m-%d %H:%M:%S}"
+                )
         out("  history:")
         rows = [(e.created_at, "order", e) for e in order.events.all()]
         for invoice in order.invoices.all():
@@ -54,5 +64,7 @@ class Command(BaseCommand):
         if request is not None:
             rows += [(e.created_at, "provisioning", e) for e in request.events.all()]
         for when, what, event in sorted(rows, key=lambda row: row[0]):
-            out(f"    {when:%Y-%m-%d %H:%M:%S} {what:<22} {event.from_status or '-':>12} -> "
-                f"{event.to_status:<12} by {event.actor_label}: {event.reason}")
+            out(
+                f"    {when:%Y-%m-%d %H:%M:%S} {what:<22} {event.from_status or '-':>12} -> "
+                f"{event.to_status:<12} by {event.actor_label}: {event.reason}"
+            )

@@ -12,13 +12,13 @@ class Command(BaseCommand):
         "eggs if they do not exist yet (sync_panel replaces them with the panel's)."
     )
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("--currency", help="Currency of the prices (default: billing default)")
         parser.add_argument(
             "--no-demo-servers", action="store_true", help="Do not create demo locations/nodes"
         )
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         if not options["no_demo_servers"]:
             created = demo_servers_seed()
             self.stdout.write(

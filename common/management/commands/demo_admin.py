@@ -9,7 +9,7 @@ DEMO_PASSWORD = "demo-admin-password"
 class Command(BaseCommand):
     help = "Create the demo staff login for `make run` (refused when DEBUG is off)."
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         if not settings.DEBUG:
             raise CommandError("demo_admin only runs with DEBUG on (local demo settings).")
         user_model = get_user_model()

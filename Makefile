@@ -1,0 +1,52 @@
+# Two commands a newcomer needs: `make run` (the demo stack) and `make test` (the suite).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MANAGE := $(BIN)/python manage.py
+
+.PHONY: run test lint fmt install migrate worker beat simulator check clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	mkdir -p var
+	$(MANAGE) migrate --noinput
+
+## The portal with worker, beat and panel simulator on SQLite and the filesystem broker.
+run: migrate
+	$(MANAGE) seed_catalog
+	$(MANAGE) setup_periodic_tasks
+	$(MANAGE) demo_admin
+	$(MANAGE) run_dev_stack
+
+## The whole suite, on the PostgreSQL and Redis of this machine (see config/django/test.py).
+test: $(STAMP)
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.django.test
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+worker: $(STAMP)
+	$(BIN)/celery -A config worker -l info -Q default,provisioning,notifications,billing
+
+beat: $(STAMP)
+	$(BIN)/celery -A config beat -l info --scheduler django_celery_beat.schedulers:DatabaseScheduler
+
+simulator: $(STAMP)
+	$(MANAGE) run_panel_simulator --port 8081
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,112 @@
+"""Run the whole demo stack in one terminal: web, Celery worker, beat and the panel simulator.
+
+Used by `make run`. Embedded defaults: SQLite and kombu's filesystem transport, so no database
+or broker server is needed. Ctrl-C stops every process.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from common.management.commands.check_worker import QUEUES
+
+
+class Command(BaseCommand):
+    help = "Start web (127.0.0.1:8000), Celery worker, beat and the panel simulator together."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--simulator-port", type=int, default=8081)
+        parser.add_argument(
+            "--no-simulator", action="store_true", help="Use the panel in PTERODACTYL_URL"
+        )
+
+    def handle(self, *args, **options) -> None:
+        if settings.CELERY_BROKER_URL.startswith("filesystem"):
+            Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["processed_folder"]).mkdir(
+                parents=True, exist_ok=True
+            )
+        python = sys.executable
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        commands = {
+            "web": [python, manage, "runserver", f"127.0.0.1:{options['port']}", "--noreload"],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                ",".join(QUEUES),
+                "--concurrency",
+                "2",
+                "-n",
+                "portal@%h",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "info",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                "--pidfile=",
+            ],
+        }
+        if not options["no_simulator"] and self._simulator_available():
+            commands["simulator"] = [
+                python,
+                manage,
+                "run_panel_simulator",
+                "--port",
+                str(options["simulator_port"]),
+            ]
+        processes: dict[str, subprocess.Popen] = {}
+        try:
+            for name, command in commands.items():
+                processes[name] = subprocess.Popen(command, env=os.environ.copy())  # noqa: S603
+                self.stdout.write(f"started {name} (pid {processes[name].pid})")
+            try:
+                call_command("check_worker", timeout=90)
+            except CommandError as exc:
+                self.stderr.write(self.style.WARNING(str(exc)))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Portal: http://127.0.0.1:{options['port']}/   API: /api/v1/plans/   "
+                    "Ctrl-C stops everything."
+                )
+            )
+            while all(p.poll() is None for p in processes.values()):
+                time.sleep(1)
+            dead = [n for n, p in processes.items() if p.poll() is not None]
+            raise CommandError(f"{', '.join(dead)} exited; stopping the stack.")
+        except KeyboardInterrupt:
+            self.stdout.write("stopping...")
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in processes.values():
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    def _simulator_available(self) -> bool:
+        from django.core.management import get_commands
+
+        return "run_panel_simulator" in get_commands()

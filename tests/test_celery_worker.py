@@ -1,0 +1,89 @@
+"""A real Celery worker (a separate process, as in production) consumes our tasks.
+
+Both brokers the product uses: Redis (CI, production) and the filesystem transport that
+`make run` uses so a demo needs no broker server.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from common.models import WorkerHeartbeat
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
+
+ROOT = Path(settings.BASE_DIR)
+QUEUES = "default,provisioning,notifications,billing"
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.mark.parametrize("broker", ["redis", "filesystem"])
+def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
+    if broker == "redis":
+        import redis
+
+        url = "redis://127.0.0.1:6379/14"
+        try:
+            redis.Redis.from_url(url).flushdb()
+        except redis.ConnectionError:
+            pytest.fail("Redis at 127.0.0.1:6379 is required for this test (CI has it)")
+    else:
+        url = "filesystem://"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.django.test",
+        "TEST_DATABASE_URL": _database_url(),
+        "TEST_CELERY_BROKER_URL": url,
+        "CELERY_FILESYSTEM_BROKER_DIR": str(tmp_path / "broker"),
+    }
+    worker = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-P",
+            "solo",
+            "-Q",
+            QUEUES,
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        check = subprocess.run(
+            [sys.executable, "manage.py", "check_worker", "--timeout", "60"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+    assert check.returncode == 0, f"{check.stdout}\n{check.stderr}\nworker:\n{output.decode()}"
+    assert f"via the {url.split(':')[0]} transport" in check.stdout
+    assert set(WorkerHeartbeat.objects.values_list("queue", flat=True)) == set(QUEUES.split(","))
