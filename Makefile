@@ -28,7 +28,7 @@ run: migrate
 
 ## The whole suite, on the PostgreSQL and Redis of this machine (see config/django/test.py).
 test: $(STAMP)
-	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.django.test
+	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
 lint: $(STAMP)
