@@ -110,12 +110,13 @@ def checkout_session_create(
         raise StripeRequestRejected(
             "The card payment could not be started; please contact support."
         ) from exc
-    expires = session.get("expires_at")
+    # Attribute access: StripeObject stopped behaving as a dict in newer releases.
+    expires = getattr(session, "expires_at", None)
     return CheckoutSessionResult(
-        id=session["id"],
-        url=session.get("url") or "",
-        amount_total=int(session.get("amount_total") or amount_minor),
-        currency=(session.get("currency") or currency).upper(),
+        id=session.id,
+        url=getattr(session, "url", None) or "",
+        amount_total=int(getattr(session, "amount_total", None) or amount_minor),
+        currency=(getattr(session, "currency", None) or currency).upper(),
         expires_at=dt.datetime.fromtimestamp(expires, tz=dt.UTC) if expires else None,
     )
 
