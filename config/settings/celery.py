@@ -15,7 +15,7 @@ Decisions (see docs/adr/0003-celery-crash-safety.md):
 
 from pathlib import Path
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from config.env import BASE_DIR, env
 
@@ -61,8 +61,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Explicit exchange and routing key per queue, so the binding is what the name says.
 CELERY_TASK_QUEUES = [
-    Queue(name) for name in ("default", "provisioning", "notifications", "billing")
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in ("default", "provisioning", "notifications", "billing")
 ]
 CELERY_TASK_ROUTES = {
     "provisioning.*": {"queue": "provisioning"},
