@@ -89,6 +89,6 @@ def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
     assert check.returncode == 0, f"{check.stdout}\n{check.stderr}\nworker:\n{output.decode()}"
     assert f"via the {url.split(':')[0]} transport" in check.stdout
     # Each task was delivered to its own queue only, once.
-    assert dict(WorkerHeartbeat.objects.values_list("queue", "beats")) == {
-        queue: 1 for queue in QUEUES.split(",")
-    }
+    assert dict(WorkerHeartbeat.objects.values_list("queue", "beats")) == dict.fromkeys(
+        QUEUES.split(","), 1
+    )

@@ -22,7 +22,16 @@ def test_every_setting_is_in_env_example_with_a_comment():
     assert missing == []
     assert uncommented == []
     # The seeds' names and the package overrides are there.
-    for name in ["PTERODACTYL_URL", "PTERODACTYL_ADMIN_API_KEY", "DEFAULT_NODE_ID", "BASE_PORT",
-                 "PTERODACTYL_EMAIL_DOMAIN", "BRONZE_EGG_ID", "BRONZE_DOCKER_IMAGE",
-                 "BRONZE_STARTUP", "PROVISIONING_QUEUE_SIZE", "SUSPENSION_GRACE_DAYS"]:
+    for name in [
+        "PTERODACTYL_URL",
+        "PTERODACTYL_ADMIN_API_KEY",
+        "DEFAULT_NODE_ID",
+        "BASE_PORT",
+        "PTERODACTYL_EMAIL_DOMAIN",
+        "BRONZE_EGG_ID",
+        "BRONZE_DOCKER_IMAGE",
+        "BRONZE_STARTUP",
+        "PROVISIONING_QUEUE_SIZE",
+        "SUSPENSION_GRACE_DAYS",
+    ]:
         assert name in documented
