@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class ProvisioningConfig(AppConfig):
     name = "provisioning"
     verbose_name = "Provisioning"
+
+    def ready(self) -> None:
+        # Loads the tasks module, which gives the saga engine its dispatcher.
+        from provisioning import tasks  # noqa: F401

@@ -1,6 +1,8 @@
 """Provisioning requests: the hand-off from billing. The saga's runs and steps build on them."""
 
+from django.conf import settings
 from django.db import models
+from encrypted_fields.fields import EncryptedCharField
 from django.db.models import Q
 
 from common.models import StatusEvent, TimeStampedModel
@@ -65,3 +67,169 @@ class ProvisioningRequestEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+class PanelAccount(TimeStampedModel):
+    """The customer's login on the panel. One per customer, shared by all their servers."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="panel_account"
+    )
+    panel_user_id = models.PositiveIntegerField(unique=True, null=True, blank=True)
+    external_id = models.CharField(max_length=191, unique=True)
+    username = models.CharField(max_length=191)
+    email = models.EmailField(max_length=191)
+    # Encrypted at rest (Fernet); empty when we adopted an existing panel user whose password
+    # we never knew. Never logged, never listed in the admin.
+    password = EncryptedCharField(max_length=255, blank=True, null=True)
+    created_by_portal = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.username} (panel user #{self.panel_user_id or '-'})"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPENSATING = "compensating", "Rolling back"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (rolled back)"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention (rollback incomplete)"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.RUNNING, RunStatus.COMPENSATING)
+
+
+class ProvisioningRun(TimeStampedModel):
+    """One attempt of the saga for a deployment: its position, lease, and what it created.
+
+    A worker claims the run by bumping `fence` and taking a lease; its result is written only if
+    the fence is still its own, so a stale or duplicate worker can never overwrite a newer one.
+    """
+
+    request = models.ForeignKey(ProvisioningRequest, on_delete=models.PROTECT, related_name="runs")
+    deployment = models.ForeignKey(
+        "servers.Deployment", on_delete=models.PROTECT, related_name="provisioning_runs"
+    )
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    step_index = models.PositiveSmallIntegerField(default=0)
+    compensate_index = models.SmallIntegerField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    fence = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    deadline_at = models.DateTimeField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    triggered_by = models.CharField(max_length=200)
+    last_error = models.TextField(blank=True)
+    failed_step = models.CharField(max_length=40, blank=True)
+    # What the run found or created on the panel (compensation undoes only what we created).
+    panel_user_id = models.PositiveIntegerField(null=True, blank=True)
+    panel_user_created = models.BooleanField(default=False)
+    server_payload = models.JSONField(default=dict, blank=True)
+    node = models.ForeignKey(
+        "servers.Node", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reserved_memory_mb = models.PositiveIntegerField(default=0)
+    reserved_disk_mb = models.PositiveIntegerField(default=0)
+    placement_reason = models.TextField(blank=True)
+    panel_server_id = models.PositiveIntegerField(null=True, blank=True)
+    panel_server_uuid = models.CharField(max_length=36, blank=True)
+    panel_identifier = models.CharField(max_length=8, blank=True)
+    server_created_at = models.DateTimeField(null=True, blank=True)
+    install_status = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="provisioning_run_status_valid"
+            ),
+            # One active run per deployment, whatever races: a second start fails here.
+            models.UniqueConstraint(
+                fields=["deployment"],
+                condition=Q(status__in=ACTIVE_RUN_STATUSES),
+                name="provisioning_one_active_run_per_deployment",
+            ),
+            # One server per deployment (and so per order) across all runs.
+            models.UniqueConstraint(
+                fields=["panel_server_id"],
+                condition=Q(panel_server_id__isnull=False),
+                name="provisioning_run_unique_panel_server",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} of deployment #{self.deployment_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_RUN_STATUSES
+
+
+class StepDirection(models.TextChoices):
+    FORWARD = "forward", "Forward"
+    COMPENSATE = "compensate", "Compensate"
+
+
+class StepAttemptStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    WAITING = "waiting", "Waiting (poll again)"
+    RETRYING = "retrying", "Failed, will retry"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Superseded (stale worker)"
+
+
+class ProvisioningStepAttempt(models.Model):
+    """Every execution of a step (forward or compensating), with timings and what was said."""
+
+    run = models.ForeignKey(ProvisioningRun, on_delete=models.CASCADE, related_name="steps")
+    step = models.CharField(max_length=40)
+    direction = models.CharField(max_length=12, choices=StepDirection.choices)
+    attempt = models.PositiveSmallIntegerField()
+    fence = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=StepAttemptStatus.choices)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Redacted request/response summary: ids, counts, statuses; never keys or passwords.
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("started_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.step} ({self.direction}) #{self.attempt}: {self.status}"
+
+
+class AllocationClaim(TimeStampedModel):
+    """A panel allocation (IP:port) taken by a run. The unique keys make a port one run's only."""
+
+    node = models.ForeignKey("servers.Node", on_delete=models.PROTECT, related_name="+")
+    panel_allocation_id = models.PositiveIntegerField(unique=True)
+    ip = models.CharField(max_length=191)
+    port = models.PositiveIntegerField()
+    run = models.ForeignKey(
+        ProvisioningRun, on_delete=models.PROTECT, related_name="allocation_claims"
+    )
+    deployment = models.ForeignKey(
+        "servers.Deployment", on_delete=models.PROTECT, related_name="allocation_claims"
+    )
+    is_primary = models.BooleanField(default=False)
+    created_by_portal = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("node", "ip", "port")
+        constraints = [
+            models.UniqueConstraint(fields=["node", "ip", "port"], name="allocation_claim_port"),
+            models.UniqueConstraint(
+                fields=["deployment"],
+                condition=Q(is_primary=True),
+                name="allocation_claim_one_primary",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ip}:{self.port}"

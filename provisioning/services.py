@@ -1,16 +1,29 @@
-"""The provisioning entry point billing calls when an order is paid."""
+"""Provisioning services: the hand-off from billing, starting and steering saga runs."""
 
+import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from common.actors import Actor
+from common.errors import ConflictError
+from common.state import apply_transition
+from provisioning import listeners
 from provisioning.models import (
+    ACTIVE_RUN_STATUSES,
+    PROVISIONING_REQUEST_TRANSITIONS,
     ProvisioningRequest,
     ProvisioningRequestEvent,
     ProvisioningRequestStatus,
+    ProvisioningRun,
+    RunStatus,
 )
+from provisioning.saga import engine
+from provisioning.saga.steps import STEP_NAMES
+from servers.models import Deployment, DeploymentStatus
+from servers.services import deployment_transition
 
 logger = logging.getLogger(__name__)
 
@@ -18,11 +31,12 @@ logger = logging.getLogger(__name__)
 def provisioning_request_create(
     *, deployment_id: int, order_reference: str, actor: Actor
 ) -> ProvisioningRequest:
-    """Record that this deployment must be provisioned. At most one request per deployment.
+    """Record that this deployment must be provisioned, and start the saga when enabled.
 
-    Uniqueness is the database's job (one-to-one on deployment, INSERT .. ON CONFLICT DO
-    NOTHING), so a duplicate webhook or a second confirmation racing this one adds nothing.
-    Call it inside the confirming transaction: the request commits or rolls back with it.
+    At most one request per deployment: uniqueness is the database's job (one-to-one on
+    deployment, INSERT .. ON CONFLICT DO NOTHING), so a duplicate webhook or a second
+    confirmation racing this one adds nothing. Call it inside the confirming transaction: the
+    request commits or rolls back with it, and the first step is queued only after commit.
     """
     automatic = settings.PROVISIONING_ENABLED
     with transaction.atomic():
@@ -38,20 +52,23 @@ def provisioning_request_create(
             ignore_conflicts=True,
         )
         request = ProvisioningRequest.objects.select_for_update().get(deployment_id=deployment_id)
-        if not request.events.exists():
-            ProvisioningRequestEvent.objects.create(
-                request=request,
-                actor=actor.user,
-                actor_label=actor.label,
-                from_status="",
-                to_status=ProvisioningRequestStatus.PENDING,
-                reason=(
-                    f"{order_reference} confirmed"
-                    if automatic
-                    else f"{order_reference} confirmed; PROVISIONING_ENABLED is off, waiting "
-                    "for manual provisioning"
-                ),
-            )
+        if request.events.exists():
+            return request
+        ProvisioningRequestEvent.objects.create(
+            request=request,
+            actor=actor.user,
+            actor_label=actor.label,
+            from_status="",
+            to_status=ProvisioningRequestStatus.PENDING,
+            reason=(
+                f"{order_reference} confirmed"
+                if automatic
+                else f"{order_reference} confirmed; PROVISIONING_ENABLED is off, waiting "
+                "for manual provisioning"
+            ),
+        )
+        if automatic and _active_run_count() < settings.PROVISIONING_QUEUE_SIZE:
+            provisioning_start(request_id=request.pk, actor=actor)
     logger.info(
         "provisioning requested for deployment %s (%s), automatic=%s",
         deployment_id,
@@ -59,3 +76,144 @@ def provisioning_request_create(
         automatic,
     )
     return request
+
+
+def _active_run_count() -> int:
+    return ProvisioningRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).count()
+
+
+def provisioning_start(
+    *, request_id: int, actor: Actor, from_step: int = 0
+) -> ProvisioningRun:
+    """Start a run for the request (idempotent: an active run is returned as it is).
+
+    The partial unique index on (deployment) for active runs makes two concurrent starts
+    produce one run, whatever the callers checked before.
+    """
+    if not 0 <= from_step < len(STEP_NAMES):
+        raise ConflictError(f"There is no step {from_step}.", code="invalid_step")
+    with transaction.atomic():
+        request = ProvisioningRequest.objects.select_for_update().get(pk=request_id)
+        active = ProvisioningRun.objects.filter(
+            deployment_id=request.deployment_id, status__in=ACTIVE_RUN_STATUSES
+        ).first()
+        if active is not None:
+            return active
+        if request.status in (ProvisioningRequestStatus.SUCCEEDED, ProvisioningRequestStatus.CANCELLED):
+            raise ConflictError(
+                f"Provisioning of {request.order_reference} is {request.status}; nothing to start.",
+                code="provisioning_finished",
+            )
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                run = ProvisioningRun.objects.create(
+                    request=request,
+                    deployment_id=request.deployment_id,
+                    status=RunStatus.RUNNING,
+                    step_index=from_step,
+                    started_at=now,
+                    deadline_at=now + dt.timedelta(seconds=settings.PROVISIONING_TIMEOUT),
+                    next_run_at=now,
+                    triggered_by=actor.label,
+                )
+        except IntegrityError:
+            return ProvisioningRun.objects.get(
+                deployment_id=request.deployment_id, status__in=ACTIVE_RUN_STATUSES
+            )
+        apply_transition(
+            request,
+            table=PROVISIONING_REQUEST_TRANSITIONS,
+            to_status=ProvisioningRequestStatus.IN_PROGRESS,
+            actor=actor,
+            reason=f"Run #{run.pk} started" + (f" from step {STEP_NAMES[from_step]}" if from_step else ""),
+            event_model=ProvisioningRequestEvent,
+            event_fk="request",
+        )
+        deployment = Deployment.objects.get(pk=request.deployment_id)
+        if deployment.status != DeploymentStatus.PROVISIONING:
+            deployment_transition(
+                deployment_id=deployment.pk,
+                to_status=DeploymentStatus.PROVISIONING,
+                actor=actor,
+                reason=f"Provisioning run #{run.pk} started",
+            )
+        listeners.notify_started(deployment_id=request.deployment_id, actor=actor)
+        engine.schedule(run.pk)
+    return run
+
+
+def provisioning_retry(*, deployment_id: int, actor: Actor, from_step: int = 0) -> ProvisioningRun:
+    """Staff: start again after a failure (a new run; the failed one stays in the history)."""
+    request = ProvisioningRequest.objects.filter(deployment_id=deployment_id).first()
+    if request is None:
+        raise ConflictError("This deployment was never handed to provisioning.", code="no_request")
+    if request.status == ProvisioningRequestStatus.SUCCEEDED:
+        raise ConflictError("This server is already provisioned.", code="provisioning_finished")
+    return provisioning_start(request_id=request.pk, actor=actor, from_step=from_step)
+
+
+def provisioning_abort(*, run_id: int, actor: Actor, reason: str) -> ProvisioningRun:
+    """Staff: stop a run and undo what it created (compensation), or retry a stuck rollback."""
+    with transaction.atomic():
+        run = ProvisioningRun.objects.select_for_update().get(pk=run_id)
+        if run.status not in (RunStatus.RUNNING, RunStatus.COMPENSATING, RunStatus.NEEDS_ATTENTION):
+            raise ConflictError(f"Run #{run.pk} is {run.status}; nothing to undo.", code="run_finished")
+        if run.status != RunStatus.COMPENSATING:
+            run.compensate_index = min(run.step_index, len(STEP_NAMES) - 1)
+            run.status = RunStatus.COMPENSATING
+        run.fence += 1  # a worker still inside a step can no longer write its result
+        run.lease_expires_at = None
+        run.next_run_at = timezone.now()
+        run.attempt = 0
+        run.finished_at = None
+        run.last_error = f"{run.last_error} | rollback requested by {actor.label}: {reason}".strip(" |")
+        run.save()
+        engine.schedule(run.pk)
+    return run
+
+
+def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Resume interrupted runs and start queued requests. Safe to run twice or concurrently."""
+    now = now or timezone.now()
+    lost_after = dt.timedelta(seconds=settings.PROVISIONING_SWEEP_GRACE)
+    expired = list(
+        ProvisioningRun.objects.filter(
+            status__in=ACTIVE_RUN_STATUSES, lease_expires_at__lt=now
+        ).values_list("pk", flat=True)
+    )
+    lost = list(
+        ProvisioningRun.objects.filter(
+            status__in=ACTIVE_RUN_STATUSES,
+            lease_expires_at__isnull=True,
+            next_run_at__lt=now - lost_after,
+        ).values_list("pk", flat=True)
+    )
+    for run_id in expired:
+        # Clear the dead worker's lease so the next claim can take the step (fence + 1 there).
+        ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now).update(
+            lease_expires_at=None, next_run_at=now
+        )
+    resumed = 0
+    for run_id in expired + lost:
+        with transaction.atomic():
+            engine.schedule(run_id)
+        resumed += 1
+    started = 0
+    room = settings.PROVISIONING_QUEUE_SIZE - _active_run_count()
+    if room > 0:
+        waiting = ProvisioningRequest.objects.filter(
+            status=ProvisioningRequestStatus.PENDING, automatic=True
+        ).order_by("created_at")[:room]
+        for request in waiting:
+            try:
+                provisioning_start(request_id=request.pk, actor=Actor.system("sweeper"))
+                started += 1
+            except ConflictError:
+                continue
+    if expired or lost or started:
+        logger.info(
+            "provisioning sweep: %s expired leases, %s lost messages, %s queued requests started",
+            len(expired), len(lost), started,
+        )
+    return {"expired": len(expired), "lost": len(lost), "started": started}

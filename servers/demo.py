@@ -11,7 +11,7 @@ from servers.models import Location
 from servers.services import egg_upsert, location_upsert, node_upsert
 
 PAPER_NEST_ID, PAPER_EGG_ID = 1, 1
-DISCORD_NEST_ID, DISCORD_EGG_ID = 5, 15
+DISCORD_NEST_ID, DISCORD_EGG_ID = 2, 2
 
 DEMO_LOCATIONS = [
     {"short_code": "eu", "long_name": "Europe", "panel_id": 1},
@@ -21,23 +21,32 @@ DEMO_LOCATIONS = [
 DEMO_NODES = [
     {
         "panel_id": 1,
-        "name": "eu-node-1",
+        "name": "eu-fra-1",
         "location": "eu",
-        "fqdn": "eu1.nodes.example.com",
+        "fqdn": "eu-fra-1.nodes.example.com",
         "memory_mb": 65536,
-        "disk_mb": 1048576,
+        "memory_overallocate_percent": 0,
+        "disk_mb": 512000,
+        "disk_overallocate_percent": 0,
         "free_allocations": 36,
     },
     {
         "panel_id": 2,
-        "name": "us-node-1",
+        "name": "us-nyc-1",
         "location": "us",
-        "fqdn": "us1.nodes.example.com",
-        "memory_mb": 65536,
-        "disk_mb": 1048576,
+        "fqdn": "us-nyc-1.nodes.example.com",
+        "memory_mb": 32768,
+        "memory_overallocate_percent": 25,
+        "disk_mb": 256000,
+        "disk_overallocate_percent": 10,
         "free_allocations": 36,
     },
 ]
+
+
+def _var(env: str, name: str, rules: str, default: str = "", **flags: bool) -> dict[str, Any]:
+    return {"env_variable": env, "name": name, "rules": rules, "default_value": default, **flags}
+
 
 DEMO_EGGS: list[dict[str, Any]] = [
     {
@@ -46,38 +55,31 @@ DEMO_EGGS: list[dict[str, Any]] = [
         "egg_panel_id": PAPER_EGG_ID,
         "egg_fields": {
             "name": "Paper",
-            "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
-            "docker_images": {"Java 17": "ghcr.io/pterodactyl/yolks:java_17"},
-            "startup": "java -Xms128M -Xmx{{SERVER_MEMORY}}M -Dterminal.jline=false "
+            "docker_image": "ghcr.io/pterodactyl/yolks:java_21",
+            "docker_images": {
+                "Java 21": "ghcr.io/pterodactyl/yolks:java_21",
+                "Java 17": "ghcr.io/pterodactyl/yolks:java_17",
+            },
+            "startup": "java -Xms128M -XX:MaxRAMPercentage=95.0 -Dterminal.jline=false "
             "-Dterminal.ansi=true -jar {{SERVER_JARFILE}}",
         },
         "variables": [
-            {
-                "env_variable": "MINECRAFT_VERSION",
-                "name": "Minecraft Version",
-                "rules": "nullable|string|max:20",
-                "default_value": "latest",
-            },
-            {
-                "env_variable": "SERVER_JARFILE",
-                "name": "Server Jar File",
-                "rules": r"required|regex:/^([\w\d._-]+)(\.jar)$/",
-                "default_value": "server.jar",
-            },
-            {
-                "env_variable": "DL_PATH",
-                "name": "Download Path",
-                "rules": "nullable|string",
-                "default_value": "",
-                "user_viewable": False,
-                "user_editable": False,
-            },
-            {
-                "env_variable": "BUILD_NUMBER",
-                "name": "Build Number",
-                "rules": "required|string|max:20",
-                "default_value": "latest",
-            },
+            _var("MINECRAFT_VERSION", "Minecraft Version", "nullable|string|max:20", "latest"),
+            _var(
+                "SERVER_JARFILE",
+                "Server Jar File",
+                r"required|regex:/^([\w\d._-]+)(\.jar)$/",
+                "server.jar",
+            ),
+            _var(
+                "DL_PATH",
+                "Download Path",
+                "nullable|string",
+                "",
+                user_viewable=False,
+                user_editable=False,
+            ),
+            _var("BUILD_NUMBER", "Build Number", "required|string|max:20", "latest"),
         ],
     },
     {
@@ -86,30 +88,21 @@ DEMO_EGGS: list[dict[str, Any]] = [
         "egg_panel_id": DISCORD_EGG_ID,
         "egg_fields": {
             "name": "Node.js Discord Bot",
-            "docker_image": "ghcr.io/parkervcp/yolks:nodejs_22",
-            "docker_images": {"Node.js 22": "ghcr.io/parkervcp/yolks:nodejs_22"},
-            "startup": "node index.js",
+            "docker_image": "ghcr.io/parkervcp/yolks:nodejs_21",
+            "docker_images": {"Nodejs 21": "ghcr.io/parkervcp/yolks:nodejs_21"},
+            "startup": "node /home/container/${MAIN_FILE} ${NODE_ARGS}",
         },
         "variables": [
-            {
-                "env_variable": "DISCORD_GUILD_ID",
-                "name": "Discord Guild ID",
-                "rules": "nullable|string|max:20",
-                "default_value": "",
-            },
-            {
-                "env_variable": "MAIN_FILE",
-                "name": "Main File",
-                "rules": "required|string|max:64",
-                "default_value": "index.js",
-            },
-            {
-                "env_variable": "TIER",
-                "name": "Tier",
-                "rules": "nullable|string|max:20",
-                "default_value": "",
-                "user_editable": False,
-            },
+            _var("GIT_ADDRESS", "Git Repo Address", "nullable|string"),
+            _var("BRANCH", "Install Branch", "nullable|string"),
+            _var("USER_UPLOAD", "User Uploaded Files", "required|boolean", "0"),
+            _var("AUTO_UPDATE", "Auto Update", "required|boolean", "0"),
+            _var("NODE_PACKAGES", "Additional Node packages", "nullable|string"),
+            _var("USERNAME", "Git Username", "nullable|string"),
+            _var("ACCESS_TOKEN", "Git Access Token", "nullable|string"),
+            _var("UNNODE_PACKAGES", "Uninstall Node packages", "nullable|string"),
+            _var("MAIN_FILE", "Main file", "required|string|max:16", "index.js"),
+            _var("NODE_ARGS", "Additional Arguments.", "nullable|string|max:64"),
         ],
     },
 ]

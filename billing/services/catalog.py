@@ -109,9 +109,9 @@ def _plan_defaults() -> list[dict[str, Any]]:
                     "backups": backups,
                     "nest_id": DISCORD_NEST_ID,
                     "egg_id": DISCORD_EGG_ID,
-                    "docker_image": "ghcr.io/parkervcp/yolks:nodejs_22",
-                    "startup": "node index.js",
-                    "environment": {"TIER": slug},
+                    "docker_image": "ghcr.io/parkervcp/yolks:nodejs_21",
+                    "startup": "node /home/container/${MAIN_FILE} ${NODE_ARGS}",
+                    "environment": {},
                     "display_order": order,
                 },
             }

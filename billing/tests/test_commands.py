@@ -62,17 +62,17 @@ def test_order_confirm_and_order_detail(place_order):
 
     assert f"Order #{order.pk} confirmed" in output
     order.refresh_from_db()
-    assert order.status == OrderStatus.CONFIRMED
+    assert order.status == OrderStatus.PROVISIONING
     payment = order.invoices.get().payments.get()
     assert payment.reference == "BCA-1"
     assert payment.actor_label.startswith("cli:")
     assert ProvisioningRequest.objects.count() == 1
 
     detail = run("order_detail", f"#{order.pk}")
-    assert "status=confirmed" in detail
+    assert "status=provisioning" in detail
     assert "payment: manual 5.50 USD ref=BCA-1" in detail
     assert "provisioning request: #" in detail
-    assert "status=pending" in detail
+    assert "status=in_progress" in detail
     history = [" ".join(line.split()) for line in detail.splitlines()]
     assert any("order pending -> confirmed by cli:" in line for line in history)
     assert any("invoice" in line and "unpaid -> paid" in line for line in history)

@@ -174,7 +174,7 @@ def test_full_discount_order_is_settled_and_handed_to_provisioning(place_order):
     )
     order = place_order(coupon_code="FREE")
 
-    assert order.status == OrderStatus.CONFIRMED
+    assert order.status == OrderStatus.PROVISIONING
     invoice = order.invoices.get()
     assert invoice.total == Decimal("0.00")
     assert invoice.status == InvoiceStatus.PAID

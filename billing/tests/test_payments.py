@@ -27,16 +27,18 @@ def test_manual_payment_confirms_order_and_requests_provisioning_once(place_orde
     order.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID
     assert invoice.paid_at is not None
-    assert order.status == OrderStatus.CONFIRMED
+    assert order.status == OrderStatus.PROVISIONING  # confirmed, then taken by the saga
     assert order.confirmed_at is not None
     assert order.deployment.next_due_date is not None
     request = ProvisioningRequest.objects.get(deployment=order.deployment)
-    assert request.status == ProvisioningRequestStatus.PENDING
+    assert request.status == ProvisioningRequestStatus.IN_PROGRESS
+    assert request.runs.count() == 1
     assert request.order_reference == f"Order #{order.pk}"
     assert request.requested_by == "staff:staff@example.com"
     assert [(e.from_status, e.to_status, e.actor_label) for e in order.events.all()] == [
         ("", "pending", "customer:alice@example.com"),
         ("pending", "confirmed", "staff:staff@example.com"),
+        ("confirmed", "provisioning", "staff:staff@example.com"),
     ]
     assert [e.to_status for e in invoice.events.all()] == ["unpaid", "paid"]
 
@@ -52,7 +54,7 @@ def test_second_confirmation_is_refused_and_creates_nothing(place_order, staff):
     assert caught.value.code == "already_paid"
     assert Payment.objects.count() == 1
     assert ProvisioningRequest.objects.count() == 1
-    assert order.events.count() == 2
+    assert order.events.count() == 3
 
 
 def test_paying_a_cancelled_invoice_is_refused(place_order, customer, staff):

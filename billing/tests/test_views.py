@@ -170,7 +170,7 @@ def test_staff_confirm_payment_in_admin(client, place_order, staff):
     invoice.refresh_from_db()
     order.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID
-    assert order.status == OrderStatus.CONFIRMED
+    assert order.status == OrderStatus.PROVISIONING
     assert ProvisioningRequest.objects.filter(deployment=order.deployment).count() == 1
     assert invoice.payments.get().actor_label == "staff:staff@example.com"
 

@@ -30,11 +30,13 @@ CELERY_FILESYSTEM_BROKER_DIR = env(
 def broker_transport_options(broker_url: str, folder: str) -> dict:
     if broker_url.startswith("filesystem"):
         # kombu does not create the folders; web, worker and beat all need them.
-        Path(folder, "processed").mkdir(parents=True, exist_ok=True)
+        for sub in ("processed", "control"):
+            Path(folder, sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": folder,
             "data_folder_out": folder,
             "processed_folder": f"{folder}/processed",
+            "control_folder": f"{folder}/control",
             "store_processed": False,
         }
     # Redis: a task whose worker vanished is redelivered after this; the saga sweeper is

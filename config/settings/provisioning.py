@@ -34,3 +34,10 @@ AUTO_START_SERVERS = env.bool("AUTO_START_SERVERS", default=True)
 # Per-package overrides read by seed_catalog and provisioning: <PACKAGE>_EGG_ID,
 # <PACKAGE>_DOCKER_IMAGE, <PACKAGE>_STARTUP (e.g. BRONZE_EGG_ID=1). Read through
 # billing.catalog.package_overrides(), not listed one by one here.
+
+# Seconds between install status polls (each poll is its own scheduled task; no sleeping).
+PROVISIONING_POLL_INTERVAL = env.float("PROVISIONING_POLL_INTERVAL", default=5.0)
+# Base of the exponential backoff (with jitter) between retries of a failing step, seconds.
+PROVISIONING_RETRY_BACKOFF = env.float("PROVISIONING_RETRY_BACKOFF", default=2.0)
+# A scheduled step not picked up this many seconds after it was due counts as lost.
+PROVISIONING_SWEEP_GRACE = env.int("PROVISIONING_SWEEP_GRACE", default=120)

@@ -1,0 +1,47 @@
+"""Billing's side of provisioning: orders follow their deployment's provisioning.
+
+Registered with provisioning.listeners at startup; called inside the saga's transaction.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Order, OrderEvent, OrderStatus
+from billing.models.orders import ORDER_TRANSITIONS
+from common.actors import Actor
+from common.state import apply_transition
+
+
+class OrderProvisioningListener:
+    def provisioning_started(self, *, deployment_id: int, actor: Actor) -> None:
+        self._move(deployment_id, OrderStatus.PROVISIONING, actor, "Provisioning started",
+                   {"last_error": ""})
+
+    def provisioning_succeeded(self, *, deployment_id: int, actor: Actor) -> None:
+        self._move(deployment_id, OrderStatus.COMPLETED, actor, "Server active",
+                   {"completed_at": timezone.now(), "last_error": ""})
+
+    def provisioning_failed(self, *, deployment_id: int, error: str, actor: Actor) -> None:
+        # As the guides say: the order returns to "confirmed", with the error, for a retry or
+        # manual setup.
+        self._move(deployment_id, OrderStatus.CONFIRMED, actor,
+                   f"Automatic provisioning failed: {error}"[:1000], {"last_error": error[:2000]})
+
+    def _move(self, deployment_id: int, to_status: str, actor: Actor, reason: str,
+              updates: dict) -> None:
+        with transaction.atomic():
+            order = Order.objects.select_for_update().filter(deployment_id=deployment_id).first()
+            if order is None or order.status == to_status:
+                return
+            if not ORDER_TRANSITIONS.can(order.status, to_status):
+                return  # e.g. a cancelled order: provisioning does not resurrect it
+            apply_transition(
+                order,
+                table=ORDER_TRANSITIONS,
+                to_status=to_status,
+                actor=actor,
+                reason=reason,
+                event_model=OrderEvent,
+                event_fk="order",
+                extra_updates=updates,
+            )

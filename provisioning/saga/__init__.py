@@ -1,0 +1,1 @@
+"""The provisioning saga: steps (saga.steps) driven by a fenced, leased engine (saga.engine)."""

@@ -1,0 +1,363 @@
+"""The saga engine: one step per Celery task, prepare -> call -> finalize, fenced and leased.
+
+- prepare: a short locked transaction claims the run (fence + 1, lease) and records the attempt;
+- call: the step talks to the panel with no transaction or lock open;
+- finalize: a new locked transaction records the outcome only if the fence is still ours.
+Retryable errors retry with exponential backoff and jitter up to PROVISIONING_RETRY_ATTEMPTS;
+terminal errors, spent retries or the PROVISIONING_TIMEOUT deadline start compensation, which
+undoes the steps in reverse order. A compensation that keeps failing ends in "needs attention".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
+
+from common.actors import Actor
+from common.logging import redact
+from common.state import apply_transition
+from provisioning import listeners
+from provisioning.models import (
+    PROVISIONING_REQUEST_TRANSITIONS,
+    AllocationClaim,
+    ProvisioningRequest,
+    ProvisioningRequestEvent,
+    ProvisioningRequestStatus,
+    ProvisioningRun,
+    ProvisioningStepAttempt,
+    RunStatus,
+    StepAttemptStatus,
+    StepDirection,
+)
+from provisioning.pterodactyl import PanelError, PanelRateLimited, PterodactylClient
+from provisioning.saga.steps import STEPS, StepContext, StepFailed, StepOutcome
+from servers.models import Deployment, DeploymentStatus
+from servers.services import deployment_transition
+
+logger = logging.getLogger(__name__)
+
+COMPENSATION_ATTEMPTS = 5
+LEASE_MARGIN_SECONDS = 30
+
+# The function that queues `run_step` for a run (set by provisioning.tasks, so the engine does
+# not import Celery tasks). Always called through transaction.on_commit.
+_dispatch: Callable[[int, float], None] | None = None
+
+
+def set_dispatcher(dispatch: Callable[[int, float], None]) -> None:
+    global _dispatch  # noqa: PLW0603 - one process-wide hook, set once at import of tasks
+    _dispatch = dispatch
+
+
+def schedule(run_id: int, delay: float = 0.0) -> None:
+    """Queue the run's next step after the current transaction commits."""
+    if _dispatch is None:
+        raise RuntimeError("provisioning.tasks is not loaded: no dispatcher for saga steps")
+    dispatch = _dispatch
+    transaction.on_commit(lambda: dispatch(run_id, delay))
+
+
+def backoff_seconds(attempt: int, *, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, capped; a panel Retry-After wins if longer."""
+    base = settings.PROVISIONING_RETRY_BACKOFF
+    delay = random.uniform(0, min(300.0, base * 2**attempt)) if base > 0 else 0.0  # noqa: S311
+    return max(delay, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    fence: int
+    direction: str
+    index: int
+    attempt: int
+    attempt_row_id: int
+    started: float
+
+
+def run_step(run_id: int, *, client_factory: Callable[[], PterodactylClient] | None = None) -> str:
+    """Execute the run's current step (forward or compensating). Safe to call any number of
+    times: a call that finds nothing to do (finished run, lease held, too early) does nothing."""
+    claim = _prepare(run_id)
+    if claim is None:
+        return "skipped"
+    run = ProvisioningRun.objects.select_related("deployment__customer", "deployment__location").get(
+        pk=run_id
+    )
+    step = STEPS[claim.index]
+    ctx = StepContext(
+        run=run,
+        deployment=run.deployment,
+        attempt=claim.attempt,
+        client_factory=client_factory or PterodactylClient.from_settings,
+    )
+    outcome: StepOutcome | None = None
+    error: BaseException | None = None
+    try:
+        if claim.direction == StepDirection.FORWARD:
+            outcome = step.execute(ctx)
+        else:
+            outcome = step.compensate(ctx)
+    except (PanelError, StepFailed, ImproperlyConfigured, SoftTimeLimitExceeded) as exc:
+        error = exc
+    except Exception as exc:
+        logger.exception("provisioning step %s of run %s crashed", step.name, run_id)
+        error = exc
+    return _finalize(claim, outcome, error)
+
+
+def _prepare(run_id: int) -> Claim | None:
+    now = timezone.now()
+    with transaction.atomic():
+        run = ProvisioningRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or not run.is_active:
+            return None
+        if run.lease_expires_at and run.lease_expires_at > now:
+            return None  # another worker holds the step
+        if run.next_run_at and run.next_run_at > now + dt.timedelta(seconds=1):
+            return None  # a duplicate or early message; the scheduled one will come
+        if run.status == RunStatus.RUNNING and now >= run.deadline_at:
+            _start_compensation(
+                run,
+                f"Timed out after {settings.PROVISIONING_TIMEOUT} s at step "
+                f"{STEPS[run.step_index].name}",
+                failed_step=STEPS[run.step_index].name,
+            )
+        forward = run.status == RunStatus.RUNNING
+        index = run.step_index if forward else run.compensate_index
+        run.fence += 1
+        run.lease_expires_at = now + dt.timedelta(
+            seconds=settings.CELERY_TASK_TIME_LIMIT + LEASE_MARGIN_SECONDS
+        )
+        run.next_run_at = None
+        run.save(update_fields=["fence", "lease_expires_at", "next_run_at", "status",
+                                "compensate_index", "last_error", "failed_step", "updated_at"])
+        attempt = ProvisioningStepAttempt.objects.create(
+            run=run,
+            step=STEPS[index].name,
+            direction=StepDirection.FORWARD if forward else StepDirection.COMPENSATE,
+            attempt=run.attempt + 1,
+            fence=run.fence,
+            status=StepAttemptStatus.RUNNING,
+            started_at=now,
+        )
+    return Claim(
+        run_id=run.pk,
+        fence=run.fence,
+        direction=attempt.direction,
+        index=index,
+        attempt=run.attempt,
+        attempt_row_id=attempt.pk,
+        started=time.monotonic(),
+    )
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, PanelError | StepFailed | ImproperlyConfigured):
+        text = str(error)
+    elif isinstance(error, SoftTimeLimitExceeded):
+        text = "the step ran past its time limit"
+    else:
+        text = f"unexpected {type(error).__name__}: {error}"
+    return redact(text)[:2000]
+
+
+def _is_retryable(error: BaseException) -> bool:
+    if isinstance(error, PanelError):
+        return error.retryable
+    if isinstance(error, StepFailed | ImproperlyConfigured):
+        return False
+    return True  # time limits, DB hiccups, bugs: retry, bounded, then compensate
+
+
+def _finalize(claim: Claim, outcome: StepOutcome | None, error: BaseException | None) -> str:
+    now = timezone.now()
+    duration_ms = int((time.monotonic() - claim.started) * 1000)
+    step = STEPS[claim.index]
+    with transaction.atomic():
+        run = ProvisioningRun.objects.select_for_update().get(pk=claim.run_id)
+        attempt_row = ProvisioningStepAttempt.objects.get(pk=claim.attempt_row_id)
+        attempt_row.finished_at = now
+        attempt_row.duration_ms = duration_ms
+        if outcome is not None:
+            attempt_row.summary = outcome.summary
+        if error is not None:
+            attempt_row.error = _error_text(error)
+        if run.fence != claim.fence:
+            # A newer worker took over (our lease expired or staff intervened): drop our result.
+            attempt_row.status = StepAttemptStatus.SUPERSEDED
+            attempt_row.save()
+            logger.warning("run %s step %s: stale worker result dropped", run.pk, step.name)
+            return "superseded"
+        run.lease_expires_at = None
+        if outcome is not None:
+            for field_name, value in outcome.updates.items():
+                setattr(run, field_name, value)
+        if claim.direction == StepDirection.FORWARD:
+            result = _finalize_forward(run, step, attempt_row, outcome, error)
+        else:
+            result = _finalize_compensation(run, step, attempt_row, error)
+        attempt_row.save()
+        run.save()
+    return result
+
+
+def _finalize_forward(
+    run: ProvisioningRun,
+    step: Any,
+    attempt_row: ProvisioningStepAttempt,
+    outcome: StepOutcome | None,
+    error: BaseException | None,
+) -> str:
+    actor = Actor.system("provisioning")
+    if error is None and outcome is not None:
+        if outcome.poll_after is not None:
+            attempt_row.status = StepAttemptStatus.WAITING
+            _schedule_later(run, outcome.poll_after)
+            return "waiting"
+        attempt_row.status = StepAttemptStatus.SUCCEEDED
+        step.finalize(run, outcome, actor)
+        run.attempt = 0
+        if run.step_index + 1 >= len(STEPS):
+            _succeed(run, actor)
+            return "succeeded"
+        run.step_index += 1
+        _schedule_later(run, 0)
+        return "advanced"
+    assert error is not None  # noqa: S101
+    text = _error_text(error)
+    run.last_error = f"{step.name}: {text}"
+    if _is_retryable(error) and run.attempt + 1 < settings.PROVISIONING_RETRY_ATTEMPTS:
+        run.attempt += 1
+        attempt_row.status = StepAttemptStatus.RETRYING
+        retry_after = error.retry_after if isinstance(error, PanelRateLimited) else None
+        _schedule_later(run, backoff_seconds(run.attempt, retry_after=retry_after))
+        logger.warning("run %s step %s failed (retry %s): %s", run.pk, step.name, run.attempt, text)
+        return "retrying"
+    attempt_row.status = StepAttemptStatus.FAILED
+    spent = " (retries spent)" if _is_retryable(error) else ""
+    logger.error("run %s step %s failed%s: %s", run.pk, step.name, spent, text)
+    _start_compensation(run, f"{step.name}: {text}{spent}", failed_step=step.name)
+    _schedule_later(run, 0)
+    return "compensating"
+
+
+def _finalize_compensation(
+    run: ProvisioningRun,
+    step: Any,
+    attempt_row: ProvisioningStepAttempt,
+    error: BaseException | None,
+) -> str:
+    if error is None:
+        attempt_row.status = StepAttemptStatus.SUCCEEDED
+        run.attempt = 0
+        run.compensate_index -= 1
+        if run.compensate_index < 0:
+            _fail(run, Actor.system("provisioning"))
+            return "failed"
+        _schedule_later(run, 0)
+        return "compensating"
+    text = _error_text(error)
+    if run.attempt + 1 < COMPENSATION_ATTEMPTS:
+        run.attempt += 1
+        attempt_row.status = StepAttemptStatus.RETRYING
+        _schedule_later(run, backoff_seconds(run.attempt))
+        return "compensating"
+    attempt_row.status = StepAttemptStatus.FAILED
+    run.status = RunStatus.NEEDS_ATTENTION
+    run.finished_at = timezone.now()
+    run.last_error = f"{run.last_error} | rollback of {step.name} failed: {text}"
+    _end_request(run, ProvisioningRequestStatus.FAILED, run.last_error)
+    _deployment_to(run.deployment_id, DeploymentStatus.FAILED, run.last_error)
+    listeners.notify_failed(
+        deployment_id=run.deployment_id,
+        error=f"Provisioning failed and the rollback needs staff: {run.last_error}",
+        actor=Actor.system("provisioning"),
+    )
+    logger.error("run %s needs attention: %s", run.pk, run.last_error)
+    return "needs_attention"
+
+
+def _schedule_later(run: ProvisioningRun, delay: float) -> None:
+    run.next_run_at = timezone.now() + dt.timedelta(seconds=delay)
+    schedule(run.pk, delay)
+
+
+def _start_compensation(run: ProvisioningRun, reason: str, *, failed_step: str) -> None:
+    run.status = RunStatus.COMPENSATING
+    run.compensate_index = run.step_index
+    run.attempt = 0
+    run.last_error = reason
+    run.failed_step = failed_step
+
+
+def _succeed(run: ProvisioningRun, actor: Actor) -> None:
+    run.status = RunStatus.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.last_error = ""
+    primary = AllocationClaim.objects.filter(run=run, is_primary=True).first()
+    _deployment_to(
+        run.deployment_id,
+        DeploymentStatus.ACTIVE,
+        "Provisioned",
+        updates={
+            "node_id": run.node_id,
+            "panel_user_id": run.panel_user_id,
+            "panel_server_id": run.panel_server_id,
+            "panel_server_uuid": run.panel_server_uuid,
+            "panel_identifier": run.panel_identifier,
+            "ip_address": primary.ip if primary else "",
+            "port": primary.port if primary else None,
+        },
+    )
+    _end_request(run, ProvisioningRequestStatus.SUCCEEDED, "Server active")
+    listeners.notify_succeeded(deployment_id=run.deployment_id, actor=actor)
+
+
+def _fail(run: ProvisioningRun, actor: Actor) -> None:
+    run.status = RunStatus.FAILED
+    run.finished_at = timezone.now()
+    _end_request(run, ProvisioningRequestStatus.FAILED, run.last_error)
+    _deployment_to(run.deployment_id, DeploymentStatus.FAILED, run.last_error)
+    listeners.notify_failed(deployment_id=run.deployment_id, error=run.last_error, actor=actor)
+
+
+def _deployment_to(
+    deployment_id: int, status: str, reason: str, updates: dict[str, Any] | None = None
+) -> None:
+    current = Deployment.objects.only("status").get(pk=deployment_id).status
+    if current != status:
+        deployment_transition(
+            deployment_id=deployment_id,
+            to_status=status,
+            actor=Actor.system("provisioning"),
+            reason=reason[:1000],
+            updates=updates,
+        )
+
+
+def _end_request(run: ProvisioningRun, status: str, reason: str) -> None:
+    request = ProvisioningRequest.objects.select_for_update().get(pk=run.request_id)
+    if request.status == status:
+        return
+    apply_transition(
+        request,
+        table=PROVISIONING_REQUEST_TRANSITIONS,
+        to_status=status,
+        actor=Actor.system("provisioning"),
+        reason=reason[:1000],
+        event_model=ProvisioningRequestEvent,
+        event_fk="request",
+        extra_updates={"last_error": "" if status == "succeeded" else reason[:2000]},
+    )

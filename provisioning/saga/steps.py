@@ -1,0 +1,505 @@
+"""The saga's steps. Each has an idempotent `execute` and `compensate`.
+
+Steps run with no transaction open while they call the panel; the engine persists their
+outcome afterwards (fenced). A step raises `StepFailed` for a terminal problem with a message an
+admin can act on, or lets the panel client's errors through (they say whether to retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from common.actors import Actor
+from provisioning.credentials import panel_password, panel_username
+from provisioning.models import AllocationClaim, PanelAccount, ProvisioningRun
+from provisioning.pterodactyl import (
+    Allocation,
+    FeatureLimits,
+    Limits,
+    PanelBadRequest,
+    PanelNotFound,
+    PanelUnavailable,
+    PanelValidationError,
+    PterodactylClient,
+)
+from provisioning.saga.placement import node_load, rank_nodes
+from servers.egg_rules import VariableRule, build_environment
+from servers.models import Deployment, Node
+
+logger = logging.getLogger(__name__)
+
+
+class StepFailed(Exception):
+    """A terminal failure of a step; the message is shown to staff as is (no secrets)."""
+
+
+@dataclass
+class StepContext:
+    run: ProvisioningRun
+    deployment: Deployment
+    attempt: int
+    client_factory: Callable[[], PterodactylClient]
+    _client: PterodactylClient | None = None
+
+    @property
+    def client(self) -> PterodactylClient:
+        if self._client is None:
+            self._client = self.client_factory()
+        return self._client
+
+
+@dataclass
+class StepOutcome:
+    updates: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    # Not finished: run this step again after this many seconds (install polling).
+    poll_after: float | None = None
+
+
+class Step:
+    name: str = ""
+    label: str = ""
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        raise NotImplementedError
+
+    def compensate(self, ctx: StepContext) -> StepOutcome:
+        return StepOutcome(summary={"nothing_to_undo": True})
+
+    def finalize(self, run: ProvisioningRun, outcome: StepOutcome, actor: Actor) -> None:
+        """Database work done inside the engine's fenced transaction (no HTTP here)."""
+
+
+class CheckPanel(Step):
+    name, label = "check", "Check the panel"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        if not settings.PTERODACTYL_URL or not settings.PTERODACTYL_ADMIN_API_KEY:
+            raise StepFailed(
+                "Auto-provisioning is not configured: set PTERODACTYL_URL and "
+                "PTERODACTYL_ADMIN_API_KEY (run `manage.py pterodactyl_check`)."
+            )
+        locations = ctx.client.list_locations()
+        return StepOutcome(summary={"request": "GET /locations", "locations": len(locations)})
+
+
+class PanelUserStep(Step):
+    name, label = "panel_user", "Panel user"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        customer = ctx.deployment.customer
+        account = _panel_account_prepare(customer)
+        client = ctx.client
+        summary: dict[str, Any] = {"external_id": account.external_id}
+        if account.panel_user_id:
+            try:
+                user = client.get_user(account.panel_user_id)
+                summary["found"] = "stored id"
+                return StepOutcome(
+                    updates={"panel_user_id": user.id, "panel_user_created": False},
+                    summary=summary,
+                )
+            except PanelNotFound:
+                summary["stored_id_missing"] = account.panel_user_id
+        user = client.find_user_by_external_id(account.external_id)
+        created = False
+        if user is not None:
+            summary["found"] = "external_id"
+            # Ours (our external id); if this run is the one that made it, keep that knowledge.
+            created = ctx.run.panel_user_created or not account.panel_user_id
+        else:
+            user = client.find_user_by_email(account.email)
+            if user is not None:
+                summary["found"] = "exact email (adopted existing panel user)"
+        if user is None:
+            try:
+                result = client.create_user(
+                    email=account.email,
+                    username=account.username,
+                    first_name=(customer.first_name or "Customer")[:191],
+                    last_name=(customer.last_name or f"#{customer.pk}")[:191],
+                    external_id=account.external_id,
+                    password=account.password,
+                )
+            except PanelValidationError as exc:
+                if exc.has("username", "unique"):
+                    # Rare clash of the generated name: pick another, try again later.
+                    PanelAccount.objects.filter(pk=account.pk).update(
+                        username=panel_username(seed=f"{account.email}{timezone.now()}")
+                    )
+                    raise PanelUnavailable("generated panel username was taken; retrying") from exc
+                if exc.has("email", "unique"):
+                    raise PanelUnavailable(
+                        "a panel user with this e-mail appeared meanwhile; retrying to adopt it"
+                    ) from exc
+                raise
+            user, created = result.resource, True
+            summary["found"] = f"created ({result.origin})"
+        summary["panel_user_id"] = user.id
+        return StepOutcome(
+            updates={"panel_user_id": user.id, "panel_user_created": created}, summary=summary
+        )
+
+    def finalize(self, run: ProvisioningRun, outcome: StepOutcome, actor: Actor) -> None:
+        account = PanelAccount.objects.select_for_update().get(user_id=run.deployment.customer_id)
+        if account.panel_user_id != run.panel_user_id:
+            account.panel_user_id = run.panel_user_id
+            if not run.panel_user_created:
+                # Adopted a user we did not create: we do not know its password.
+                account.password = None
+                account.created_by_portal = False
+            else:
+                account.created_by_portal = True
+            account.save()
+
+    def compensate(self, ctx: StepContext) -> StepOutcome:
+        run = ctx.run
+        if not run.panel_user_id or not run.panel_user_created:
+            return StepOutcome(summary={"kept_panel_user": run.panel_user_id})
+        try:
+            ctx.client.delete_user(run.panel_user_id, missing_ok=True)
+        except PanelBadRequest:
+            # The panel refuses while the user owns servers (e.g. another deployment): keep it.
+            return StepOutcome(summary={"kept_panel_user": run.panel_user_id, "owns_servers": True})
+        PanelAccount.objects.filter(panel_user_id=run.panel_user_id).update(panel_user_id=None)
+        return StepOutcome(
+            updates={"panel_user_created": False},
+            summary={"deleted_panel_user": run.panel_user_id},
+        )
+
+
+def _panel_account_prepare(customer: Any) -> PanelAccount:
+    """The customer's account row, with username and password chosen before any panel call,
+    so a crash after the panel created the user still knows the password it was given."""
+    account = PanelAccount.objects.filter(user=customer).first()
+    if account is not None:
+        return account
+    seed = customer.email or str(customer.pk)
+    username = panel_username(seed=seed)
+    email = customer.email or f"{username}@{settings.PTERODACTYL_EMAIL_DOMAIN}"
+    try:
+        with transaction.atomic():
+            return PanelAccount.objects.create(
+                user=customer,
+                external_id=f"portal-user-{customer.pk}",
+                username=username,
+                email=email,
+                password=panel_password(),
+                created_by_portal=True,
+            )
+    except IntegrityError:
+        return PanelAccount.objects.get(user=customer)
+
+
+class ResourcesStep(Step):
+    name, label = "resources", "Resources and environment"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        spec = ctx.deployment.spec
+        egg = ctx.client.get_egg(spec["nest_id"], spec["egg_id"])
+        rules = [
+            VariableRule(
+                env_variable=v.env_variable,
+                name=v.name,
+                rules=v.rules,
+                default_value=v.default_value,
+                user_editable=v.user_editable,
+                user_viewable=v.user_viewable,
+            )
+            for v in egg.variables or ()
+        ]
+        plan_values = {
+            k: v for k, v in (spec.get("environment") or {}).items() if k not in ctx.deployment.variables
+        }
+        environment, errors = build_environment(
+            rules, plan_values=plan_values, customer_values=ctx.deployment.variables
+        )
+        if errors:
+            problems = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in errors.items())
+            raise StepFailed(f"The server settings do not satisfy the egg's rules: {problems}")
+        limits = spec["limits"]
+        payload = {
+            "egg_id": egg.id,
+            "nest_id": spec["nest_id"],
+            "docker_image": spec["docker_image"],
+            "startup": spec["startup"],
+            "environment": environment,
+            "limits": {**limits, "oom_disabled": spec.get("oom_disabled", True)},
+            "feature_limits": spec["feature_limits"],
+        }
+        return StepOutcome(
+            updates={"server_payload": payload},
+            summary={"egg": egg.id, "variables": sorted(environment), "limits": limits},
+        )
+
+
+class PlacementStep(Step):
+    name, label = "placement", "Choose a node"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        run, deployment = ctx.run, ctx.deployment
+        limits = run.server_payload["limits"]
+        memory, disk = int(limits["memory"]), int(limits["disk"])
+        if deployment.location_id:
+            nodes = list(
+                Node.objects.filter(
+                    location=deployment.location, is_public=True, maintenance_mode=False
+                )
+            )
+        else:
+            nodes = list(Node.objects.filter(panel_id=settings.DEFAULT_NODE_ID))
+        if not nodes:
+            raise StepFailed(
+                f"No usable node in location '{deployment.location.short_code}' "
+                "(run `manage.py sync_panel`, or add a node there)."
+            )
+        for node in nodes:  # fresh capacity readings, outside any transaction
+            reading_started = timezone.now()
+            panel_node = ctx.client.get_node(node.panel_id)
+            Node.objects.filter(pk=node.pk).update(
+                memory_mb=panel_node.memory,
+                memory_overallocate_percent=panel_node.memory_overallocate,
+                disk_mb=panel_node.disk,
+                disk_overallocate_percent=panel_node.disk_overallocate,
+                allocated_memory_mb=panel_node.allocated_resources.memory,
+                allocated_disk_mb=panel_node.allocated_resources.disk,
+                maintenance_mode=panel_node.maintenance_mode,
+                synced_at=reading_started,
+            )
+        with transaction.atomic():
+            # Lock the candidate nodes: two runs cannot both take the last slot.
+            locked = list(
+                Node.objects.select_for_update()
+                .filter(pk__in=[n.pk for n in nodes], maintenance_mode=False)
+                .order_by("pk")
+            )
+            loads = [node_load(node, exclude_run_id=run.pk) for node in locked]
+            viable, reason = rank_nodes(loads, memory=memory, disk=disk)
+            if not viable:
+                raise StepFailed(f"No node has room for {memory} MB / {disk} MB: {reason}")
+            chosen = viable[0].node
+            # The reservation is these run fields, counted by every later placement.
+            ProvisioningRun.objects.filter(pk=run.pk, fence=run.fence).update(
+                node=chosen, reserved_memory_mb=memory, reserved_disk_mb=disk,
+                placement_reason=reason,
+            )
+        return StepOutcome(
+            updates={
+                "node_id": chosen.pk,
+                "reserved_memory_mb": memory,
+                "reserved_disk_mb": disk,
+                "placement_reason": reason,
+            },
+            summary={"node": chosen.panel_id, "reason": reason},
+        )
+
+    def compensate(self, ctx: StepContext) -> StepOutcome:
+        return StepOutcome(
+            updates={"reserved_memory_mb": 0, "reserved_disk_mb": 0},
+            summary={"released": [ctx.run.reserved_memory_mb, ctx.run.reserved_disk_mb]},
+        )
+
+
+class AllocationsStep(Step):
+    name, label = "allocations", "Ports"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        run, deployment = ctx.run, ctx.deployment
+        node = Node.objects.get(pk=run.node_id)
+        wanted = max(1, int(run.server_payload["feature_limits"].get("allocations") or 0))
+        claims = list(AllocationClaim.objects.filter(run=run).order_by("-is_primary", "port"))
+        summary: dict[str, Any] = {"wanted": wanted, "already_claimed": len(claims)}
+        if len(claims) < wanted:
+            free = ctx.client.list_allocations(node.panel_id, assigned=False)
+            claims += _claim(run, deployment, node, free, wanted - len(claims), created=False)
+        if len(claims) < wanted:
+            created = self._create_ports(ctx, node, wanted - len(claims))
+            summary["created_ports"] = [a.port for a in created]
+            claims += _claim(run, deployment, node, created, wanted - len(claims), created=True)
+        if len(claims) < wanted:
+            raise PanelUnavailable("could not claim enough ports (taken concurrently); retrying")
+        if not any(c.is_primary for c in claims):
+            AllocationClaim.objects.filter(pk=claims[0].pk).update(is_primary=True)
+        summary["claimed"] = [f"{c.ip}:{c.port}" for c in claims]
+        return StepOutcome(summary=summary)
+
+    def _create_ports(self, ctx: StepContext, node: Node, count: int) -> list[Allocation]:
+        existing = ctx.client.list_allocations(node.panel_id)
+        if not existing:
+            raise StepFailed(
+                f"Node {node.name} has no IP allocation to add ports to; create one in the panel."
+            )
+        ip = existing[0].ip
+        taken = {a.port for a in existing if a.ip == ip}
+        ports: list[int] = []
+        port = settings.BASE_PORT
+        while len(ports) < count and port <= 65535:
+            if port not in taken:
+                ports.append(port)
+            port += 1
+        if len(ports) < count:
+            raise StepFailed(f"No free port numbers left on {ip} from BASE_PORT upward.")
+        made = ctx.client.create_allocations(node.panel_id, ip=ip, ports=ports)
+        return [a for a in made if not a.assigned]
+
+    def compensate(self, ctx: StepContext) -> StepOutcome:
+        claims = list(AllocationClaim.objects.filter(run=ctx.run))
+        deleted = []
+        for claim in claims:
+            if claim.created_by_portal:
+                node = Node.objects.get(pk=claim.node_id)
+                try:
+                    ctx.client.delete_allocation(
+                        node.panel_id, claim.panel_allocation_id, missing_ok=True
+                    )
+                    deleted.append(claim.port)
+                except PanelBadRequest:
+                    pass  # still held by a server; its force delete frees it for reuse
+            claim.delete()
+        return StepOutcome(summary={"released": [c.port for c in claims], "deleted": deleted})
+
+
+def _claim(
+    run: ProvisioningRun,
+    deployment: Deployment,
+    node: Node,
+    candidates: list[Allocation],
+    count: int,
+    *,
+    created: bool,
+) -> list[AllocationClaim]:
+    """Claim up to `count` allocations. The unique keys decide races: a port someone else
+    claimed first raises IntegrityError here and is skipped."""
+    claims: list[AllocationClaim] = []
+    for allocation in sorted(candidates, key=lambda a: a.port):
+        if len(claims) >= count:
+            break
+        if allocation.assigned:
+            continue
+        try:
+            with transaction.atomic():
+                claims.append(
+                    AllocationClaim.objects.create(
+                        node=node,
+                        panel_allocation_id=allocation.id,
+                        ip=allocation.ip,
+                        port=allocation.port,
+                        run=run,
+                        deployment=deployment,
+                        created_by_portal=created,
+                    )
+                )
+        except IntegrityError:
+            continue
+    return claims
+
+
+class ServerStep(Step):
+    name, label = "server", "Create the server"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        run, deployment = ctx.run, ctx.deployment
+        payload = run.server_payload
+        claims = list(AllocationClaim.objects.filter(run=run).order_by("-is_primary", "port"))
+        limits = payload["limits"]
+        result = ctx.client.ensure_server(
+            external_id=deployment.external_id,
+            name=deployment.name,
+            user_id=run.panel_user_id,
+            egg_id=payload["egg_id"],
+            docker_image=payload["docker_image"],
+            startup=payload["startup"],
+            environment=payload["environment"],
+            limits=Limits(
+                memory=limits["memory"],
+                swap=limits["swap"],
+                disk=limits["disk"],
+                io=limits["io"],
+                cpu=limits["cpu"],
+                threads=limits.get("threads"),
+                oom_disabled=limits.get("oom_disabled", True),
+            ),
+            feature_limits=FeatureLimits(**payload["feature_limits"]),
+            allocation_id=claims[0].panel_allocation_id,
+            additional_allocation_ids=[c.panel_allocation_id for c in claims[1:]],
+            description=f"{deployment.plan_name} for {deployment.customer.email} "
+            f"(portal deployment #{deployment.pk})",
+            start_on_completion=settings.AUTO_START_SERVERS,
+        )
+        server = result.resource
+        return StepOutcome(
+            updates={
+                "panel_server_id": server.id,
+                "panel_server_uuid": server.uuid,
+                "panel_identifier": server.identifier,
+                "server_created_at": run.server_created_at or timezone.now(),
+                "install_status": server.status or "",
+            },
+            summary={
+                "external_id": deployment.external_id,
+                "panel_server_id": server.id,
+                "origin": str(result.origin),
+                "allocation": f"{claims[0].ip}:{claims[0].port}",
+            },
+        )
+
+    def compensate(self, ctx: StepContext) -> StepOutcome:
+        server_id = ctx.run.panel_server_id
+        if server_id is None:
+            # Maybe created and the reply lost before we recorded it: find it by our key.
+            found = ctx.client.find_server_by_external_id(ctx.deployment.external_id)
+            server_id = found.id if found else None
+        if server_id is None:
+            return StepOutcome(summary={"no_server": True})
+        ctx.client.delete_server(server_id, force=True, missing_ok=True)
+        return StepOutcome(
+            updates={"panel_server_id": None, "server_created_at": None},
+            summary={"force_deleted_server": server_id},
+        )
+
+
+class InstallStep(Step):
+    name, label = "install", "Wait for the install"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        server = ctx.client.get_server(ctx.run.panel_server_id)
+        status = server.status or ""
+        if server.install_failed:
+            raise StepFailed(f"The panel reports the install failed (status {status}).")
+        if server.is_installing:
+            return StepOutcome(
+                updates={"install_status": status},
+                summary={"status": status},
+                poll_after=settings.PROVISIONING_POLL_INTERVAL,
+            )
+        return StepOutcome(updates={"install_status": status}, summary={"status": status or None})
+
+
+class ActivateStep(Step):
+    name, label = "activate", "Activate"
+
+    def execute(self, ctx: StepContext) -> StepOutcome:
+        primary = AllocationClaim.objects.filter(run=ctx.run, is_primary=True).first()
+        return StepOutcome(
+            summary={"address": f"{primary.ip}:{primary.port}" if primary else None}
+        )
+
+
+STEPS: list[Step] = [
+    CheckPanel(),
+    PanelUserStep(),
+    ResourcesStep(),
+    PlacementStep(),
+    AllocationsStep(),
+    ServerStep(),
+    InstallStep(),
+    ActivateStep(),
+]
+STEP_NAMES = [step.name for step in STEPS]

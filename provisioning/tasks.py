@@ -1,0 +1,26 @@
+"""Celery tasks of provisioning. Thin: they take ids and call the engine or a service."""
+
+from celery import shared_task
+
+from provisioning.saga import engine
+from provisioning.services import provisioning_sweep
+
+
+@shared_task(name="provisioning.run_step", acks_late=True)
+def run_step(run_id: int) -> str:
+    """One saga step. acks_late is safe: the engine's fence makes a re-delivery harmless."""
+    return engine.run_step(run_id)
+
+
+@shared_task(name="provisioning.sweep")
+def sweep() -> dict[str, int]:
+    """Resume runs whose worker died (lease expired) or whose message was lost; start queued
+    requests when there is room. Safe to run twice or concurrently."""
+    return provisioning_sweep()
+
+
+def _dispatch(run_id: int, delay: float) -> None:
+    run_step.apply_async((run_id,), countdown=delay if delay > 0 else None)
+
+
+engine.set_dispatcher(_dispatch)

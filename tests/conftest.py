@@ -1,0 +1,53 @@
+"""Fixtures for cross-app flows: the saga against the panel simulator, with Celery eager.
+
+The simulator answers through `responses` (no socket). Tasks run eagerly in-process, and the
+database is transactional so `on_commit` hooks fire as in production: confirming a payment runs
+the whole saga before the call returns.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import responses
+
+from config.celery import app as celery_app
+from provisioning.simulator import PanelSimulator
+from provisioning.simulator.testing import install_responses
+
+PANEL_URL = "https://panel.test"
+
+
+@dataclass
+class SagaWorld:
+    sim: PanelSimulator
+    rsps: responses.RequestsMock
+
+    @property
+    def panel(self):  # noqa: ANN201
+        return self.sim.panel
+
+    def fault(self, kind: str, **options: object) -> None:
+        self.sim.faults.add(kind, **options)
+
+    def calls(self, method: str, path_prefix: str) -> list[tuple[str, str, int]]:
+        return [c for c in self.sim.calls if c[0] == method and c[1].startswith(path_prefix)]
+
+
+@pytest.fixture
+def saga(settings, transactional_db) -> Iterator[SagaWorld]:  # noqa: ANN001
+    sim = PanelSimulator(install_delay=0, rng_seed=1)
+    settings.PTERODACTYL_URL = PANEL_URL
+    settings.PTERODACTYL_ADMIN_API_KEY = sim.seed.admin_api_key
+    settings.PTERODACTYL_RATE_LIMIT_PER_MINUTE = 1_000_000
+    settings.PTERODACTYL_RATE_LIMIT_REDIS_URL = None
+    settings.PTERODACTYL_HTTP_MAX_RETRIES = 0  # retries are the saga's job in these tests
+    settings.PROVISIONING_POLL_INTERVAL = 0
+    settings.PROVISIONING_RETRY_BACKOFF = 0
+    settings.PROVISIONING_ENABLED = True
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        install_responses(rsps, sim, PANEL_URL)
+        yield SagaWorld(sim=sim, rsps=rsps)
+    celery_app.conf.task_always_eager = previous

@@ -1,0 +1,282 @@
+"""The provisioning saga end to end: payment -> panel user and server -> active, or rollback."""
+
+import pytest
+
+from billing.models import Order, OrderStatus
+from billing.services.payments import payment_record_manual
+from common.actors import Actor
+from provisioning.models import (
+    AllocationClaim,
+    PanelAccount,
+    ProvisioningRequestStatus,
+    ProvisioningRun,
+    RunStatus,
+)
+from provisioning.saga.steps import STEP_NAMES
+from servers.models import DeploymentStatus
+
+SEEDED_USERS = 2  # the simulator's admin and support users
+
+
+def pay(order: Order, staff) -> Order:  # noqa: ANN001
+    payment_record_manual(
+        invoice_id=order.invoices.get().pk, reference=f"REF-{order.pk}", actor=Actor.staff(staff)
+    )
+    order.refresh_from_db()
+    return order
+
+
+def panel_leftovers(saga) -> dict[str, int]:  # noqa: ANN001
+    panel = saga.panel
+    return {
+        "servers": len(panel.servers),
+        "users": len(panel.users) - SEEDED_USERS,
+        "assigned_allocations": sum(1 for a in panel.allocations.values() if a.server_id),
+    }
+
+
+def test_happy_path_paid_order_becomes_an_active_server(saga, place_order, staff, customer):
+    order = pay(place_order(server_name="Survival SMP"), staff)
+
+    assert order.status == OrderStatus.COMPLETED
+    deployment = order.deployment
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.ACTIVE
+    server = saga.panel.servers[deployment.panel_server_id]
+    assert server.external_id == f"deployment-{deployment.pk}"
+    assert server.name == "Survival SMP"
+    assert (server.memory, server.cpu, server.disk) == (1024, 100, 5120)
+    assert deployment.ip_address == "203.0.113.10"
+    assert deployment.port == 25565
+    assert deployment.connection_address == "203.0.113.10:25565"
+    account = PanelAccount.objects.get(user=customer)
+    panel_user = saga.panel.users[account.panel_user_id]
+    assert panel_user.email == customer.email
+    assert server.owner_id == panel_user.id
+    assert len(account.password) >= 16
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED
+    forward = [s.step for s in run.steps.filter(direction="forward", status="succeeded")]
+    assert forward == STEP_NAMES
+    assert run.request.status == ProvisioningRequestStatus.SUCCEEDED
+    assert [e.to_status for e in order.events.all()] == [
+        "pending", "confirmed", "provisioning", "completed",
+    ]
+    assert panel_leftovers(saga) == {"servers": 1, "users": 1, "assigned_allocations": 1}
+    # The password is encrypted at rest: the raw column is not the password.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT password FROM provisioning_panelaccount")
+        (raw,) = cursor.fetchone()
+    assert raw != account.password
+    assert account.password not in raw
+
+
+def test_install_failure_rolls_back_everything(saga, place_order, staff):
+    saga.panel.eggs[1].fail_install = True
+
+    order = pay(place_order(), staff)
+
+    assert order.status == OrderStatus.CONFIRMED
+    assert "install failed" in order.last_error
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert run.failed_step == "install"
+    assert order.deployment.status == DeploymentStatus.FAILED
+    assert panel_leftovers(saga) == {"servers": 0, "users": 0, "assigned_allocations": 0}
+    assert not AllocationClaim.objects.exists()
+    compensated = [s.step for s in run.steps.filter(direction="compensate", status="succeeded")]
+    assert compensated == list(reversed(STEP_NAMES[: STEP_NAMES.index("install") + 1]))
+
+
+def _break_check(saga):  # noqa: ANN001, ANN202
+    saga.fault("status", method="GET", path=r"/locations$", status=403, times=None)
+
+
+def _break_panel_user(saga):  # noqa: ANN001, ANN202
+    saga.fault("status", method="POST", path=r"/users$", status=422, times=None)
+
+
+def _break_resources(saga):  # noqa: ANN001, ANN202
+    saga.fault("status", method="GET", path=r"/eggs/\d+$", status=404, times=None)
+
+
+def _break_placement(saga):  # noqa: ANN001, ANN202
+    saga.panel.nodes[1].memory = 512
+
+
+def _break_allocations(saga):  # noqa: ANN001, ANN202
+    for allocation_id in [a.id for a in saga.panel.allocations.values() if a.node_id == 1]:
+        del saga.panel.allocations[allocation_id]
+
+
+def _break_server(saga):  # noqa: ANN001, ANN202
+    saga.fault("status", method="POST", path=r"/servers$", status=400, times=None)
+
+
+@pytest.mark.parametrize(
+    ("breaker", "failed_step", "message"),
+    [
+        (_break_check, "check", "permission"),
+        (_break_panel_user, "panel_user", ""),
+        (_break_resources, "resources", ""),
+        (_break_placement, "placement", "No node has room"),
+        (_break_allocations, "allocations", "no IP allocation"),
+        (_break_server, "server", ""),
+    ],
+)
+def test_terminal_failure_at_each_step_is_fully_compensated(
+    saga, place_order, staff, breaker, failed_step, message
+):
+    allocations_before = len(saga.panel.allocations)
+    breaker(saga)
+    allocations_after_break = len(saga.panel.allocations)
+
+    order = pay(place_order(), staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert run.failed_step == failed_step
+    assert message in run.last_error
+    assert order.status == OrderStatus.CONFIRMED
+    assert order.last_error
+    assert run.request.status == ProvisioningRequestStatus.FAILED
+    order.deployment.refresh_from_db()
+    assert order.deployment.status == DeploymentStatus.FAILED
+    assert order.deployment.panel_server_id is None
+    # Nothing left behind, on the panel or in our reservations.
+    assert panel_leftovers(saga) == {"servers": 0, "users": 0, "assigned_allocations": 0}
+    assert len(saga.panel.allocations) == allocations_after_break
+    assert allocations_after_break <= allocations_before
+    assert not AllocationClaim.objects.exists()
+    assert (run.reserved_memory_mb, run.reserved_disk_mb) == (0, 0)
+    compensated = [s.step for s in run.steps.filter(direction="compensate", status="succeeded")]
+    assert compensated == list(reversed(STEP_NAMES[: STEP_NAMES.index(failed_step) + 1]))
+    # Terminal errors are not retried.
+    failed = run.steps.filter(direction="forward", step=failed_step)
+    assert failed.count() == 1
+
+
+def test_retryable_faults_are_retried_without_duplicates(saga, place_order, staff):
+    saga.fault("status", method="POST", path=r"/servers$", status=503, times=2)
+    saga.fault("rate_limit", method="GET", path=r"/nodes/\d+$", times=1, retry_after=0)
+
+    order = pay(place_order(), staff)
+
+    assert order.status == OrderStatus.COMPLETED
+    assert len(saga.panel.servers) == 1
+    run = ProvisioningRun.objects.get()
+    server_attempts = list(run.steps.filter(step="server").values_list("status", flat=True))
+    assert server_attempts == ["retrying", "retrying", "succeeded"]
+    assert list(run.steps.filter(step="placement").values_list("status", flat=True)) == [
+        "retrying", "succeeded",
+    ]
+
+
+def test_retries_spent_roll_back(saga, place_order, staff, settings):
+    saga.fault("status", method="POST", path=r"/servers$", status=503, times=None)
+
+    order = pay(place_order(), staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert "retries spent" in run.last_error
+    assert run.steps.filter(step="server", direction="forward").count() == (
+        settings.PROVISIONING_RETRY_ATTEMPTS
+    )
+    assert order.status == OrderStatus.CONFIRMED
+    assert panel_leftovers(saga) == {"servers": 0, "users": 0, "assigned_allocations": 0}
+
+
+def test_lost_reply_on_create_adopts_the_server(saga, place_order, staff):
+    saga.fault("lost_reply", method="POST", path=r"/servers$", times=1)
+
+    order = pay(place_order(), staff)
+
+    assert order.status == OrderStatus.COMPLETED
+    assert len(saga.panel.servers) == 1
+    run = ProvisioningRun.objects.get()
+    server_step = run.steps.get(step="server", status="succeeded")
+    assert server_step.summary["origin"] == "recovered"
+    assert len(saga.calls("POST", "/api/application/servers")) == 1
+
+
+def test_lost_reply_on_user_create_adopts_the_user(saga, place_order, staff):
+    saga.fault("lost_reply", method="POST", path=r"/users$", times=1)
+
+    order = pay(place_order(), staff)
+
+    assert order.status == OrderStatus.COMPLETED
+    assert panel_leftovers(saga)["users"] == 1
+
+
+def test_egg_rules_rejecting_a_value_fail_terminally_with_a_clear_message(
+    saga, place_order, staff
+):
+    order = place_order(variables={"SERVER_JARFILE": "paper.jar"})
+    jar = next(v for v in saga.panel.egg_variables.values() if v.env_variable == "SERVER_JARFILE")
+    jar.rules = r"required|regex:/^server\.jar$/"  # the panel's rule changed after the order
+
+    order = pay(order, staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.failed_step == "resources"
+    assert "Server Jar File variable field format is invalid" in run.last_error
+    assert run.steps.filter(step="resources", direction="forward").count() == 1
+    assert order.status == OrderStatus.CONFIRMED
+    assert panel_leftovers(saga) == {"servers": 0, "users": 0, "assigned_allocations": 0}
+
+
+def test_second_server_for_same_customer_reuses_panel_user(saga, place_order, staff):
+    first = pay(place_order(), staff)
+    second = pay(place_order(), staff)
+
+    assert first.status == second.status == OrderStatus.COMPLETED
+    assert panel_leftovers(saga) == {"servers": 2, "users": 1, "assigned_allocations": 2}
+    first.deployment.refresh_from_db()
+    second.deployment.refresh_from_db()
+    assert first.deployment.port != second.deployment.port
+
+
+def test_failure_keeps_a_panel_user_that_owns_other_servers(saga, place_order, staff):
+    pay(place_order(), staff)
+    saga.panel.eggs[1].fail_install = True
+
+    failed = pay(place_order(), staff)
+
+    assert failed.status == OrderStatus.CONFIRMED
+    assert panel_leftovers(saga) == {"servers": 1, "users": 1, "assigned_allocations": 1}
+
+
+def test_retry_after_failure_succeeds(saga, place_order, staff):
+    from provisioning.services import provisioning_retry
+
+    saga.panel.eggs[1].fail_install = True
+    order = pay(place_order(), staff)
+    assert order.status == OrderStatus.CONFIRMED
+    saga.panel.eggs[1].fail_install = False
+
+    provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert list(ProvisioningRun.objects.order_by("id").values_list("status", flat=True)) == [
+        "failed", "succeeded",
+    ]
+    assert len(saga.panel.servers) == 1
+
+
+def test_provisioning_disabled_waits_for_staff(saga, place_order, staff, settings):
+    from provisioning.services import provisioning_retry
+
+    settings.PROVISIONING_ENABLED = False
+    order = pay(place_order(), staff)
+    assert order.status == OrderStatus.CONFIRMED
+    assert not ProvisioningRun.objects.exists()
+    assert len(saga.panel.servers) == 0
+
+    provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
