@@ -82,9 +82,7 @@ def _active_run_count() -> int:
     return ProvisioningRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).count()
 
 
-def provisioning_start(
-    *, request_id: int, actor: Actor, from_step: int = 0
-) -> ProvisioningRun:
+def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> ProvisioningRun:
     """Start a run for the request (idempotent: an active run is returned as it is).
 
     The partial unique index on (deployment) for active runs makes two concurrent starts
@@ -99,7 +97,10 @@ def provisioning_start(
         ).first()
         if active is not None:
             return active
-        if request.status in (ProvisioningRequestStatus.SUCCEEDED, ProvisioningRequestStatus.CANCELLED):
+        if request.status in (
+            ProvisioningRequestStatus.SUCCEEDED,
+            ProvisioningRequestStatus.CANCELLED,
+        ):
             raise ConflictError(
                 f"Provisioning of {request.order_reference} is {request.status}; nothing to start.",
                 code="provisioning_finished",
@@ -126,7 +127,8 @@ def provisioning_start(
             table=PROVISIONING_REQUEST_TRANSITIONS,
             to_status=ProvisioningRequestStatus.IN_PROGRESS,
             actor=actor,
-            reason=f"Run #{run.pk} started" + (f" from step {STEP_NAMES[from_step]}" if from_step else ""),
+            reason=f"Run #{run.pk} started"
+            + (f" from step {STEP_NAMES[from_step]}" if from_step else ""),
             event_model=ProvisioningRequestEvent,
             event_fk="request",
         )
@@ -158,7 +160,9 @@ def provisioning_abort(*, run_id: int, actor: Actor, reason: str) -> Provisionin
     with transaction.atomic():
         run = ProvisioningRun.objects.select_for_update().get(pk=run_id)
         if run.status not in (RunStatus.RUNNING, RunStatus.COMPENSATING, RunStatus.NEEDS_ATTENTION):
-            raise ConflictError(f"Run #{run.pk} is {run.status}; nothing to undo.", code="run_finished")
+            raise ConflictError(
+                f"Run #{run.pk} is {run.status}; nothing to undo.", code="run_finished"
+            )
         if run.status != RunStatus.COMPENSATING:
             run.compensate_index = min(run.step_index, len(STEP_NAMES) - 1)
             run.status = RunStatus.COMPENSATING
@@ -167,7 +171,9 @@ def provisioning_abort(*, run_id: int, actor: Actor, reason: str) -> Provisionin
         run.next_run_at = timezone.now()
         run.attempt = 0
         run.finished_at = None
-        run.last_error = f"{run.last_error} | rollback requested by {actor.label}: {reason}".strip(" |")
+        run.last_error = f"{run.last_error} | rollback requested by {actor.label}: {reason}".strip(
+            " |"
+        )
         run.save()
         engine.schedule(run.pk)
     return run
@@ -192,13 +198,11 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     for run_id in expired:
         # Clear the dead worker's lease so the next claim can take the step (fence + 1 there).
         ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now).update(
-            lease_expires_at=None, next_run_at=now
+            lease_expires_at=None, next_run_at=None
         )
-    resumed = 0
     for run_id in expired + lost:
         with transaction.atomic():
             engine.schedule(run_id)
-        resumed += 1
     started = 0
     room = settings.PROVISIONING_QUEUE_SIZE - _active_run_count()
     if room > 0:
@@ -214,6 +218,8 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     if expired or lost or started:
         logger.info(
             "provisioning sweep: %s expired leases, %s lost messages, %s queued requests started",
-            len(expired), len(lost), started,
+            len(expired),
+            len(lost),
+            started,
         )
     return {"expired": len(expired), "lost": len(lost), "started": started}

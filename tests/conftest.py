@@ -24,7 +24,7 @@ class SagaWorld:
     rsps: responses.RequestsMock
 
     @property
-    def panel(self):  # noqa: ANN201
+    def panel(self):
         return self.sim.panel
 
     def fault(self, kind: str, **options: object) -> None:
@@ -35,7 +35,7 @@ class SagaWorld:
 
 
 @pytest.fixture
-def saga(settings, transactional_db) -> Iterator[SagaWorld]:  # noqa: ANN001
+def saga(settings, transactional_db) -> Iterator[SagaWorld]:
     sim = PanelSimulator(install_delay=0, rng_seed=1)
     settings.PTERODACTYL_URL = PANEL_URL
     settings.PTERODACTYL_ADMIN_API_KEY = sim.seed.admin_api_key

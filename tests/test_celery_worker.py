@@ -49,7 +49,7 @@ def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
         "TEST_CELERY_BROKER_URL": url,
         "CELERY_FILESYSTEM_BROKER_DIR": str(tmp_path / "broker"),
     }
-    worker = subprocess.Popen(  # noqa: S603
+    worker = subprocess.Popen(
         [
             sys.executable,
             "-m",

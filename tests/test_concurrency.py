@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
 @pytest.fixture(autouse=True)
-def _postgres_only(settings) -> None:  # noqa: ANN001
+def _postgres_only(settings) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL row locks")
     # These races are about money and the hand-off; the saga's own races are in test_saga_*.

@@ -18,7 +18,7 @@ from servers.models import DeploymentStatus
 SEEDED_USERS = 2  # the simulator's admin and support users
 
 
-def pay(order: Order, staff) -> Order:  # noqa: ANN001
+def pay(order: Order, staff) -> Order:
     payment_record_manual(
         invoice_id=order.invoices.get().pk, reference=f"REF-{order.pk}", actor=Actor.staff(staff)
     )
@@ -26,7 +26,7 @@ def pay(order: Order, staff) -> Order:  # noqa: ANN001
     return order
 
 
-def panel_leftovers(saga) -> dict[str, int]:  # noqa: ANN001
+def panel_leftovers(saga) -> dict[str, int]:
     panel = saga.panel
     return {
         "servers": len(panel.servers),
@@ -60,7 +60,10 @@ def test_happy_path_paid_order_becomes_an_active_server(saga, place_order, staff
     assert forward == STEP_NAMES
     assert run.request.status == ProvisioningRequestStatus.SUCCEEDED
     assert [e.to_status for e in order.events.all()] == [
-        "pending", "confirmed", "provisioning", "completed",
+        "pending",
+        "confirmed",
+        "provisioning",
+        "completed",
     ]
     assert panel_leftovers(saga) == {"servers": 1, "users": 1, "assigned_allocations": 1}
     # The password is encrypted at rest: the raw column is not the password.
@@ -90,28 +93,28 @@ def test_install_failure_rolls_back_everything(saga, place_order, staff):
     assert compensated == list(reversed(STEP_NAMES[: STEP_NAMES.index("install") + 1]))
 
 
-def _break_check(saga):  # noqa: ANN001, ANN202
+def _break_check(saga):
     saga.fault("status", method="GET", path=r"/locations$", status=403, times=None)
 
 
-def _break_panel_user(saga):  # noqa: ANN001, ANN202
+def _break_panel_user(saga):
     saga.fault("status", method="POST", path=r"/users$", status=422, times=None)
 
 
-def _break_resources(saga):  # noqa: ANN001, ANN202
+def _break_resources(saga):
     saga.fault("status", method="GET", path=r"/eggs/\d+$", status=404, times=None)
 
 
-def _break_placement(saga):  # noqa: ANN001, ANN202
+def _break_placement(saga):
     saga.panel.nodes[1].memory = 512
 
 
-def _break_allocations(saga):  # noqa: ANN001, ANN202
+def _break_allocations(saga):
     for allocation_id in [a.id for a in saga.panel.allocations.values() if a.node_id == 1]:
         del saga.panel.allocations[allocation_id]
 
 
-def _break_server(saga):  # noqa: ANN001, ANN202
+def _break_server(saga):
     saga.fault("status", method="POST", path=r"/servers$", status=400, times=None)
 
 
@@ -170,7 +173,8 @@ def test_retryable_faults_are_retried_without_duplicates(saga, place_order, staf
     server_attempts = list(run.steps.filter(step="server").values_list("status", flat=True))
     assert server_attempts == ["retrying", "retrying", "succeeded"]
     assert list(run.steps.filter(step="placement").values_list("status", flat=True)) == [
-        "retrying", "succeeded",
+        "retrying",
+        "succeeded",
     ]
 
 
@@ -211,9 +215,7 @@ def test_lost_reply_on_user_create_adopts_the_user(saga, place_order, staff):
     assert panel_leftovers(saga)["users"] == 1
 
 
-def test_egg_rules_rejecting_a_value_fail_terminally_with_a_clear_message(
-    saga, place_order, staff
-):
+def test_egg_rules_rejecting_a_value_fail_terminally_with_a_clear_message(saga, place_order, staff):
     order = place_order(variables={"SERVER_JARFILE": "paper.jar"})
     jar = next(v for v in saga.panel.egg_variables.values() if v.env_variable == "SERVER_JARFILE")
     jar.rules = r"required|regex:/^server\.jar$/"  # the panel's rule changed after the order
@@ -262,7 +264,8 @@ def test_retry_after_failure_succeeds(saga, place_order, staff):
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
     assert list(ProvisioningRun.objects.order_by("id").values_list("status", flat=True)) == [
-        "failed", "succeeded",
+        "failed",
+        "succeeded",
     ]
     assert len(saga.panel.servers) == 1
 

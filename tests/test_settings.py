@@ -23,7 +23,7 @@ def manage(*args: str, **env_overrides: str) -> subprocess.CompletedProcess:
     for key, value in env_overrides.items():
         if value is None:
             env.pop(key, None)
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,

@@ -19,7 +19,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STRIPE_SECRET_KEY = "sk_test_dummy_key_for_tests"
 STRIPE_WEBHOOK_SECRETS = ["whsec_test_secret_one"]
-PTERODACTYL_URL = "https://panel.test"
-PTERODACTYL_ADMIN_API_KEY = "ptla_testkey0000" + "s" * 32
+# Subprocesses of tests (real workers) point these at a simulator the test serves.
+PTERODACTYL_URL = env("TEST_PTERODACTYL_URL", default="https://panel.test")
+PTERODACTYL_ADMIN_API_KEY = env(
+    "TEST_PTERODACTYL_ADMIN_API_KEY", default="ptla_testkey0000" + "s" * 32
+)
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -56,7 +56,7 @@ _dispatch: Callable[[int, float], None] | None = None
 
 
 def set_dispatcher(dispatch: Callable[[int, float], None]) -> None:
-    global _dispatch  # noqa: PLW0603 - one process-wide hook, set once at import of tasks
+    global _dispatch
     _dispatch = dispatch
 
 
@@ -92,9 +92,9 @@ def run_step(run_id: int, *, client_factory: Callable[[], PterodactylClient] | N
     claim = _prepare(run_id)
     if claim is None:
         return "skipped"
-    run = ProvisioningRun.objects.select_related("deployment__customer", "deployment__location").get(
-        pk=run_id
-    )
+    run = ProvisioningRun.objects.select_related(
+        "deployment__customer", "deployment__location"
+    ).get(pk=run_id)
     step = STEPS[claim.index]
     ctx = StepContext(
         run=run,
@@ -141,8 +141,18 @@ def _prepare(run_id: int) -> Claim | None:
             seconds=settings.CELERY_TASK_TIME_LIMIT + LEASE_MARGIN_SECONDS
         )
         run.next_run_at = None
-        run.save(update_fields=["fence", "lease_expires_at", "next_run_at", "status",
-                                "compensate_index", "last_error", "failed_step", "updated_at"])
+        run.save(
+            update_fields=[
+                "fence",
+                "lease_expires_at",
+                "next_run_at",
+                "status",
+                "compensate_index",
+                "last_error",
+                "failed_step",
+                "updated_at",
+            ]
+        )
         attempt = ProvisioningStepAttempt.objects.create(
             run=run,
             step=STEPS[index].name,
@@ -176,9 +186,8 @@ def _error_text(error: BaseException) -> str:
 def _is_retryable(error: BaseException) -> bool:
     if isinstance(error, PanelError):
         return error.retryable
-    if isinstance(error, StepFailed | ImproperlyConfigured):
-        return False
-    return True  # time limits, DB hiccups, bugs: retry, bounded, then compensate
+    # Time limits, DB hiccups, bugs: retry (bounded), then compensate.
+    return not isinstance(error, StepFailed | ImproperlyConfigured)
 
 
 def _finalize(claim: Claim, outcome: StepOutcome | None, error: BaseException | None) -> str:

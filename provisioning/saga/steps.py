@@ -216,7 +216,9 @@ class ResourcesStep(Step):
             for v in egg.variables or ()
         ]
         plan_values = {
-            k: v for k, v in (spec.get("environment") or {}).items() if k not in ctx.deployment.variables
+            k: v
+            for k, v in (spec.get("environment") or {}).items()
+            if k not in ctx.deployment.variables
         }
         environment, errors = build_environment(
             rules, plan_values=plan_values, customer_values=ctx.deployment.variables
@@ -287,7 +289,9 @@ class PlacementStep(Step):
             chosen = viable[0].node
             # The reservation is these run fields, counted by every later placement.
             ProvisioningRun.objects.filter(pk=run.pk, fence=run.fence).update(
-                node=chosen, reserved_memory_mb=memory, reserved_disk_mb=disk,
+                node=chosen,
+                reserved_memory_mb=memory,
+                reserved_disk_mb=disk,
                 placement_reason=reason,
             )
         return StepOutcome(
@@ -487,9 +491,7 @@ class ActivateStep(Step):
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         primary = AllocationClaim.objects.filter(run=ctx.run, is_primary=True).first()
-        return StepOutcome(
-            summary={"address": f"{primary.ip}:{primary.port}" if primary else None}
-        )
+        return StepOutcome(summary={"address": f"{primary.ip}:{primary.port}" if primary else None})
 
 
 STEPS: list[Step] = [
