@@ -14,21 +14,37 @@ from common.state import apply_transition
 
 class OrderProvisioningListener:
     def provisioning_started(self, *, deployment_id: int, actor: Actor) -> None:
-        self._move(deployment_id, OrderStatus.PROVISIONING, actor, "Provisioning started",
-                   {"last_error": ""})
+        self._move(
+            deployment_id,
+            OrderStatus.PROVISIONING,
+            actor,
+            "Provisioning started",
+            {"last_error": ""},
+        )
 
     def provisioning_succeeded(self, *, deployment_id: int, actor: Actor) -> None:
-        self._move(deployment_id, OrderStatus.COMPLETED, actor, "Server active",
-                   {"completed_at": timezone.now(), "last_error": ""})
+        self._move(
+            deployment_id,
+            OrderStatus.COMPLETED,
+            actor,
+            "Server active",
+            {"completed_at": timezone.now(), "last_error": ""},
+        )
 
     def provisioning_failed(self, *, deployment_id: int, error: str, actor: Actor) -> None:
         # As the guides say: the order returns to "confirmed", with the error, for a retry or
         # manual setup.
-        self._move(deployment_id, OrderStatus.CONFIRMED, actor,
-                   f"Automatic provisioning failed: {error}"[:1000], {"last_error": error[:2000]})
+        self._move(
+            deployment_id,
+            OrderStatus.CONFIRMED,
+            actor,
+            f"Automatic provisioning failed: {error}"[:1000],
+            {"last_error": error[:2000]},
+        )
 
-    def _move(self, deployment_id: int, to_status: str, actor: Actor, reason: str,
-              updates: dict) -> None:
+    def _move(
+        self, deployment_id: int, to_status: str, actor: Actor, reason: str, updates: dict
+    ) -> None:
         with transaction.atomic():
             order = Order.objects.select_for_update().filter(deployment_id=deployment_id).first()
             if order is None or order.status == to_status:
