@@ -9,6 +9,14 @@ if not SALT_KEY:  # noqa: F405
     SALT_KEY = ["local-dev-insecure-field-encryption-key"]
     FIELD_ENCRYPTION_KEYS = SALT_KEY
 
-# The demo points at our panel simulator unless told otherwise.
+# The demo points at our panel simulator (`manage.py run_panel_simulator`) unless told
+# otherwise. The keys are the simulator's fixed demo keys (provisioning.simulator.DEMO_API_KEY
+# and DEMO_CLIENT_API_KEY; a test keeps them equal), not secrets.
 if not PTERODACTYL_URL:  # noqa: F405
     PTERODACTYL_URL = "http://127.0.0.1:8081"
+    PTERODACTYL_ADMIN_API_KEY = PTERODACTYL_ADMIN_API_KEY or (  # noqa: F405
+        "ptla_SIMDEMOadm1" + "0123456789abcdefghijklmnopqrstuv"
+    )
+    PTERODACTYL_CLIENT_API_KEY = PTERODACTYL_CLIENT_API_KEY or (  # noqa: F405
+        "ptlc_SIMDEMOadm1" + "abcdefghijklmnopqrstuv0123456789"
+    )

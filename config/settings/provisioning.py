@@ -7,6 +7,10 @@ PTERODACTYL_URL = env("PTERODACTYL_URL", default="")
 PTERODACTYL_ADMIN_API_KEY = env("PTERODACTYL_ADMIN_API_KEY", default="")
 # Optional client API key (ptlc_...) of a root admin: power signals and live resources.
 PTERODACTYL_CLIENT_API_KEY = env("PTERODACTYL_CLIENT_API_KEY", default="")
+# Our request budget per minute on the client API (the panel allows 720).
+PTERODACTYL_CLIENT_RATE_LIMIT_PER_MINUTE = env.int(
+    "PTERODACTYL_CLIENT_RATE_LIMIT_PER_MINUTE", default=600
+)
 PTERODACTYL_TIMEOUT_CONNECT = env.float("PTERODACTYL_TIMEOUT_CONNECT", default=5.0)
 PTERODACTYL_TIMEOUT_READ = env.float("PTERODACTYL_TIMEOUT_READ", default=30.0)
 PTERODACTYL_HTTP_MAX_RETRIES = env.int("PTERODACTYL_HTTP_MAX_RETRIES", default=3)

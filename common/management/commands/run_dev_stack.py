@@ -84,6 +84,8 @@ class Command(BaseCommand):
                 call_command("check_worker", timeout=90)
             except CommandError as exc:
                 self.stderr.write(self.style.WARNING(str(exc)))
+            if "simulator" in processes:
+                self._sync_from_simulator()
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Portal: http://127.0.0.1:{options['port']}/   API: /api/v1/plans/   "
@@ -105,6 +107,16 @@ class Command(BaseCommand):
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+    def _sync_from_simulator(self) -> None:
+        """Import the simulator's locations, nodes and eggs (replacing the demo rows)."""
+        for _ in range(40):
+            try:
+                call_command("sync_panel")
+                return
+            except CommandError:
+                time.sleep(0.5)  # the simulator is still starting
+        self.stderr.write(self.style.WARNING("could not sync from the panel simulator"))
 
     def _simulator_available(self) -> bool:
         from django.core.management import get_commands

@@ -1,0 +1,30 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from billing.catalog import plan_panel_spec
+from billing.models import Plan
+from provisioning.panel_check import FAIL, PlanRequirement, format_report, panel_check
+
+
+class Command(BaseCommand):
+    help = (
+        "Check the panel connection and configuration: URL, key and admin permission, "
+        "DEFAULT_NODE_ID, every active plan's egg and image, free allocations per node. "
+        "Exit status 0 only when nothing failed."
+    )
+
+    def handle(self, *args, **options) -> None:
+        plans = []
+        for plan in Plan.objects.filter(is_active=True):
+            spec = plan_panel_spec(plan)
+            plans.append(
+                PlanRequirement(
+                    name=plan.name,
+                    nest_id=spec["nest_id"],
+                    egg_id=spec["egg_id"],
+                    docker_image=spec["docker_image"],
+                )
+            )
+        results = panel_check(plans=plans)
+        self.stdout.write(format_report(results))
+        if any(result.status == FAIL for result in results):
+            raise CommandError("the panel check failed; see the fixes above")

@@ -1,0 +1,145 @@
+"""Importing the panel's locations, nodes, nests and eggs into our mirror tables."""
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from provisioning.pterodactyl import PterodactylClient
+from servers.models import Egg, Location, Node
+from servers.services import egg_upsert, location_upsert, node_upsert
+
+
+@dataclass
+class SyncReport:
+    created: dict[str, list[str]] = field(default_factory=dict)
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    missing_on_panel: dict[str, list[str]] = field(default_factory=dict)
+
+    def note(self, kind: str, name: str, *, created: bool, changed: bool) -> None:
+        if created:
+            self.created.setdefault(kind, []).append(name)
+        elif changed:
+            self.updated.setdefault(kind, []).append(name)
+        else:
+            self.unchanged[kind] = self.unchanged.get(kind, 0) + 1
+
+    def lines(self) -> list[str]:
+        out = []
+        for kind in ("locations", "nodes", "eggs"):
+            out.append(
+                f"{kind}: {len(self.created.get(kind, []))} created "
+                f"{self.created.get(kind, []) or ''}, {len(self.updated.get(kind, []))} updated "
+                f"{self.updated.get(kind, []) or ''}, {self.unchanged.get(kind, 0)} unchanged"
+            )
+            if self.missing_on_panel.get(kind):
+                out.append(f"  not on the panel any more: {', '.join(self.missing_on_panel[kind])}")
+        return out
+
+
+def _changed(instance: object | None, values: dict) -> bool:
+    return instance is None or any(getattr(instance, k) != v for k, v in values.items())
+
+
+def panel_sync(*, client: PterodactylClient) -> SyncReport:
+    """Mirror the panel's catalogue of places and software. Idempotent; deletes nothing."""
+    report = SyncReport()
+    locations = client.list_locations()
+    by_panel_id: dict[int, Location] = {}
+    for loc in locations:
+        existing = Location.objects.filter(short_code=loc.short).first()
+        values = {"long_name": loc.long or "", "panel_id": loc.id}
+        changed = _changed(existing, values)
+        if existing is None or changed:
+            Location.objects.filter(panel_id=loc.id).exclude(short_code=loc.short).update(
+                panel_id=None
+            )
+        location, created = location_upsert(short_code=loc.short, **values)
+        by_panel_id[loc.id] = location
+        report.note("locations", loc.short, created=created, changed=changed)
+    report.missing_on_panel["locations"] = list(
+        Location.objects.exclude(panel_id__in=list(by_panel_id)).values_list(
+            "short_code", flat=True
+        )
+    )
+
+    seen_nodes = []
+    for node in client.list_nodes():
+        reading_started = timezone.now()
+        free = len(client.list_free_allocations(node.id))
+        values = {
+            "name": node.name,
+            "location": by_panel_id.get(node.location_id),
+            "fqdn": node.fqdn,
+            "is_public": node.public,
+            "maintenance_mode": node.maintenance_mode,
+            "memory_mb": node.memory,
+            "memory_overallocate_percent": node.memory_overallocate,
+            "disk_mb": node.disk,
+            "disk_overallocate_percent": node.disk_overallocate,
+            "allocated_memory_mb": node.allocated_resources.memory,
+            "allocated_disk_mb": node.allocated_resources.disk,
+            "free_allocations": free,
+        }
+        if values["location"] is None:
+            continue
+        existing = Node.objects.filter(panel_id=node.id).first()
+        changed = _changed(existing, values)
+        node_upsert(panel_id=node.id, **values)
+        Node.objects.filter(panel_id=node.id).update(synced_at=reading_started)
+        report.note("nodes", node.name, created=existing is None, changed=changed)
+        seen_nodes.append(node.id)
+    report.missing_on_panel["nodes"] = list(
+        Node.objects.exclude(panel_id__in=seen_nodes).values_list("name", flat=True)
+    )
+
+    seen_eggs = []
+    for nest in client.list_nests():
+        for egg in client.list_eggs(nest.id):
+            fields = {
+                "name": egg.name,
+                "description": egg.description or "",
+                "docker_image": egg.docker_image or "",
+                "docker_images": dict(egg.docker_images),
+                "startup": egg.startup,
+            }
+            variables = [
+                {
+                    "env_variable": v.env_variable,
+                    "name": v.name,
+                    "description": v.description,
+                    "default_value": v.default_value,
+                    "user_viewable": v.user_viewable,
+                    "user_editable": v.user_editable,
+                    "rules": v.rules,
+                }
+                for v in egg.variables or ()
+            ]
+            existing = Egg.objects.filter(panel_id=egg.id).first()
+            before = (
+                None
+                if existing is None
+                else (
+                    {k: getattr(existing, k) for k in fields},
+                    sorted(
+                        existing.variables.values_list("env_variable", "rules", "default_value")
+                    ),
+                )
+            )
+            egg_upsert(
+                nest_panel_id=nest.id,
+                nest_name=nest.name,
+                egg_panel_id=egg.id,
+                egg_fields=fields,
+                variables=variables,
+            )
+            after = (
+                fields,
+                sorted((v["env_variable"], v["rules"], v["default_value"]) for v in variables),
+            )
+            report.note("eggs", egg.name, created=existing is None, changed=before != after)
+            seen_eggs.append(egg.id)
+    report.missing_on_panel["eggs"] = list(
+        Egg.objects.exclude(panel_id__in=seen_eggs).values_list("name", flat=True)
+    )
+    return report
