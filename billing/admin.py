@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from billing.catalog import plan_panel_spec
 from billing.models import (
     Addon,
     AddonPrice,
@@ -27,6 +28,8 @@ from billing.services.payments import payment_record_manual
 from common.actors import Actor
 from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline
 from common.errors import ApplicationError
+from provisioning.admin import provisioning_timeline_html
+from provisioning.operations import deployment_change_build
 
 
 class PlanPriceInline(admin.TabularInline):
@@ -164,9 +167,43 @@ class OrderAdmin(admin.ModelAdmin):
         "idempotency_key",
         "created_at",
         "updated_at",
+        "provisioning_timeline",
     )
     inlines = [OrderAddonInline, OrderInvoiceInline, OrderEventInline]
-    actions = ["cancel_unpaid_orders"]
+    actions = ["cancel_unpaid_orders", "change_plan"]
+
+    @admin.display(description="Provisioning")
+    def provisioning_timeline(self, order: Order) -> str:
+        return provisioning_timeline_html(order.deployment_id)
+
+    @admin.action(description="Change plan (apply new limits on the panel)…")
+    def change_plan(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        form = ChangePlanForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            plan = form.cleaned_data["plan"]
+            for order in queryset.select_related("deployment"):
+                addons = [item.addon for item in order.order_addons.select_related("addon")]
+                try:
+                    deployment_change_build(
+                        deployment_id=order.deployment_id,
+                        spec=plan_panel_spec(plan, addons),
+                        plan_slug=plan.slug,
+                        plan_name=plan.name,
+                        actor=Actor.staff(request.user),
+                    )
+                    self.message_user(request, f"{order}: now {plan.name}.", messages.SUCCESS)
+                except ApplicationError as exc:
+                    self.message_user(request, f"{order}: {exc.message}", messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Change plan",
+            "objects": [order.deployment for order in queryset.select_related("deployment")],
+            "form": form,
+            "action": "change_plan",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/provisioning/action_form.html", context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are placed by customers (or the API on their behalf)
@@ -196,6 +233,10 @@ class PaymentInline(ReadOnlyInline):
 
 class InvoiceEventInline(StatusEventInline):
     model = InvoiceEvent
+
+
+class ChangePlanForm(forms.Form):
+    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(is_active=True))
 
 
 class ConfirmPaymentForm(forms.Form):

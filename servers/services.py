@@ -149,3 +149,33 @@ def egg_upsert(
             seen.append(variable["env_variable"])
         egg.variables.exclude(env_variable__in=seen).delete()
     return egg, created
+
+
+def deployment_record(*, deployment_id: int, actor: Actor, reason: str) -> None:
+    """Audit an operation that does not change the status (reinstall, password reset, ...)."""
+    deployment = Deployment.objects.get(pk=deployment_id)
+    DeploymentEvent.objects.create(
+        deployment=deployment,
+        actor=actor.user,
+        actor_label=actor.label,
+        from_status=deployment.status,
+        to_status=deployment.status,
+        reason=reason[:2000],
+    )
+
+
+def deployment_update_spec(
+    *,
+    deployment_id: int,
+    spec: dict[str, Any],
+    plan_slug: str,
+    plan_name: str,
+    actor: Actor,
+    reason: str,
+) -> Deployment:
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        deployment.spec, deployment.plan_slug, deployment.plan_name = spec, plan_slug, plan_name
+        deployment.save(update_fields=["spec", "plan_slug", "plan_name", "updated_at"])
+        deployment_record(deployment_id=deployment_id, actor=actor, reason=reason)
+    return deployment

@@ -1,7 +1,12 @@
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.selectors import order_get_by_reference
 from common.errors import ApplicationError
+from provisioning.pterodactyl import PanelError
+from provisioning.saga.dry_run import provisioning_plan
+from provisioning.selectors import run_timeline, runs_for_deployment
 
 
 class Command(BaseCommand):
@@ -9,12 +14,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("order", help="Order number, e.g. 12 or #12")
+        parser.add_argument(
+            "--plan",
+            action="store_true",
+            help="Dry run: print the exact panel payload and placement; changes nothing",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
             order = order_get_by_reference(reference=options["order"])
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        if options["plan"]:
+            self._plan(order)
+            return
         out = self.stdout.write
         deployment = order.deployment
         out(f"{order}  status={order.status}  placed={order.created_at:%Y-%m-%d %H:%M:%S %Z}")
@@ -42,6 +55,24 @@ class Command(BaseCommand):
             )
         else:
             out("  provisioning request: none")
+        for run in runs_for_deployment(deployment_id=deployment.pk):
+            out(
+                f"  run #{run.pk}: {run.status}, step {run.step_index}, started "
+                f"{run.started_at:%Y-%m-%d %H:%M:%S}, by {run.triggered_by}; panel user "
+                f"{run.panel_user_id or '-'}, server {run.panel_server_id or '-'}, node "
+                f"{run.node.name if run.node else '-'}"
+            )
+            if run.placement_reason:
+                out(f"      placement: {run.placement_reason}")
+            if run.last_error:
+                out(f"      error: {run.last_error}")
+            for step in run_timeline(run):
+                out(
+                    f"      {step['started_at']:%H:%M:%S} {step['direction']:<10} "
+                    f"{step['step']:<12} #{step['attempt']} {step['status']:<10} "
+                    f"{step['duration_ms'] if step['duration_ms'] is not None else '-':>6} ms"
+                    + (f"  {step['error'][:120]}" if step["error"] else "")
+                )
         for invoice in order.invoices.all().order_by("id"):
             out(
                 f"  invoice {invoice.number}: {invoice.status}, total {invoice.total} "
@@ -68,3 +99,15 @@ class Command(BaseCommand):
                 f"    {when:%Y-%m-%d %H:%M:%S} {what:<22} {event.from_status or '-':>12} -> "
                 f"{event.to_status:<12} by {event.actor_label}: {event.reason}"
             )
+
+    def _plan(self, order) -> None:
+        try:
+            plan = provisioning_plan(deployment_id=order.deployment_id)
+        except PanelError as exc:
+            raise CommandError(f"could not read the panel: {exc}") from exc
+        self.stdout.write(f"{order}: dry run (nothing was created or reserved)")
+        self.stdout.write(f"placement: {plan['placement']}")
+        if plan["variable_errors"]:
+            self.stdout.write(f"variable problems: {plan['variable_errors']}")
+        self.stdout.write("POST /api/application/servers")
+        self.stdout.write(json.dumps(plan["payload"], indent=2, sort_keys=True))

@@ -1,0 +1,179 @@
+"""Operations on live servers: suspend, unsuspend, terminate, change plan, reinstall, reset
+the panel password. Each calls the panel with no transaction open, then records the outcome
+(status change or audit row) with the acting user."""
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from common.actors import Actor
+from common.errors import ApplicationError, ConflictError
+from provisioning.credentials import panel_password
+from provisioning.models import AllocationClaim, PanelAccount
+from provisioning.pterodactyl import PanelBadRequest, PanelError, PterodactylClient
+from servers.models import Deployment, DeploymentStatus
+from servers.services import deployment_record, deployment_transition, deployment_update_spec
+
+logger = logging.getLogger(__name__)
+
+
+class PanelOperationFailed(ApplicationError):
+    default_code = "panel_operation_failed"
+    http_status = 502
+
+
+def _live(deployment_id: int, allowed: tuple[str, ...]) -> Deployment:
+    deployment = Deployment.objects.get(pk=deployment_id)
+    if deployment.status not in allowed:
+        raise ConflictError(
+            f"{deployment} is {deployment.get_status_display().lower()}; this needs "
+            f"{' or '.join(allowed)}.",
+            code="invalid_state",
+        )
+    if deployment.panel_server_id is None:
+        raise ConflictError(f"{deployment} has no panel server.", code="no_panel_server")
+    return deployment
+
+
+def _panel(call: Any, what: str) -> Any:
+    try:
+        return call()
+    except PanelError as exc:
+        raise PanelOperationFailed(f"The panel refused to {what}: {exc}") from exc
+
+
+def deployment_suspend(
+    *, deployment_id: int, actor: Actor, reason: str, client: PterodactylClient | None = None
+) -> Deployment:
+    deployment = _live(deployment_id, (DeploymentStatus.ACTIVE,))
+    client = client or PterodactylClient.from_settings()
+    _panel(lambda: client.suspend_server(deployment.panel_server_id), "suspend the server")
+    return deployment_transition(
+        deployment_id=deployment_id,
+        to_status=DeploymentStatus.SUSPENDED,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def deployment_unsuspend(
+    *, deployment_id: int, actor: Actor, reason: str, client: PterodactylClient | None = None
+) -> Deployment:
+    deployment = _live(deployment_id, (DeploymentStatus.SUSPENDED,))
+    client = client or PterodactylClient.from_settings()
+    _panel(lambda: client.unsuspend_server(deployment.panel_server_id), "unsuspend the server")
+    return deployment_transition(
+        deployment_id=deployment_id,
+        to_status=DeploymentStatus.ACTIVE,
+        actor=actor,
+        reason=reason,
+        updates={"suspended_at": None},
+    )
+
+
+def deployment_terminate(
+    *, deployment_id: int, actor: Actor, reason: str, client: PterodactylClient | None = None
+) -> Deployment:
+    """Force-delete the server, free its ports, remove the panel user if we created it and it
+    owns nothing else. Idempotent on the panel side (a missing server counts as deleted)."""
+    deployment = _live(deployment_id, (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED))
+    client = client or PterodactylClient.from_settings()
+    _panel(
+        lambda: client.delete_server(deployment.panel_server_id, force=True, missing_ok=True),
+        "delete the server",
+    )
+    AllocationClaim.objects.filter(deployment=deployment).delete()
+    account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
+    user_note = ""
+    if account and account.created_by_portal and account.panel_user_id:
+        try:
+            client.delete_user(account.panel_user_id, missing_ok=True)
+            PanelAccount.objects.filter(pk=account.pk).update(panel_user_id=None)
+            user_note = "; panel user removed"
+        except PanelBadRequest:
+            user_note = "; panel user kept (owns other servers)"
+        except PanelError as exc:
+            user_note = f"; panel user not removed ({exc})"
+    return deployment_transition(
+        deployment_id=deployment_id,
+        to_status=DeploymentStatus.TERMINATED,
+        actor=actor,
+        reason=f"{reason}{user_note}",
+    )
+
+
+def deployment_reinstall(
+    *, deployment_id: int, actor: Actor, client: PterodactylClient | None = None
+) -> None:
+    deployment = _live(deployment_id, (DeploymentStatus.ACTIVE,))
+    client = client or PterodactylClient.from_settings()
+    _panel(lambda: client.reinstall_server(deployment.panel_server_id), "reinstall the server")
+    deployment_record(deployment_id=deployment_id, actor=actor, reason="Reinstall requested")
+
+
+def deployment_change_build(
+    *,
+    deployment_id: int,
+    spec: dict[str, Any],
+    plan_slug: str,
+    plan_name: str,
+    actor: Actor,
+    client: PterodactylClient | None = None,
+) -> Deployment:
+    """Apply new limits (a plan change) on the panel, read them back, then record them."""
+    deployment = _live(deployment_id, (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED))
+    client = client or PterodactylClient.from_settings()
+    limits, features = spec["limits"], spec["feature_limits"]
+    _panel(
+        lambda: client.update_server_build(
+            deployment.panel_server_id,
+            memory=limits["memory"],
+            swap=limits["swap"],
+            disk=limits["disk"],
+            io=limits["io"],
+            cpu=limits["cpu"],
+            threads=limits.get("threads"),
+            database_limit=features["databases"],
+            allocation_limit=features["allocations"],
+            backup_limit=features["backups"],
+        ),
+        "change the server's limits",
+    )
+    server = _panel(lambda: client.get_server(deployment.panel_server_id), "read the server")
+    applied = (server.limits.memory, server.limits.cpu, server.limits.disk)
+    wanted = (limits["memory"], limits["cpu"], limits["disk"])
+    if applied != wanted:
+        raise PanelOperationFailed(
+            f"The panel shows memory/cpu/disk {applied} after the change, not {wanted}."
+        )
+    new_spec = {**deployment.spec, "limits": limits, "feature_limits": features}
+    return deployment_update_spec(
+        deployment_id=deployment_id,
+        spec=new_spec,
+        plan_slug=plan_slug,
+        plan_name=plan_name,
+        actor=actor,
+        reason=f"Plan changed from {deployment.plan_name} to {plan_name}; panel limits "
+        f"read back as {applied[0]} MB / {applied[1]}% / {applied[2]} MB",
+    )
+
+
+def panel_password_reset(
+    *, deployment_id: int, actor: Actor, client: PterodactylClient | None = None
+) -> str:
+    """Give the customer's panel user a new password (returned once, stored encrypted)."""
+    deployment = Deployment.objects.get(pk=deployment_id)
+    account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
+    if account is None or not account.panel_user_id:
+        raise ConflictError("This customer has no panel user yet.", code="no_panel_user")
+    client = client or PterodactylClient.from_settings()
+    password = panel_password()
+    _panel(
+        lambda: client.update_user(account.panel_user_id, password=password), "set the new password"
+    )
+    with transaction.atomic():
+        account.password = password
+        account.save(update_fields=["password", "updated_at"])
+        deployment_record(deployment_id=deployment_id, actor=actor, reason="Panel password reset")
+    return password
