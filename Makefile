@@ -40,7 +40,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 worker: $(STAMP)
-	$(BIN)/celery -A config worker -l info -Q default,provisioning,notifications,billing
+	$(BIN)/celery -A config worker -l info -Q default,provisioning,billing &
+	$(BIN)/celery -A config worker -l info -Q notifications -P threads -c 16
 
 beat: $(STAMP)
 	$(BIN)/celery -A config beat -l info --scheduler django_celery_beat.schedulers:DatabaseScheduler

@@ -12,6 +12,11 @@ urlpatterns = [
     path("orders/<int:order_id>/cancel/", dashboard.order_cancel_view, name="order-cancel"),
     path("invoices/<int:invoice_id>/", dashboard.invoice_detail, name="invoice-detail"),
     path(
+        "servers/<int:deployment_id>/resend-login/",
+        dashboard.deployment_resend_login,
+        name="deployment-resend-login",
+    ),
+    path(
         "invoices/<int:invoice_id>/pay/card/", dashboard.invoice_pay_card, name="invoice-pay-card"
     ),
     path("accounts/signup/", account.signup, name="signup"),

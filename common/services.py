@@ -17,6 +17,12 @@ PERIODIC_TASKS: dict[str, tuple[str, int, str]] = {
     "heartbeat: billing queue": ("common.worker_heartbeat", 60, "billing"),
     "billing: cancel stale unpaid orders": ("billing.cancel_stale_unpaid_orders", 3600, "billing"),
     "provisioning: resume interrupted runs": ("provisioning.sweep", 30, "provisioning"),
+    "notifications: resume stalled deliveries": (
+        "notifications.resume_stalled",
+        60,
+        "notifications",
+    ),
+    "notifications: purge expired secrets": ("notifications.purge_secrets", 3600, "notifications"),
 }
 
 

@@ -1,13 +1,21 @@
-"""How to reach a customer: WhatsApp number, language and channel preferences.
+"""Customer contact profiles, and every message we send: deliveries with their history.
 
 Kept here (not in billing) because every app notifies customers and may import notifications.
+
+Deliveries are state machines (DELIVERY_TRANSITIONS + DeliveryEvent history rows, changed only
+through `common.state.apply_transition`). Their bodies are redacted copies: secrets (panel
+passwords, one-time links) live only in DeliverySecret / CredentialReveal, encrypted, and are
+deleted once they are no longer needed.
 """
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from encrypted_fields.fields import EncryptedTextField
 
-from common.models import TimeStampedModel
+from common.models import StatusEvent, TimeStampedModel
+from common.state import TransitionTable
 
 
 class Language(models.TextChoices):
@@ -30,6 +38,9 @@ class CustomerProfile(TimeStampedModel):
     notify_by_email = models.BooleanField(default=True)
     notify_by_whatsapp = models.BooleanField(default=False)
     marketing_opt_in = models.BooleanField(default=False)
+    # Per-event channel choices, {"server_ready": ["whatsapp", "email"], ...}; an event not
+    # listed uses notify_by_email / notify_by_whatsapp. Written by customer_event_channels_set.
+    event_channels = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -47,3 +58,271 @@ class CustomerProfile(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"
+
+
+class NotificationEvent(models.TextChoices):
+    ORDER_RECEIVED = "order_received", "Order received"
+    INVOICE_CREATED = "invoice_created", "Invoice created"
+    PAYMENT_RECEIVED = "payment_received", "Payment received"
+    PROVISIONING_STARTED = "provisioning_started", "Provisioning started"
+    SERVER_READY = "server_ready", "Server ready"
+    PROVISIONING_FAILED = "provisioning_failed", "Provisioning delayed/failed (customer)"
+    PROVISIONING_FAILED_STAFF = "provisioning_failed_staff", "Provisioning failed (staff)"
+    CREDENTIALS_RESENT = "credentials_resent", "Login details resent"
+    PANEL_PASSWORD_RESET = "panel_password_reset", "Panel password reset"
+    INVOICE_REMINDER = "invoice_reminder", "Invoice reminder"
+    INVOICE_OVERDUE = "invoice_overdue", "Invoice overdue"
+    SUSPENSION_WARNING = "suspension_warning", "Suspension warning"
+    SERVER_SUSPENDED = "server_suspended", "Server suspended"
+    SERVER_UNSUSPENDED = "server_unsuspended", "Server unsuspended"
+    SERVER_TERMINATED = "server_terminated", "Server terminated"
+    DELIVERY_FAILED_STAFF = "delivery_failed_staff", "Message could not be delivered (staff)"
+
+
+class Channel(models.TextChoices):
+    WHATSAPP = "whatsapp", "WhatsApp"
+    EMAIL = "email", "Email"
+
+
+class Audience(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    STAFF = "staff", "Staff"
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Failed"
+
+
+D = DeliveryStatus
+# Provider receipts arrive out of order: a status only moves forward (sent < delivered < read);
+# WhatsApp may report "failed" after "sent". Staff may put a failed delivery back in the queue.
+DELIVERY_TRANSITIONS = TransitionTable(
+    "Delivery",
+    {
+        D.QUEUED: {D.SENT, D.FAILED},
+        D.SENT: {D.DELIVERED, D.READ, D.FAILED},
+        D.DELIVERED: {D.READ},
+        D.READ: set(),
+        D.FAILED: {D.QUEUED},
+    },
+)
+# Position in the sent -> delivered -> read order; a receipt never moves a delivery back.
+DELIVERY_PROGRESS = {D.QUEUED: 0, D.SENT: 1, D.DELIVERED: 2, D.READ: 3}
+
+
+class Delivery(TimeStampedModel):
+    """One message to one recipient on one channel for one occurrence (`event_key`) of an event."""
+
+    event = models.CharField(max_length=40, choices=NotificationEvent.choices)
+    # The caller's idempotency key for this occurrence, e.g. "server_ready:deployment-12".
+    event_key = models.CharField(max_length=200)
+    audience = models.CharField(max_length=10, choices=Audience.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notification_deliveries",
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    # Email address or E.164 number.
+    recipient = models.CharField(max_length=254)
+    language = models.CharField(max_length=5, choices=Language.choices, default=Language.ENGLISH)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=D.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    # What the templates receive (never a secret: those are in DeliverySecret).
+    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # Which template rendered the message: "file:notifications/...", "db:<id>", "wa:<name>/<lang>".
+    template = models.CharField(max_length=200, blank=True)
+    # Redacted copy of what was sent (secrets shown as ********).
+    subject = models.CharField(max_length=255, blank=True)
+    body = models.TextField(blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    last_error = models.TextField(blank=True, help_text="Redacted.")
+    # Set on a delivery created because another channel failed (e.g. WhatsApp -> email).
+    fallback_for = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallback"
+    )
+    # A worker is sending until then (no HTTP call is made under a row lock).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due; the sweeper re-enqueues queued deliveries long past it.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "deliveries"
+        # Group lookups (event, event_key) use the unique index; receipts use the partial
+        # unique index on (channel, provider_message_id); the sweeper uses this one.
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "event_key", "recipient", "channel"],
+                name="delivery_unique_per_recipient_channel",
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="delivery_unique_provider_message_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values), name="delivery_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(event__in=NotificationEvent.values), name="delivery_event_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(audience__in=Audience.values), name="delivery_audience_valid"
+            ),
+            models.CheckConstraint(condition=Q(attempts__gte=0), name="delivery_attempts_gte_0"),
+            models.CheckConstraint(
+                condition=~Q(audience=Audience.STAFF) | Q(user__isnull=True),
+                name="delivery_staff_has_no_customer",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[D.QUEUED, D.FAILED]) | Q(sent_at__isnull=False),
+                name="delivery_sent_has_timestamp",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=D.FAILED) | Q(failed_at__isnull=False),
+                name="delivery_failed_has_timestamp",
+            ),
+            models.CheckConstraint(
+                condition=Q(fallback_for__isnull=True) | ~Q(fallback_for=F("pk")),
+                name="delivery_fallback_not_self",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_display()} to {self.recipient} via {self.channel} #{self.pk}"
+
+
+class DeliveryEvent(StatusEvent):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass
+
+
+class DeliverySecret(models.Model):
+    """What a queued delivery needs at send time but must never store in its body.
+
+    CREDENTIALS_DELIVERY=inline: the secrets themselves; =link: the one-time reveal URL. JSON,
+    encrypted at rest. Deleted when the delivery is finished (email sent; WhatsApp delivered,
+    read or failed) and by the purge job after `expires_at`. A fallback delivery gets a copy.
+    """
+
+    delivery = models.OneToOneField(
+        Delivery, on_delete=models.CASCADE, primary_key=True, related_name="secret"
+    )
+    values = EncryptedTextField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"Secret of delivery #{self.pk}"
+
+
+class CredentialReveal(models.Model):
+    """A one-time, expiring page that shows a customer their login details after login.
+
+    Only the SHA-256 of the token is stored; the secrets (encrypted JSON) are wiped when revealed.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credential_reveals"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    secrets = EncryptedTextField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    revealed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(revealed_at__isnull=True) | Q(secrets__isnull=True),
+                name="credential_reveal_wiped_when_revealed",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("created_at")),
+                name="credential_reveal_expires_after_creation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Credential link #{self.pk} for {self.user}"
+
+
+class CredentialsResendRequest(models.Model):
+    """One accepted "send my login info again" request (the rate limit counts these)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "key", "created_at"], name="resend_window_idx")]
+
+    def __str__(self) -> str:
+        return f"Resend {self.key} for {self.user} at {self.created_at}"
+
+
+class NotificationTemplate(TimeStampedModel):
+    """A staff-edited template that overrides the file default for (event, language, channel).
+
+    Django template syntax; the context is the event's (see notifications.events). Email: subject
+    and plain-text body, optional HTML (otherwise the text is laid out in the default HTML frame).
+    WhatsApp: body only (a text message; approved Cloud API templates are configured in settings).
+    """
+
+    event = models.CharField(max_length=40, choices=NotificationEvent.choices)
+    language = models.CharField(max_length=5, choices=Language.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    subject = models.CharField(max_length=255, blank=True)
+    body = models.TextField()
+    body_html = models.TextField(blank=True, help_text="Optional; email only.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ("event", "language", "channel")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "language", "channel"], name="notification_template_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(event__in=NotificationEvent.values), name="template_event_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(language__in=Language.values), name="template_language_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values), name="template_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel=Channel.WHATSAPP) | ~Q(subject=""),
+                name="template_email_has_subject",
+            ),
+            models.CheckConstraint(
+                condition=Q(channel=Channel.EMAIL) | Q(body_html=""),
+                name="template_html_only_for_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_display()} / {self.language} / {self.channel}"
+
+    def clean(self) -> None:
+        from notifications.rendering import template_validate
+
+        template_validate(self)

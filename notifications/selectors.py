@@ -1,7 +1,43 @@
-from django.contrib.auth.models import AbstractBaseUser
+"""Reads: contact profiles, deliveries and their history, credential links."""
 
-from notifications.models import CustomerProfile
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from notifications.models import CredentialReveal, CustomerProfile, Delivery, DeliveryEvent
+from notifications.services.credentials import credentials_token_hash
 
 
 def customer_profile_get(*, user: AbstractBaseUser) -> CustomerProfile | None:
     return CustomerProfile.objects.filter(user=user).first()
+
+
+def delivery_list(
+    *, event_key: str | None = None, user: AbstractBaseUser | None = None
+) -> QuerySet[Delivery]:
+    """Deliveries of one occurrence and/or one customer, oldest first."""
+    rows = Delivery.objects.all()
+    if event_key is not None:
+        rows = rows.filter(event_key=event_key)
+    if user is not None:
+        rows = rows.filter(user=user)
+    return rows.order_by("created_at", "pk")
+
+
+def delivery_history(*, delivery_id: int) -> QuerySet[DeliveryEvent]:
+    """What happened to message X: every status change and attempt, in order."""
+    return DeliveryEvent.objects.filter(delivery_id=delivery_id).order_by("created_at", "pk")
+
+
+def credentials_reveal_state(*, user: AbstractBaseUser, token: str) -> str:
+    """'valid', 'used', 'expired' or 'invalid' (unknown, or another user's link)."""
+    reveal = CredentialReveal.objects.filter(
+        token_hash=credentials_token_hash(token), user=user
+    ).first()
+    if reveal is None:
+        return "invalid"
+    if reveal.revealed_at is not None:
+        return "used"
+    if reveal.expires_at <= timezone.now() or not reveal.secrets:
+        return "expired"
+    return "valid"

@@ -6,9 +6,12 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from common.actors import Actor
-from common.errors import ApplicationError, ConflictError
+from common.errors import ApplicationError, ConflictError, NotFoundError
+from notifications.services import credentials_resend_allowed
+from provisioning import notify
 from provisioning.credentials import panel_password
 from provisioning.models import AllocationClaim, PanelAccount
 from provisioning.pterodactyl import PanelBadRequest, PanelError, PterodactylClient
@@ -49,12 +52,20 @@ def deployment_suspend(
     deployment = _live(deployment_id, (DeploymentStatus.ACTIVE,))
     client = client or PterodactylClient.from_settings()
     _panel(lambda: client.suspend_server(deployment.panel_server_id), "suspend the server")
-    return deployment_transition(
-        deployment_id=deployment_id,
-        to_status=DeploymentStatus.SUSPENDED,
-        actor=actor,
-        reason=reason,
-    )
+    with transaction.atomic():
+        deployment = deployment_transition(
+            deployment_id=deployment_id,
+            to_status=DeploymentStatus.SUSPENDED,
+            actor=actor,
+            reason=reason,
+        )
+        notify.notify_server_event(
+            deployment,
+            event="server_suspended",
+            reason=reason,
+            occurrence=deployment.suspended_at.isoformat(),
+        )
+    return deployment
 
 
 def deployment_unsuspend(
@@ -63,13 +74,19 @@ def deployment_unsuspend(
     deployment = _live(deployment_id, (DeploymentStatus.SUSPENDED,))
     client = client or PterodactylClient.from_settings()
     _panel(lambda: client.unsuspend_server(deployment.panel_server_id), "unsuspend the server")
-    return deployment_transition(
-        deployment_id=deployment_id,
-        to_status=DeploymentStatus.ACTIVE,
-        actor=actor,
-        reason=reason,
-        updates={"suspended_at": None},
-    )
+    occurrence = deployment.suspended_at.isoformat() if deployment.suspended_at else "-"
+    with transaction.atomic():
+        deployment = deployment_transition(
+            deployment_id=deployment_id,
+            to_status=DeploymentStatus.ACTIVE,
+            actor=actor,
+            reason=reason,
+            updates={"suspended_at": None},
+        )
+        notify.notify_server_event(
+            deployment, event="server_unsuspended", reason=reason, occurrence=occurrence
+        )
+    return deployment
 
 
 def deployment_terminate(
@@ -95,12 +112,17 @@ def deployment_terminate(
             user_note = "; panel user kept (owns other servers)"
         except PanelError as exc:
             user_note = f"; panel user not removed ({exc})"
-    return deployment_transition(
-        deployment_id=deployment_id,
-        to_status=DeploymentStatus.TERMINATED,
-        actor=actor,
-        reason=f"{reason}{user_note}",
-    )
+    with transaction.atomic():
+        deployment = deployment_transition(
+            deployment_id=deployment_id,
+            to_status=DeploymentStatus.TERMINATED,
+            actor=actor,
+            reason=f"{reason}{user_note}",
+        )
+        notify.notify_server_event(
+            deployment, event="server_terminated", reason=reason, occurrence="final"
+        )
+    return deployment
 
 
 def deployment_reinstall(
@@ -176,4 +198,41 @@ def panel_password_reset(
         account.password = password
         account.save(update_fields=["password", "updated_at"])
         deployment_record(deployment_id=deployment_id, actor=actor, reason="Panel password reset")
+        notify.notify_credentials(
+            deployment,
+            event="panel_password_reset",
+            account=account,
+            occurrence=timezone.now().isoformat(),
+        )
     return password
+
+
+def credentials_resend(*, deployment_id: int, user: Any) -> None:
+    """The customer asks for their panel login again (rate limited), through the same path as
+    every message (a one-time link by default)."""
+    deployment = Deployment.objects.filter(pk=deployment_id, customer=user).first()
+    if deployment is None:
+        raise NotFoundError("No such server.")
+    if deployment.status not in (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED):
+        raise ConflictError("This server has no login yet.", code="invalid_state")
+    account = PanelAccount.objects.filter(user=user, panel_user_id__isnull=False).first()
+    if account is None:
+        raise ConflictError("You have no panel login yet.", code="no_panel_user")
+    with transaction.atomic():
+        if not credentials_resend_allowed(user=user, key=f"deployment-{deployment.pk}"):
+            raise ConflictError(
+                "You asked for your login details several times recently; please wait an hour "
+                "or contact support.",
+                code="rate_limited",
+            )
+        notify.notify_credentials(
+            deployment,
+            event="credentials_resent",
+            account=account,
+            occurrence=timezone.now().isoformat(),
+        )
+        deployment_record(
+            deployment_id=deployment.pk,
+            actor=Actor.customer(user),
+            reason="Login details sent again on request",
+        )

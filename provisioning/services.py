@@ -10,7 +10,7 @@ from django.utils import timezone
 from common.actors import Actor
 from common.errors import ConflictError
 from common.state import apply_transition
-from provisioning import listeners
+from provisioning import listeners, notify
 from provisioning.models import (
     ACTIVE_RUN_STATUSES,
     PROVISIONING_REQUEST_TRANSITIONS,
@@ -141,6 +141,7 @@ def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> 
                 reason=f"Provisioning run #{run.pk} started",
             )
         listeners.notify_started(deployment_id=request.deployment_id, actor=actor)
+        notify.notify_provisioning_started(run)
         engine.schedule(run.pk)
     return run
 
@@ -179,6 +180,25 @@ def provisioning_abort(*, run_id: int, actor: Actor, reason: str) -> Provisionin
     return run
 
 
+def provisioning_start_queued(*, actor: Actor | None = None) -> int:
+    """Start waiting automatic requests, oldest first, while fewer than
+    PROVISIONING_QUEUE_SIZE runs are active. Returns how many started."""
+    room = settings.PROVISIONING_QUEUE_SIZE - _active_run_count()
+    if room <= 0:
+        return 0
+    waiting = ProvisioningRequest.objects.filter(
+        status=ProvisioningRequestStatus.PENDING, automatic=True
+    ).order_by("created_at")[:room]
+    started = 0
+    for request in waiting:
+        try:
+            provisioning_start(request_id=request.pk, actor=actor or Actor.system("queue"))
+            started += 1
+        except ConflictError:
+            continue
+    return started
+
+
 def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Resume interrupted runs and start queued requests. Safe to run twice or concurrently."""
     now = now or timezone.now()
@@ -203,18 +223,7 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     for run_id in expired + lost:
         with transaction.atomic():
             engine.schedule(run_id)
-    started = 0
-    room = settings.PROVISIONING_QUEUE_SIZE - _active_run_count()
-    if room > 0:
-        waiting = ProvisioningRequest.objects.filter(
-            status=ProvisioningRequestStatus.PENDING, automatic=True
-        ).order_by("created_at")[:room]
-        for request in waiting:
-            try:
-                provisioning_start(request_id=request.pk, actor=Actor.system("sweeper"))
-                started += 1
-            except ConflictError:
-                continue
+    started = provisioning_start_queued(actor=Actor.system("sweeper"))
     if expired or lost or started:
         logger.info(
             "provisioning sweep: %s expired leases, %s lost messages, %s queued requests started",

@@ -3,13 +3,18 @@
 from celery import shared_task
 
 from provisioning.saga import engine
-from provisioning.services import provisioning_sweep
+from provisioning.services import provisioning_start_queued, provisioning_sweep
+
+FINISHED = {"succeeded", "failed", "needs_attention"}
 
 
 @shared_task(name="provisioning.run_step", acks_late=True)
 def run_step(run_id: int) -> str:
     """One saga step. acks_late is safe: the engine's fence makes a re-delivery harmless."""
-    return engine.run_step(run_id)
+    result = engine.run_step(run_id)
+    if result in FINISHED:
+        provisioning_start_queued()  # a slot is free: the next queued order need not wait
+    return result
 
 
 @shared_task(name="provisioning.sweep")

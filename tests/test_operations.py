@@ -59,6 +59,14 @@ def test_suspend_unsuspend_terminate(saga, active, staff):
         ("suspended", "active", "staff:staff@example.com"),
         ("active", "terminated", "staff:staff@example.com"),
     ]
+    from notifications.models import Delivery
+
+    told = Delivery.objects.filter(event__startswith="server_").exclude(event="server_ready")
+    assert sorted(told.values_list("event", flat=True)) == [
+        "server_suspended",
+        "server_terminated",
+        "server_unsuspended",
+    ]
 
 
 def test_change_plan_applies_and_reads_back(saga, active, staff, catalog):
@@ -90,6 +98,10 @@ def test_reset_panel_password_changes_it_on_the_panel(saga, active, staff, custo
     assert len(new) >= 16
     assert new not in caplog.text
     assert "Panel password reset" in active.events.last().reason
+    from notifications.models import Delivery
+
+    reset = Delivery.objects.get(event="panel_password_reset")
+    assert new not in reset.body
 
 
 def test_panel_failure_is_a_clear_error_and_changes_nothing(saga, active, staff):
@@ -169,3 +181,28 @@ def test_admin_actions_and_timeline(saga, active, staff, client):
     assert account_page.status_code == 200
     password = PanelAccount.objects.get().password
     assert password.encode() not in account_page.content
+
+
+def test_customer_can_ask_for_login_again_rate_limited(saga, active, customer, client, settings):
+    from notifications.models import Delivery
+
+    settings.CREDENTIALS_RESEND_LIMIT = 2
+    client.force_login(customer)
+    url = reverse("deployment-resend-login", args=[active.pk])
+    assert b"Send my login again" in client.get(reverse("dashboard")).content
+
+    for _ in range(3):
+        client.post(url)
+
+    sent = Delivery.objects.filter(event="credentials_resent", user=customer)
+    assert sent.count() == 2  # the third request was refused
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "several times recently" in page
+    password = PanelAccount.objects.get(user=customer).password
+    assert not sent.filter(body__contains=password).exists()
+
+
+def test_other_customers_cannot_request_someone_elses_login(saga, active, other_customer, client):
+    client.force_login(other_customer)
+    response = client.post(reverse("deployment-resend-login", args=[active.pk]))
+    assert response.status_code == 404

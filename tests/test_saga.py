@@ -283,3 +283,87 @@ def test_provisioning_disabled_waits_for_staff(saga, place_order, staff, setting
 
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
+
+
+def test_queue_size_limits_concurrent_runs_and_the_rest_follow(saga, place_order, staff, settings):
+    from provisioning.models import ProvisioningRequest
+    from provisioning.services import provisioning_sweep
+
+    settings.PROVISIONING_QUEUE_SIZE = 1
+    settings.PROVISIONING_POLL_INTERVAL = 30  # the next poll is a scheduled task, not now
+    saga.panel.install_delay = 3600  # the first run stays in install polling
+    first = pay(place_order(), staff)
+    second = pay(place_order(), staff)
+
+    assert first.status == OrderStatus.PROVISIONING
+    assert second.status == OrderStatus.CONFIRMED  # queued: the one slot is taken
+    assert ProvisioningRequest.objects.get(deployment=second.deployment).status == "pending"
+    assert provisioning_sweep()["started"] == 0  # still no room
+
+    saga.panel.install_delay = 0
+    for server in saga.panel.servers.values():
+        saga.panel.complete_install(server)
+    ProvisioningRun.objects.update(next_run_at=None)
+    from provisioning.tasks import run_step
+
+    run = ProvisioningRun.objects.get()
+    assert run.steps.filter(step="install", status="waiting").count() == 1
+    run_step.apply(args=(run.pk,))  # the scheduled poll arrives and finishes the first run
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == OrderStatus.COMPLETED
+    assert second.status == OrderStatus.COMPLETED  # started as soon as the slot freed
+
+
+def test_customer_and_staff_are_told_every_step_and_no_password_leaks(
+    saga, place_order, staff, customer, caplog, mailoutbox, settings
+):
+    import logging
+
+    from django.db.models import Q
+
+    from notifications.models import Delivery, DeliveryEvent
+
+    settings.ADMINS = [("", "ops@example.com")]
+    with caplog.at_level(logging.DEBUG):
+        order = pay(place_order(), staff)
+    password = PanelAccount.objects.get(user=customer).password
+
+    events = list(Delivery.objects.filter(user=customer).values_list("event", flat=True))
+    assert sorted(events) == sorted(
+        [
+            "order_received",
+            "invoice_created",
+            "payment_received",
+            "provisioning_started",
+            "server_ready",
+        ]
+    )
+    assert Delivery.objects.filter(status="sent").count() == len(events)  # eager worker sent
+    ready = Delivery.objects.get(event="server_ready")
+    assert order.deployment.connection_address in ready.body
+    assert f"#{order.pk}" in ready.body
+    # The password is neither stored, logged nor mailed in clear (a one-time link instead).
+    assert not Delivery.objects.filter(Q(body__contains=password) | Q(context__icontains=password))
+    assert not DeliveryEvent.objects.filter(reason__contains=password).exists()
+    assert password not in caplog.text
+    ready_mail = next(m for m in mailoutbox if "ready" in m.subject.lower())
+    assert password not in ready_mail.body
+    assert "/notifications/credentials/" in ready_mail.body
+
+
+def test_failure_tells_the_customer_and_alerts_staff(saga, place_order, staff, settings):
+    from notifications.models import Delivery
+
+    settings.ADMINS = [("", "ops@example.com")]
+    saga.panel.eggs[1].fail_install = True
+
+    pay(place_order(), staff)
+
+    customer_failed = Delivery.objects.get(event="provisioning_failed")
+    assert customer_failed.status == "sent"
+    staff_alert = Delivery.objects.get(event="provisioning_failed_staff")
+    assert staff_alert.recipient == "ops@example.com"
+    assert "install" in staff_alert.body
+    assert "/admin/servers/deployment/" in staff_alert.body

@@ -30,6 +30,7 @@ from billing.models import (
     PlanPrice,
 )
 from billing.models.orders import ORDER_TRANSITIONS
+from billing.notify import notify_order_placed
 from billing.services.invoices import PricedLine, invoice_cancel, invoice_create
 from common.actors import Actor
 from common.dates import add_months, billing_today
@@ -360,7 +361,7 @@ def _order_write(*, customer: AbstractBaseUser, quote: OrderQuote, key: str, act
         to_status=OrderStatus.PENDING,
         reason=f"Placed: {quote.plan.name} {quote.billing_cycle} in {quote.location.short_code}",
     )
-    invoice_create(
+    invoice = invoice_create(
         customer=customer,
         currency=quote.currency,
         lines=quote.lines,
@@ -369,6 +370,7 @@ def _order_write(*, customer: AbstractBaseUser, quote: OrderQuote, key: str, act
         deployment=deployment,
         actor=actor,
     )
+    notify_order_placed(order, invoice)
     return order
 
 

@@ -16,6 +16,7 @@ from billing.models import (
     PaymentStatus,
 )
 from billing.models.invoices import INVOICE_TRANSITIONS
+from billing.notify import notify_payment_received
 from billing.services.orders import order_confirm
 from common.actors import Actor
 from common.errors import ConflictError
@@ -87,6 +88,7 @@ def invoice_mark_paid(
             event_fk="invoice",
             extra_updates={"paid_at": timezone.now()},
         )
+        notify_payment_received(invoice, payment)
         if invoice.order_id and invoice.kind == InvoiceKind.NEW_ORDER:
             order_confirm(
                 order_id=invoice.order_id,

@@ -13,6 +13,7 @@ from billing.services.orders import order_cancel
 from billing.services.stripe_payments import checkout_session_start
 from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
+from provisioning.operations import credentials_resend
 from servers.selectors import deployment_list_for_customer
 
 
@@ -87,3 +88,17 @@ def invoice_pay_card(request: HttpRequest, invoice_id: int) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect("invoice-detail", invoice_id=invoice_id)
     return redirect(session.url)
+
+
+@login_required
+@require_POST
+def deployment_resend_login(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """Send the panel login again (rate limited) through the normal message path."""
+    try:
+        credentials_resend(deployment_id=deployment_id, user=request.user)
+        messages.success(request, "Your login details are on their way.")
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("dashboard")

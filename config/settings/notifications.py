@@ -61,6 +61,8 @@ NOTIFICATIONS_SEND_LEASE_SECONDS = env.int("NOTIFICATIONS_SEND_LEASE_SECONDS", d
 NOTIFICATIONS_STALLED_AFTER_SECONDS = env.int("NOTIFICATIONS_STALLED_AFTER_SECONDS", default=120)
 # How long a secret kept for sending (inline password or reveal link) may live, hours.
 NOTIFICATIONS_SECRET_RETENTION_HOURS = env.int("NOTIFICATIONS_SECRET_RETENTION_HOURS", default=48)
+# Timeout of one email send, seconds (used when EMAIL_TIMEOUT is not set).
+NOTIFICATIONS_EMAIL_TIMEOUT = env.int("NOTIFICATIONS_EMAIL_TIMEOUT", default=20)
 # Lifetime of the one-time "reveal your login details" link, hours.
 CREDENTIALS_LINK_TTL_HOURS = env.int("CREDENTIALS_LINK_TTL_HOURS", default=72)
 # "Send my login info again": at most this many requests per window per user and server.

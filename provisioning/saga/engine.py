@@ -27,7 +27,7 @@ from django.utils import timezone
 from common.actors import Actor
 from common.logging import redact
 from common.state import apply_transition
-from provisioning import listeners
+from provisioning import listeners, notify
 from provisioning.models import (
     PROVISIONING_REQUEST_TRANSITIONS,
     AllocationClaim,
@@ -294,6 +294,7 @@ def _finalize_compensation(
         error=f"Provisioning failed and the rollback needs staff: {run.last_error}",
         actor=Actor.system("provisioning"),
     )
+    notify.notify_provisioning_failed(run, needs_attention=True)
     logger.error("run %s needs attention: %s", run.pk, run.last_error)
     return "needs_attention"
 
@@ -332,6 +333,7 @@ def _succeed(run: ProvisioningRun, actor: Actor) -> None:
     )
     _end_request(run, ProvisioningRequestStatus.SUCCEEDED, "Server active")
     listeners.notify_succeeded(deployment_id=run.deployment_id, actor=actor)
+    notify.notify_server_ready(run)
 
 
 def _fail(run: ProvisioningRun, actor: Actor) -> None:
@@ -340,6 +342,7 @@ def _fail(run: ProvisioningRun, actor: Actor) -> None:
     _end_request(run, ProvisioningRequestStatus.FAILED, run.last_error)
     _deployment_to(run.deployment_id, DeploymentStatus.FAILED, run.last_error)
     listeners.notify_failed(deployment_id=run.deployment_id, error=run.last_error, actor=actor)
+    notify.notify_provisioning_failed(run)
 
 
 def _deployment_to(

@@ -15,8 +15,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from common.management.commands.check_worker import QUEUES
-
 
 class Command(BaseCommand):
     help = "Start web (127.0.0.1:8000), Celery worker, beat and the panel simulator together."
@@ -35,30 +33,39 @@ class Command(BaseCommand):
             )
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
+        celery = [python, "-m", "celery", "-A", "config"]
         commands = {
             "web": [python, manage, "runserver", f"127.0.0.1:{options['port']}", "--noreload"],
+            # Panel calls and billing jobs: processes. Message sends wait on the network:
+            # threads (see notifications/README.md).
             "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
+                *celery,
                 "worker",
                 "-l",
                 "info",
                 "-Q",
-                ",".join(QUEUES),
+                "default,provisioning,billing",
                 "--concurrency",
                 "2",
                 "-n",
                 "portal@%h",
             ],
+            "notifier": [
+                *celery,
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                "notifications",
+                "-P",
+                "threads",
+                "--concurrency",
+                "8",
+                "-n",
+                "notifier@%h",
+            ],
             "beat": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
+                *celery,
                 "beat",
                 "-l",
                 "info",

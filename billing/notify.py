@@ -1,0 +1,60 @@
+"""What billing tells customers. Called inside the transaction that records the event."""
+
+from django.conf import settings
+from django.urls import reverse
+
+from billing.models import BillingCycle, Invoice, Order, Payment
+from notifications.services import notification_send
+
+
+def _url(name: str, pk: int) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(name, args=[pk])
+
+
+def notify_order_placed(order: Order, invoice: Invoice) -> None:
+    package, duration = order.plan.name, BillingCycle(order.billing_cycle).label
+    notification_send(
+        event="order_received",
+        user=order.customer,
+        context={
+            "order_id": order.pk,
+            "package": package,
+            "duration": duration,
+            "amount": str(invoice.total),
+            "currency": invoice.currency,
+            "server_name": order.server_name,
+            "location": str(order.location),
+            "order_url": _url("order-detail", order.pk),
+        },
+        event_key=f"order_received:order-{order.pk}",
+    )
+    notification_send(
+        event="invoice_created",
+        user=order.customer,
+        context={
+            "invoice_number": invoice.number,
+            "amount": str(invoice.total),
+            "currency": invoice.currency,
+            "due_date": invoice.due_date.isoformat(),
+            "invoice_url": _url("invoice-detail", invoice.pk),
+            "order_id": order.pk,
+            "package": package,
+        },
+        event_key=f"invoice_created:{invoice.number}",
+    )
+
+
+def notify_payment_received(invoice: Invoice, payment: Payment | None) -> None:
+    notification_send(
+        event="payment_received",
+        user=invoice.customer,
+        context={
+            "invoice_number": invoice.number,
+            "amount": str(invoice.total),
+            "currency": invoice.currency,
+            "payment_reference": payment.reference if payment else "",
+            "paid_at": invoice.paid_at.isoformat() if invoice.paid_at else "",
+            "order_id": invoice.order_id or "",
+        },
+        event_key=f"payment_received:{invoice.number}",
+    )

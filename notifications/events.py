@@ -1,0 +1,326 @@
+"""What each event is: who receives it, the context keys its templates use, a sample context.
+
+Callers (billing, provisioning, servers) pass `context` with the `required` keys (plus any
+`optional` ones); `secret_keys` go in `secrets=`, never in `context`. The portal adds
+`portal_name`, `portal_url`, `dashboard_url`, `support_email`, `support_whatsapp` and
+`customer_name` itself. Values should be display-ready strings or numbers (dates formatted by
+the caller); Decimals and dates are stored as strings.
+"""
+
+from dataclasses import dataclass, field
+
+from notifications.models import Audience
+from notifications.models import NotificationEvent as E
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    event: str
+    audience: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    # Keys that may come from `secrets` instead of `context` (they satisfy `required` too).
+    secret_keys: tuple[str, ...] = ()
+    # Essential messages always go by email when the customer chose no usable channel.
+    essential: bool = False
+    # Body parameters, in order, of an approved WhatsApp template (WHATSAPP_TEMPLATE_<EVENT>).
+    whatsapp_params: tuple[str, ...] = ()
+    sample: dict = field(default_factory=dict)
+
+
+_ORDER_SHORT = {"order_id": "1042", "package": "Bronze"}
+_ORDER = {**_ORDER_SHORT, "duration": "Monthly"}
+_INVOICE = {
+    "invoice_number": "INV-2026-000042",
+    "amount": "5.50",
+    "currency": "USD",
+    "due_date": "2026-12-01",
+    "invoice_url": "https://portal.example.com/invoices/42/",
+}
+_CREDENTIALS = ("panel_username", "panel_password")
+
+SPECS: dict[str, EventSpec] = {
+    spec.event: spec
+    for spec in [
+        EventSpec(
+            E.ORDER_RECEIVED,
+            Audience.CUSTOMER,
+            required=("order_id", "package", "duration", "amount", "currency"),
+            optional=("server_name", "location", "order_url"),
+            whatsapp_params=("customer_name", "order_id", "package", "amount", "currency"),
+            sample={
+                **_ORDER,
+                "amount": "5.50",
+                "currency": "USD",
+                "server_name": "Survival SMP",
+                "location": "Jakarta (eu)",
+                "order_url": "https://portal.example.com/orders/1042/",
+            },
+        ),
+        EventSpec(
+            E.INVOICE_CREATED,
+            Audience.CUSTOMER,
+            required=("invoice_number", "amount", "currency", "due_date", "invoice_url"),
+            optional=("order_id", "package"),
+            whatsapp_params=(
+                "customer_name",
+                "invoice_number",
+                "amount",
+                "currency",
+                "due_date",
+                "invoice_url",
+            ),
+            sample={**_INVOICE, "order_id": "1042", "package": "Bronze"},
+        ),
+        EventSpec(
+            E.PAYMENT_RECEIVED,
+            Audience.CUSTOMER,
+            required=("invoice_number", "amount", "currency"),
+            optional=("payment_reference", "paid_at", "order_id"),
+            whatsapp_params=("customer_name", "invoice_number", "amount", "currency"),
+            sample={
+                "invoice_number": "INV-2026-000042",
+                "amount": "5.50",
+                "currency": "USD",
+                "payment_reference": "BCA-123456",
+                "paid_at": "2026-11-24 10:15 UTC",
+                "order_id": "1042",
+            },
+        ),
+        EventSpec(
+            E.PROVISIONING_STARTED,
+            Audience.CUSTOMER,
+            required=("order_id", "package", "server_name"),
+            optional=("expected_time",),
+            whatsapp_params=("customer_name", "order_id", "server_name"),
+            sample={**_ORDER_SHORT, "server_name": "Survival SMP", "expected_time": "5 minutes"},
+        ),
+        EventSpec(
+            E.SERVER_READY,
+            Audience.CUSTOMER,
+            required=(
+                "order_id",
+                "package",
+                "duration",
+                "status",
+                "panel_url",
+                "panel_username",
+                "server_id",
+                "server_name",
+                "server_address",
+                "memory_mb",
+                "cpu_percent",
+                "disk_mb",
+            ),
+            optional=("location", "game"),
+            secret_keys=_CREDENTIALS,
+            essential=True,
+            whatsapp_params=(
+                "customer_name",
+                "order_id",
+                "server_name",
+                "server_address",
+                "panel_url",
+                "panel_username",
+                "credentials_access",
+            ),
+            sample={
+                **_ORDER,
+                "status": "Active",
+                "panel_url": "https://panel.example.com",
+                "panel_username": "alice_1042",
+                "server_id": "a1b2c3d4",
+                "server_name": "Survival SMP",
+                "server_address": "203.0.113.10:25565",
+                "memory_mb": 1024,
+                "cpu_percent": 100,
+                "disk_mb": 5120,
+                "location": "Jakarta (eu)",
+                "game": "Minecraft (Paper)",
+            },
+        ),
+        EventSpec(
+            E.PROVISIONING_FAILED,
+            Audience.CUSTOMER,
+            required=("order_id", "package", "server_name", "expected_time"),
+            essential=True,
+            whatsapp_params=("customer_name", "order_id", "server_name", "expected_time"),
+            sample={**_ORDER_SHORT, "server_name": "Survival SMP", "expected_time": "24 hours"},
+        ),
+        EventSpec(
+            E.PROVISIONING_FAILED_STAFF,
+            Audience.STAFF,
+            required=("order_id", "step", "error", "retry_url"),
+            optional=("customer_email", "deployment_id", "attempt", "package", "server_name"),
+            whatsapp_params=("order_id", "step", "error", "retry_url"),
+            sample={
+                **_ORDER_SHORT,
+                "step": "create_server",
+                "error": "panel answered 422: no free allocation on node 3",
+                "retry_url": "https://portal.example.com/admin/provisioning/run/7/retry/",
+                "customer_email": "alice@example.com",
+                "deployment_id": "12",
+                "attempt": "3",
+                "server_name": "Survival SMP",
+            },
+        ),
+        EventSpec(
+            E.CREDENTIALS_RESENT,
+            Audience.CUSTOMER,
+            required=("server_name", "panel_url", "panel_username"),
+            optional=("server_id",),
+            secret_keys=_CREDENTIALS,
+            essential=True,
+            whatsapp_params=(
+                "customer_name",
+                "server_name",
+                "panel_url",
+                "panel_username",
+                "credentials_access",
+            ),
+            sample={
+                "server_name": "Survival SMP",
+                "server_id": "a1b2c3d4",
+                "panel_url": "https://panel.example.com",
+                "panel_username": "alice_1042",
+            },
+        ),
+        EventSpec(
+            E.PANEL_PASSWORD_RESET,
+            Audience.CUSTOMER,
+            required=("panel_url", "panel_username"),
+            optional=("server_name",),
+            secret_keys=_CREDENTIALS,
+            essential=True,
+            whatsapp_params=("customer_name", "panel_url", "panel_username", "credentials_access"),
+            sample={
+                "panel_url": "https://panel.example.com",
+                "panel_username": "alice_1042",
+                "server_name": "Survival SMP",
+            },
+        ),
+        EventSpec(
+            E.INVOICE_REMINDER,
+            Audience.CUSTOMER,
+            required=("invoice_number", "amount", "currency", "due_date", "invoice_url"),
+            optional=("server_name",),
+            whatsapp_params=(
+                "customer_name",
+                "invoice_number",
+                "amount",
+                "currency",
+                "due_date",
+                "invoice_url",
+            ),
+            sample={**_INVOICE, "server_name": "Survival SMP"},
+        ),
+        EventSpec(
+            E.INVOICE_OVERDUE,
+            Audience.CUSTOMER,
+            required=("invoice_number", "amount", "currency", "due_date", "invoice_url"),
+            optional=("server_name", "suspension_date"),
+            whatsapp_params=(
+                "customer_name",
+                "invoice_number",
+                "amount",
+                "currency",
+                "due_date",
+                "invoice_url",
+            ),
+            sample={**_INVOICE, "server_name": "Survival SMP", "suspension_date": "2026-12-04"},
+        ),
+        EventSpec(
+            E.SUSPENSION_WARNING,
+            Audience.CUSTOMER,
+            required=(
+                "server_name",
+                "suspension_date",
+                "invoice_number",
+                "amount",
+                "currency",
+                "invoice_url",
+            ),
+            essential=True,
+            whatsapp_params=(
+                "customer_name",
+                "server_name",
+                "suspension_date",
+                "invoice_number",
+                "invoice_url",
+            ),
+            sample={
+                **{k: v for k, v in _INVOICE.items() if k != "due_date"},
+                "server_name": "Survival SMP",
+                "suspension_date": "2026-12-04",
+            },
+        ),
+        EventSpec(
+            E.SERVER_SUSPENDED,
+            Audience.CUSTOMER,
+            required=("server_name", "reason"),
+            optional=("invoice_url", "termination_date"),
+            essential=True,
+            whatsapp_params=("customer_name", "server_name", "reason"),
+            sample={
+                "server_name": "Survival SMP",
+                "reason": "Invoice INV-2026-000042 is unpaid",
+                "invoice_url": "https://portal.example.com/invoices/42/",
+                "termination_date": "2026-12-18",
+            },
+        ),
+        EventSpec(
+            E.SERVER_UNSUSPENDED,
+            Audience.CUSTOMER,
+            required=("server_name", "panel_url"),
+            whatsapp_params=("customer_name", "server_name", "panel_url"),
+            sample={"server_name": "Survival SMP", "panel_url": "https://panel.example.com"},
+        ),
+        EventSpec(
+            E.SERVER_TERMINATED,
+            Audience.CUSTOMER,
+            required=("server_name", "reason"),
+            optional=("terminated_at",),
+            essential=True,
+            whatsapp_params=("customer_name", "server_name", "reason"),
+            sample={
+                "server_name": "Survival SMP",
+                "reason": "Invoice INV-2026-000042 stayed unpaid",
+                "terminated_at": "2026-12-18",
+            },
+        ),
+        EventSpec(
+            E.DELIVERY_FAILED_STAFF,
+            Audience.STAFF,
+            required=("original_event", "event_key", "reason", "admin_url"),
+            optional=("customer_email", "failures"),
+            whatsapp_params=("original_event", "event_key", "reason", "admin_url"),
+            sample={
+                "original_event": "server_ready",
+                "event_key": "server_ready:deployment-12",
+                "reason": "every channel failed",
+                "admin_url": "https://portal.example.com/admin/notifications/delivery/?q=12",
+                "customer_email": "alice@example.com",
+                "failures": [
+                    "whatsapp +6281234567890: 131026 Message undeliverable",
+                    "email alice@example.com: 550 mailbox unavailable",
+                ],
+            },
+        ),
+    ]
+}
+
+# Values used for secrets in previews and rendering tests (never real).
+SAMPLE_SECRETS = {"panel_username": "alice_1042", "panel_password": "Sample-Pa55word!"}
+SAMPLE_CREDENTIALS_URL = "https://portal.example.com/notifications/credentials/sample-token/"
+
+
+def spec_for(event: str) -> EventSpec:
+    try:
+        return SPECS[event]
+    except KeyError:
+        raise ValueError(f"Unknown notification event {event!r}.") from None
+
+
+def sample_context(event: str) -> dict:
+    """A complete context for `event` (previews, tests)."""
+    return dict(spec_for(event).sample)

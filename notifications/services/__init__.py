@@ -1,0 +1,45 @@
+"""Notification services (writes). Other apps call these; notifications imports none of them.
+
+- notification_send: queue a message for a customer or staff (idempotent per event_key).
+- credentials_reveal_create / credentials_reveal_consume: one-time login-details links.
+- credentials_resend_allowed: the rate limit of "send my login info again".
+- customer_profile_upsert / customer_event_channels_set: contact profile and preferences.
+"""
+
+from notifications.services.credentials import (
+    credentials_resend_allowed,
+    credentials_reveal_consume,
+    credentials_reveal_create,
+)
+from notifications.services.deliveries import (
+    AttemptOutcome,
+    deliveries_resume_stalled,
+    delivery_attempt,
+    delivery_mark_failed,
+    delivery_mark_sent,
+    delivery_retry,
+    delivery_status_apply,
+    notification_secrets_purge,
+    notification_send,
+)
+from notifications.services.profiles import customer_event_channels_set, customer_profile_upsert
+from notifications.services.webhooks import whatsapp_webhook_handshake, whatsapp_webhook_receive
+
+__all__ = [
+    "AttemptOutcome",
+    "credentials_resend_allowed",
+    "credentials_reveal_consume",
+    "credentials_reveal_create",
+    "customer_event_channels_set",
+    "customer_profile_upsert",
+    "deliveries_resume_stalled",
+    "delivery_attempt",
+    "delivery_mark_failed",
+    "delivery_mark_sent",
+    "delivery_retry",
+    "delivery_status_apply",
+    "notification_secrets_purge",
+    "notification_send",
+    "whatsapp_webhook_handshake",
+    "whatsapp_webhook_receive",
+]

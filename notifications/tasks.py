@@ -1,0 +1,35 @@
+"""Thin Celery tasks (queue "notifications"): they take ids and call one service.
+
+`notifications.deliver` is safe to run twice (acks_late redelivery, the sweeper, a duplicate
+enqueue): a delivery that is no longer queued, or is being sent by another worker, is left
+alone. Retries are bounded by NOTIFICATIONS_MAX_ATTEMPTS, counted in the Delivery row (not in
+the Celery message), with exponential backoff and jitter as the retry countdown.
+"""
+
+from celery import shared_task
+
+from notifications.services import (
+    deliveries_resume_stalled,
+    delivery_attempt,
+    notification_secrets_purge,
+)
+
+
+@shared_task(bind=True, name="notifications.deliver", acks_late=True, max_retries=None)
+def deliver(self, delivery_id: int) -> str:
+    outcome = delivery_attempt(delivery_id=delivery_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(name="notifications.resume_stalled")
+def resume_stalled() -> int:
+    """Beat, every minute: re-enqueue queued deliveries whose task was lost."""
+    return deliveries_resume_stalled()
+
+
+@shared_task(name="notifications.purge_secrets")
+def purge_secrets() -> list[int]:
+    """Beat, hourly: delete expired send-time secrets, wipe expired credential links."""
+    return list(notification_secrets_purge())

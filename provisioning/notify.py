@@ -1,0 +1,122 @@
+"""What provisioning tells customers and staff. Called inside the transaction that records the
+outcome, so a message is queued exactly when the state it describes commits (and once: the
+event keys are per deployment or per run)."""
+
+from django.conf import settings
+from django.urls import reverse
+
+from notifications.services import notification_send
+from provisioning.models import PanelAccount, ProvisioningRun
+from servers.models import Deployment
+
+
+def _order_id(run: ProvisioningRun) -> str:
+    return run.request.order_reference.removeprefix("Order #")
+
+
+def _base(deployment: Deployment) -> dict[str, object]:
+    return {
+        "package": deployment.plan_name,
+        "server_name": deployment.name,
+        "duration": deployment.billing_cycle.replace("semiannual", "semi-annual").title(),
+    }
+
+
+def notify_provisioning_started(run: ProvisioningRun) -> None:
+    deployment = run.deployment
+    notification_send(
+        event="provisioning_started",
+        user=deployment.customer,
+        context={**_base(deployment), "order_id": _order_id(run), "expected_time": "5 minutes"},
+        event_key=f"provisioning_started:deployment-{deployment.pk}",
+    )
+
+
+def notify_server_ready(run: ProvisioningRun) -> None:
+    deployment = Deployment.objects.select_related("customer", "location").get(pk=run.deployment_id)
+    account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
+    limits = deployment.spec.get("limits", {})
+    secrets = {}
+    if account is not None and account.password:
+        secrets["panel_password"] = account.password
+    notification_send(
+        event="server_ready",
+        user=deployment.customer,
+        context={
+            **_base(deployment),
+            "order_id": _order_id(run),
+            "status": "Active",
+            "panel_url": settings.PTERODACTYL_URL,
+            "panel_username": account.username if account else "",
+            "server_id": deployment.panel_identifier or str(deployment.panel_server_id),
+            "server_address": deployment.connection_address,
+            "memory_mb": limits.get("memory", ""),
+            "cpu_percent": limits.get("cpu", ""),
+            "disk_mb": limits.get("disk", ""),
+            "location": str(deployment.location),
+        },
+        secrets=secrets,
+        event_key=f"server_ready:deployment-{deployment.pk}",
+    )
+
+
+def notify_provisioning_failed(run: ProvisioningRun, *, needs_attention: bool = False) -> None:
+    deployment = run.deployment
+    notification_send(
+        event="provisioning_failed",
+        user=deployment.customer,
+        context={**_base(deployment), "order_id": _order_id(run), "expected_time": "24 hours"},
+        event_key=f"provisioning_failed:run-{run.pk}",
+    )
+    retry_url = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
+        "admin:servers_deployment_change", args=[deployment.pk]
+    )
+    notification_send(
+        event="provisioning_failed_staff",
+        staff=True,
+        context={
+            **_base(deployment),
+            "order_id": _order_id(run),
+            "step": run.failed_step or "rollback",
+            "error": ("ROLLBACK INCOMPLETE, check the panel by hand. " if needs_attention else "")
+            + run.last_error[:1500],
+            "retry_url": retry_url,
+            "customer_email": deployment.customer.email,
+            "deployment_id": deployment.pk,
+            "attempt": run.attempt,
+        },
+        event_key=f"provisioning_failed:run-{run.pk}",
+    )
+
+
+def notify_server_event(
+    deployment: Deployment, *, event: str, reason: str, occurrence: str
+) -> None:
+    """Suspended, unsuspended or terminated."""
+    context: dict[str, object] = {"server_name": deployment.name, "reason": reason}
+    if event == "server_unsuspended":
+        context = {"server_name": deployment.name, "panel_url": settings.PTERODACTYL_URL}
+    notification_send(
+        event=event,
+        user=deployment.customer,
+        context=context,
+        event_key=f"{event}:deployment-{deployment.pk}:{occurrence}",
+    )
+
+
+def notify_credentials(
+    deployment: Deployment, *, event: str, account: PanelAccount, occurrence: str
+) -> None:
+    """credentials_resent or panel_password_reset, with the password as a secret."""
+    notification_send(
+        event=event,
+        user=deployment.customer,
+        context={
+            "server_name": deployment.name,
+            "server_id": deployment.panel_identifier or str(deployment.panel_server_id or ""),
+            "panel_url": settings.PTERODACTYL_URL,
+            "panel_username": account.username,
+        },
+        secrets={"panel_password": account.password} if account.password else {},
+        event_key=f"{event}:deployment-{deployment.pk}:{occurrence}",
+    )
