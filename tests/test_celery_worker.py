@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from common.models import WorkerHeartbeat
+from tests.support import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 
 ROOT = Path(settings.BASE_DIR)
 QUEUES = "default,provisioning,notifications,billing"
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.mark.parametrize("broker", ["redis", "filesystem"])
@@ -45,7 +37,7 @@ def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.django.test",
-        "TEST_DATABASE_URL": _database_url(),
+        "TEST_DATABASE_URL": database_url(),
         "TEST_CELERY_BROKER_URL": url,
         "CELERY_FILESYSTEM_BROKER_DIR": str(tmp_path / "broker"),
     }

@@ -1,10 +1,7 @@
 """Races on PostgreSQL with real separate connections: money and hand-off happen once."""
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from billing.models import Payment
 from billing.services.payments import payment_record_manual
@@ -13,6 +10,7 @@ from common.actors import Actor
 from common.errors import ConflictError
 from provisioning.models import ProvisioningRequest
 from provisioning.services import provisioning_request_create
+from tests.support import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -25,38 +23,18 @@ def _postgres_only(settings) -> None:
     settings.PROVISIONING_ENABLED = False
 
 
-def race(*calls: Callable[[], object]) -> list[object]:
-    """Run the calls at the same moment, each in its own thread and DB connection."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 def test_two_staff_confirming_the_same_invoice_apply_money_once(place_order, staff):
     invoice = place_order().invoices.get()
 
     results = race(
-        lambda: payment_record_manual(
-            invoice_id=invoice.pk, reference="A", actor=Actor.staff(staff)
-        ),
-        lambda: payment_record_manual(
-            invoice_id=invoice.pk, reference="B", actor=Actor.staff(staff)
-        ),
+        [
+            lambda: payment_record_manual(
+                invoice_id=invoice.pk, reference="A", actor=Actor.staff(staff)
+            ),
+            lambda: payment_record_manual(
+                invoice_id=invoice.pk, reference="B", actor=Actor.staff(staff)
+            ),
+        ]
     )
 
     assert sum(isinstance(r, Payment) for r in results) == 1
@@ -73,7 +51,7 @@ def test_duplicate_stripe_deliveries_racing_apply_money_once(place_order, settin
     signature = sign(payload)
 
     results = race(
-        *[
+        [
             lambda: stripe_webhook_receive(payload=payload, signature_header=signature)
             for _ in range(4)
         ]
@@ -88,7 +66,7 @@ def test_provisioning_request_is_unique_per_deployment_under_a_race(place_order)
     deployment = place_order().deployment
 
     results = race(
-        *[
+        [
             lambda: provisioning_request_create(
                 deployment_id=deployment.pk, order_reference="Order #x", actor=Actor.system()
             )

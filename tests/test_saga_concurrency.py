@@ -1,10 +1,9 @@
 """Saga races on PostgreSQL with real concurrent connections (threads), panel = simulator."""
 
-import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from billing.models import OrderStatus
 from billing.services.payments import payment_record_manual
@@ -14,6 +13,7 @@ from provisioning.saga import engine
 from provisioning.services import provisioning_start
 from servers.models import Deployment, DeploymentStatus
 from tests import factories
+from tests.support import race
 
 pytestmark = pytest.mark.postgres
 
@@ -22,27 +22,6 @@ pytestmark = pytest.mark.postgres
 def _postgres_only() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL row locks")
-
-
-def race(calls: list[Callable[[], object]]) -> list[object]:
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def _drive(run_id: int) -> list[str]:

@@ -24,15 +24,10 @@ from provisioning.models import ProvisioningRun, ProvisioningStepAttempt, RunSta
 from provisioning.services import provisioning_sweep
 from provisioning.simulator import PanelSimulator
 from provisioning.simulator.wsgi import build_server
+from tests.support import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 ROOT = Path(django_settings.BASE_DIR)
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -60,7 +55,7 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper(settings, place_order,
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.django.test",
-        "TEST_DATABASE_URL": _database_url(),
+        "TEST_DATABASE_URL": database_url(),
         "TEST_CELERY_BROKER_URL": broker,
         "TEST_PTERODACTYL_URL": panel_url,
         "TEST_PTERODACTYL_ADMIN_API_KEY": sim.seed.admin_api_key,

@@ -1,0 +1,40 @@
+"""Helpers shared by the cross-app tests."""
+
+import threading
+from collections.abc import Callable
+
+from django.db import connection, connections
+
+
+def race(calls: list[Callable[[], object]], *, timeout: float = 120) -> list[object]:
+    """Run the calls at the same moment, each in its own thread and database connection.
+
+    Returns each call's result, or the exception it raised (the outcome is what tests assert).
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results
+
+
+def database_url() -> str:
+    """The URL of the database this test runs on, for worker subprocesses."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
