@@ -37,6 +37,8 @@ def broker_transport_options(broker_url: str, folder: str) -> dict:
             "data_folder_out": folder,
             "processed_folder": f"{folder}/processed",
             "control_folder": f"{folder}/control",
+            # Check the folder 5 times a second (the default is once a second).
+            "polling_interval": 0.2,
             "store_processed": False,
         }
     # Redis: a task whose worker vanished is redelivered after this; the saga sweeper is
