@@ -15,6 +15,7 @@ from billing.models import (
     Invoice,
     InvoiceEvent,
     InvoiceLine,
+    InvoiceSequence,
     Order,
     OrderAddon,
     OrderEvent,
@@ -326,6 +327,11 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "action": "confirm_manual_payment",
             },
         )
+
+
+@admin.register(InvoiceSequence)
+class InvoiceSequenceAdmin(ReadOnlyAdmin):
+    list_display = ("year", "last_number")
 
 
 @admin.register(Payment)

@@ -15,9 +15,12 @@ from common.admin import ReadOnlyAdmin, StatusEventInline
 from common.errors import ApplicationError
 from notifications.models import (
     Channel,
+    CredentialReveal,
+    CredentialsResendRequest,
     CustomerProfile,
     Delivery,
     DeliveryEvent,
+    DeliverySecret,
     DeliveryStatus,
     Language,
     NotificationEvent,
@@ -195,3 +198,27 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "notifications/admin/preview.html", context)
+
+
+@admin.register(CredentialReveal)
+class CredentialRevealAdmin(ReadOnlyAdmin):
+    """When one-time login links were made and used; the secrets and token never show."""
+
+    list_display = ("user", "created_at", "expires_at", "revealed_at")
+    list_filter = ("revealed_at",)
+    search_fields = ("user__email",)
+    exclude = ("secrets", "token_hash")
+
+
+@admin.register(CredentialsResendRequest)
+class CredentialsResendRequestAdmin(ReadOnlyAdmin):
+    list_display = ("user", "key", "created_at")
+    search_fields = ("user__email", "key")
+
+
+@admin.register(DeliverySecret)
+class DeliverySecretAdmin(ReadOnlyAdmin):
+    """Which deliveries still hold an encrypted secret, and until when (never the value)."""
+
+    list_display = ("delivery", "expires_at")
+    exclude = ("values",)

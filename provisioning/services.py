@@ -14,6 +14,7 @@ from provisioning import listeners, notify
 from provisioning.models import (
     ACTIVE_RUN_STATUSES,
     PROVISIONING_REQUEST_TRANSITIONS,
+    AllocationClaim,
     ProvisioningRequest,
     ProvisioningRequestEvent,
     ProvisioningRequestStatus,
@@ -105,6 +106,7 @@ def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> 
                 f"Provisioning of {request.order_reference} is {request.status}; nothing to start.",
                 code="provisioning_finished",
             )
+        inherited = _outputs_to_resume(request.deployment_id, from_step)
         now = timezone.now()
         try:
             with transaction.atomic():
@@ -117,11 +119,15 @@ def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> 
                     deadline_at=now + dt.timedelta(seconds=settings.PROVISIONING_TIMEOUT),
                     next_run_at=now,
                     triggered_by=actor.label,
+                    **inherited,
                 )
         except IntegrityError:
             return ProvisioningRun.objects.get(
                 deployment_id=request.deployment_id, status__in=ACTIVE_RUN_STATUSES
             )
+        if from_step:
+            # The ports the stuck run holds move to the new run with everything else it made.
+            AllocationClaim.objects.filter(deployment_id=request.deployment_id).update(run=run)
         apply_transition(
             request,
             table=PROVISIONING_REQUEST_TRANSITIONS,
@@ -144,6 +150,44 @@ def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> 
         notify.notify_provisioning_started(run)
         engine.schedule(run.pk)
     return run
+
+
+# What a run records as it goes; a run resumed from a later step starts from these.
+_RESUMABLE_FIELDS = (
+    "panel_user_id",
+    "panel_user_created",
+    "server_payload",
+    "node_id",
+    "reserved_memory_mb",
+    "reserved_disk_mb",
+    "placement_reason",
+    "panel_server_id",
+    "panel_server_uuid",
+    "panel_identifier",
+    "server_created_at",
+)
+
+
+def _outputs_to_resume(deployment_id: int, from_step: int) -> dict:
+    """For a start from a later step: the outputs of the run that stopped half way.
+
+    Only a run left in "needs attention" still has what it created (a failed run was rolled
+    back), so only it can be resumed; the outputs move over (the old run keeps its history).
+    """
+    if from_step == 0:
+        return {}
+    previous = ProvisioningRun.objects.filter(deployment_id=deployment_id).order_by("-pk").first()
+    if previous is None or previous.status != RunStatus.NEEDS_ATTENTION:
+        raise ConflictError(
+            "Only a run left in 'needs attention' can be resumed from a later step; the last run "
+            "was rolled back, so start again from the first step.",
+            code="cannot_resume",
+        )
+    outputs = {name: getattr(previous, name) for name in _RESUMABLE_FIELDS}
+    ProvisioningRun.objects.filter(pk=previous.pk).update(
+        panel_server_id=None, reserved_memory_mb=0, reserved_disk_mb=0
+    )
+    return outputs
 
 
 def provisioning_retry(*, deployment_id: int, actor: Actor, from_step: int = 0) -> ProvisioningRun:

@@ -45,6 +45,7 @@ def saga(settings, transactional_db) -> Iterator[SagaWorld]:
     settings.PROVISIONING_POLL_INTERVAL = 0
     settings.PROVISIONING_RETRY_BACKOFF = 0
     settings.PROVISIONING_ENABLED = True
+    settings.ADMINS = [("", "ops@example.com")]  # staff alerts need a recipient
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

@@ -367,3 +367,76 @@ def test_failure_tells_the_customer_and_alerts_staff(saga, place_order, staff, s
     assert staff_alert.recipient == "ops@example.com"
     assert "install" in staff_alert.body
     assert "/admin/servers/deployment/" in staff_alert.body
+
+
+def test_provisioning_timeout_rolls_back(saga, place_order, staff, settings):
+    import datetime as dt
+
+    import time_machine
+
+    from provisioning.tasks import run_step
+
+    settings.PROVISIONING_POLL_INTERVAL = 30
+    saga.panel.install_delay = 3600  # the install never finishes in time
+    order = pay(place_order(), staff)
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.RUNNING
+
+    with time_machine.travel(run.deadline_at + dt.timedelta(seconds=1)):
+        run_step.apply(args=(run.pk,))
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.last_error.startswith(
+        f"Timed out after {settings.PROVISIONING_TIMEOUT} s at step install"
+    )
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CONFIRMED
+    assert panel_leftovers(saga) == {"servers": 0, "users": 0, "assigned_allocations": 0}
+
+
+def test_resume_from_a_step_after_an_incomplete_rollback(saga, place_order, staff):
+    from provisioning.services import provisioning_retry
+
+    saga.panel.eggs[1].fail_install = True
+    # The server cannot be deleted: the rollback gets stuck and staff must look.
+    saga.fault("status", method="DELETE", path=r"/servers/\d+", status=500, times=None)
+    order = pay(place_order(), staff)
+    stuck = ProvisioningRun.objects.get()
+    assert stuck.status == RunStatus.NEEDS_ATTENTION
+    assert len(saga.panel.servers) == 1
+    from notifications.models import Delivery
+
+    assert Delivery.objects.filter(event="provisioning_failed_staff").count() == 1
+
+    # Staff repair the install by hand on the panel, then resume at the install step.
+    saga.sim.faults.clear()
+    server = next(iter(saga.panel.servers.values()))
+    server.status = None
+    provisioning_retry(
+        deployment_id=order.deployment_id,
+        actor=Actor.staff(staff),
+        from_step=STEP_NAMES.index("install"),
+    )
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert len(saga.panel.servers) == 1
+    resumed = ProvisioningRun.objects.order_by("-pk").first()
+    assert resumed.panel_server_id == server.id
+    assert [s.step for s in resumed.steps.all()] == ["install", "activate"]
+
+
+def test_resume_from_a_step_after_a_clean_rollback_is_refused(saga, place_order, staff):
+    from common.errors import ConflictError as Conflict
+    from provisioning.services import provisioning_retry
+
+    saga.panel.eggs[1].fail_install = True
+    order = pay(place_order(), staff)
+    with pytest.raises(Conflict, match="start again from the first step"):
+        provisioning_retry(
+            deployment_id=order.deployment_id,
+            actor=Actor.staff(staff),
+            from_step=STEP_NAMES.index("server"),
+        )
+    assert ProvisioningRun.objects.count() == 1
