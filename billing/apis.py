@@ -129,7 +129,7 @@ class OrderSerializer(serializers.Serializer):
     confirmed_at = serializers.DateTimeField(allow_null=True)
 
     def get_addons(self, order: Order) -> list[str]:
-        return [item.addon.slug for item in order.order_addons.select_related("addon")]
+        return [item.addon.slug for item in order.order_addons.all()]
 
     def get_deployment(self, order: Order) -> dict[str, Any]:
         deployment = order.deployment

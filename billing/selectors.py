@@ -47,7 +47,7 @@ def order_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Order]:
     return (
         Order.objects.filter(customer=customer)
         .select_related("plan", "location", "deployment", "coupon")
-        .prefetch_related("invoices", "order_addons")
+        .prefetch_related("invoices__lines", "invoices__payments", "order_addons__addon")
     )
 
 

@@ -171,3 +171,18 @@ def test_money_is_rendered_as_exact_strings(customer_api, catalog):
         "/api/v1/orders/", {**ORDER, "billing_cycle": "annual"}, format="json"
     ).json()
     assert body["invoices"][0]["total"] == str(Decimal("40.80"))
+
+
+def test_order_list_queries_do_not_grow_with_orders(
+    customer_api, catalog, django_assert_max_num_queries
+):
+    for _ in range(5):
+        customer_api.post(
+            "/api/v1/orders/",
+            {**ORDER, "plan": "starter", "addons": ["private-instance"]},
+            format="json",
+        )
+    with django_assert_max_num_queries(8):  # constant; one per order would be 11+
+        response = customer_api.get("/api/v1/orders/")
+    assert len(response.json()) == 5
+    assert response.json()[0]["addons"] == ["private-instance"]
