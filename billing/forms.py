@@ -7,7 +7,8 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from billing.models import BillingCycle, Plan
 from common.errors import ApplicationError
-from notifications.models import Language
+from notifications.models import Channel, Language
+from notifications.selectors import customer_event_specs
 from servers.selectors import egg_variable_rules, location_list_active
 
 
@@ -37,6 +38,36 @@ class ProfileForm(forms.Form):
     preferred_language = forms.ChoiceField(choices=Language.choices)
     notify_by_email = forms.BooleanField(required=False, label="E-mail me")
     notify_by_whatsapp = forms.BooleanField(required=False, label="WhatsApp me")
+
+    def __init__(
+        self,
+        *args: Any,
+        event_channels: dict[str, list[str]],
+        default_channels: list[str],
+        **kwargs: Any,
+    ) -> None:
+        """Adds one "which channels" field per customer message."""
+        super().__init__(*args, **kwargs)
+        self.event_fields: dict[str, str] = {}
+        for spec in customer_event_specs():
+            name = f"channels_{spec.event}"
+            label = spec.event.replace("_", " ").capitalize()
+            self.fields[name] = forms.MultipleChoiceField(
+                choices=Channel.choices,
+                required=False,
+                widget=forms.CheckboxSelectMultiple,
+                label=label
+                + (" (always e-mailed if nothing else works)" if spec.essential else ""),
+                initial=event_channels.get(spec.event, default_channels),
+            )
+            self.event_fields[spec.event] = name
+
+    def profile_data(self) -> dict[str, Any]:
+        return {k: v for k, v in self.cleaned_data.items() if not k.startswith("channels_")}
+
+    def event_choices(self) -> dict[str, list[str]]:
+        """The channels per message (the page shows every message, so all are answered)."""
+        return {event: self.cleaned_data[name] for event, name in self.event_fields.items()}
 
 
 class OrderConfigureForm(forms.Form):

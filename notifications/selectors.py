@@ -4,7 +4,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from notifications.models import CredentialReveal, CustomerProfile, Delivery, DeliveryEvent
+from notifications.events import SPECS, EventSpec
+from notifications.models import (
+    Audience,
+    CredentialReveal,
+    CustomerProfile,
+    Delivery,
+    DeliveryEvent,
+)
 from notifications.services.credentials import credentials_token_hash
 
 
@@ -41,3 +48,8 @@ def credentials_reveal_state(*, user: AbstractBaseUser, token: str) -> str:
     if reveal.expires_at <= timezone.now() or not reveal.secrets:
         return "expired"
     return "valid"
+
+
+def customer_event_specs() -> list[EventSpec]:
+    """The messages a customer can choose channels for, in a stable order."""
+    return [spec for spec in SPECS.values() if spec.audience == Audience.CUSTOMER]

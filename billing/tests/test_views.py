@@ -205,3 +205,44 @@ def test_admin_pages_render_with_history(client, place_order, staff):
         b"customer:alice@example.com"
         in client.get(reverse("admin:billing_order_change", args=[order.pk])).content
     )
+
+
+def test_profile_sets_channels_per_message(client, customer):
+    from notifications.services import customer_profile_upsert
+
+    customer_profile_upsert(user=customer, whatsapp_number="+6281234567890", whatsapp_consent=True)
+    client.force_login(customer)
+    page = client.get(reverse("profile")).content.decode()
+    assert "Server ready (always e-mailed if nothing else works)" in page
+
+    data = {
+        "whatsapp_number": "+6281234567890",
+        "whatsapp_consent": "on",
+        "preferred_language": "id",
+        "notify_by_email": "on",
+        "channels_server_ready": ["whatsapp", "email"],
+        "channels_invoice_created": ["email"],
+    }
+    response = client.post(reverse("profile"), data)
+
+    assert response.status_code == 302
+    profile = CustomerProfile.objects.get(user=customer)
+    assert profile.event_channels["server_ready"] == ["whatsapp", "email"]
+    assert profile.event_channels["invoice_created"] == ["email"]
+    assert profile.event_channels["order_received"] == []  # unticked on the page
+    assert profile.preferred_language == "id"
+
+
+def test_profile_refuses_whatsapp_channels_without_consent(client, customer):
+    client.force_login(customer)
+    response = client.post(
+        reverse("profile"),
+        {
+            "preferred_language": "en",
+            "notify_by_email": "on",
+            "channels_server_ready": ["whatsapp"],
+        },
+    )
+    assert response.status_code == 200
+    assert "WhatsApp messages need a valid number and your consent" in response.content.decode()
+    assert not CustomerProfile.objects.filter(user=customer, event_channels__has_key="server_ready")

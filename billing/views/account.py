@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -11,7 +12,7 @@ from billing.forms import ProfileForm, SignupForm, add_service_errors
 from billing.services.customers import customer_register
 from common.errors import ApplicationError
 from notifications.selectors import customer_profile_get
-from notifications.services import customer_profile_upsert
+from notifications.services import customer_event_channels_set, customer_profile_upsert
 
 
 @require_http_methods(["GET", "POST"])
@@ -50,10 +51,27 @@ def profile(request: HttpRequest) -> HttpResponse:
         "notify_by_email": current.notify_by_email if current else True,
         "notify_by_whatsapp": current.notify_by_whatsapp if current else False,
     }
-    form = ProfileForm(request.POST or None, initial=initial)
+    event_channels = current.event_channels if current else {}
+    default_channels = [
+        channel
+        for channel, enabled in (
+            ("email", initial["notify_by_email"]),
+            ("whatsapp", initial["notify_by_whatsapp"]),
+        )
+        if enabled
+    ]
+    form = ProfileForm(
+        request.POST or None,
+        initial=initial,
+        event_channels=event_channels,
+        default_channels=default_channels,
+    )
     if request.method == "POST" and form.is_valid():
         try:
-            customer_profile_upsert(user=request.user, **form.cleaned_data)
+            with transaction.atomic():
+                customer_profile_upsert(user=request.user, **form.profile_data())
+                for event, channels in form.event_choices().items():
+                    customer_event_channels_set(user=request.user, event=event, channels=channels)
         except ApplicationError as exc:
             add_service_errors(form, exc)
         else:
