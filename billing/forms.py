@@ -33,7 +33,12 @@ class SignupForm(forms.Form):
 
 
 class ProfileForm(forms.Form):
-    whatsapp_number = forms.CharField(max_length=32, required=False)
+    whatsapp_number = forms.CharField(
+        max_length=32,
+        required=False,
+        label="WhatsApp number",
+        help_text="With country code, e.g. +6281234567890",
+    )
     whatsapp_consent = forms.BooleanField(required=False, label="I agree to WhatsApp messages")
     preferred_language = forms.ChoiceField(choices=Language.choices)
     notify_by_email = forms.BooleanField(required=False, label="E-mail me")
