@@ -29,6 +29,7 @@ from billing.services.payments import payment_record_manual
 from common.actors import Actor
 from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline
 from common.errors import ApplicationError
+from common.logging import mask_secret_values
 from provisioning.admin import provisioning_timeline_html
 from provisioning.operations import deployment_change_build
 
@@ -158,7 +159,7 @@ class OrderAdmin(admin.ModelAdmin):
         "currency",
         "coupon",
         "server_name",
-        "variables",
+        "variables_masked",
         "deployment",
         "status",
         "confirmed_at",
@@ -170,8 +171,13 @@ class OrderAdmin(admin.ModelAdmin):
         "updated_at",
         "provisioning_timeline",
     )
+    exclude = ("variables",)  # shown masked: egg variables may hold tokens
     inlines = [OrderAddonInline, OrderInvoiceInline, OrderEventInline]
     actions = ["cancel_unpaid_orders", "change_plan"]
+
+    @admin.display(description="Variables")
+    def variables_masked(self, order: Order) -> object:
+        return mask_secret_values(order.variables)
 
     @admin.display(description="Provisioning")
     def provisioning_timeline(self, order: Order) -> str:

@@ -68,11 +68,15 @@ class PlanSerializer(serializers.Serializer):
 
     def get_locations(self, plan: Any) -> list[str]:
         allowed = [loc for loc in plan.allowed_locations.all() if loc.is_active]
-        source = allowed or list(location_list_active())
+        source = allowed or self.context.get("active_locations") or list(location_list_active())
         return [loc.short_code for loc in source]
 
     def get_addons(self, plan: Any) -> list[dict[str, Any]]:
-        pairs = selectors.addon_list_for_plan(plan=plan, currency=settings.BILLING_DEFAULT_CURRENCY)
+        pairs = selectors.addon_list_for_plan(
+            plan=plan,
+            currency=settings.BILLING_DEFAULT_CURRENCY,
+            catalog=self.context.get("addon_catalog"),
+        )
         return [
             {**AddonSerializer(addon).data, "prices": AddonPriceSerializer(prices, many=True).data}
             for addon, prices in pairs
@@ -164,8 +168,13 @@ class PlanListApi(APIView):
 
     @extend_schema(responses=PlanSerializer(many=True))
     def get(self, request: Request) -> Response:
-        plans = selectors.plan_list_active(currency=settings.BILLING_DEFAULT_CURRENCY)
-        return Response(PlanSerializer(plans, many=True).data)
+        currency = settings.BILLING_DEFAULT_CURRENCY
+        plans = selectors.plan_list_active(currency=currency)
+        context = {
+            "addon_catalog": selectors.addon_catalog(currency=currency),
+            "active_locations": list(location_list_active()),
+        }
+        return Response(PlanSerializer(plans, many=True, context=context).data)
 
 
 class PlanDetailApi(APIView):

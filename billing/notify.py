@@ -44,6 +44,28 @@ def notify_order_placed(order: Order, invoice: Invoice) -> None:
     )
 
 
+def notify_payment_review(
+    *, provider: str, reference: str, reason: str, invoice: Invoice | None, event_key: str
+) -> None:
+    """Staff: money arrived that was not applied (mismatch, cancelled or already paid)."""
+    context: dict[str, object] = {
+        "provider": provider,
+        "reference": reference,
+        "reason": reason,
+        "admin_url": settings.PORTAL_BASE_URL.rstrip("/")
+        + reverse("admin:billing_stripeevent_changelist"),
+    }
+    if invoice is not None:
+        context |= {
+            "invoice_number": invoice.number,
+            "amount": f"{invoice.total} {invoice.currency}",
+            "customer_email": invoice.customer.email,
+        }
+    notification_send(
+        event="payment_review_staff", staff=True, context=context, event_key=event_key
+    )
+
+
 def notify_payment_received(invoice: Invoice, payment: Payment | None) -> None:
     notification_send(
         event="payment_received",

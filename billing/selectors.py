@@ -21,7 +21,6 @@ def plan_list_active(*, currency: str | None = None) -> QuerySet[Plan]:
     return Plan.objects.filter(is_active=True).prefetch_related(
         Prefetch("prices", queryset=prices.order_by("id")),
         "allowed_locations",
-        Prefetch("addons", queryset=Addon.objects.filter(is_active=True)),
     )
 
 
@@ -32,15 +31,27 @@ def plan_get_active(*, slug: str) -> Plan:
     return plan
 
 
-def addon_list_for_plan(*, plan: Plan, currency: str) -> list[tuple[Addon, list[AddonPrice]]]:
-    addons = Addon.objects.filter(is_active=True).prefetch_related(
-        Prefetch("prices", queryset=AddonPrice.objects.filter(currency=currency))
+def addon_catalog(*, currency: str) -> list[Addon]:
+    """Active add-ons with their prices in `currency` and compatible plans (one query each)."""
+    return list(
+        Addon.objects.filter(is_active=True).prefetch_related(
+            Prefetch("prices", queryset=AddonPrice.objects.filter(currency=currency)),
+            "compatible_plans",
+        )
     )
-    return [
-        (addon, list(addon.prices.all()))
-        for addon in addons
-        if not addon.compatible_plans.exists() or addon.compatible_plans.filter(pk=plan.pk).exists()
-    ]
+
+
+def addon_list_for_plan(
+    *, plan: Plan, currency: str, catalog: list[Addon] | None = None
+) -> list[tuple[Addon, list[AddonPrice]]]:
+    """The add-ons that fit `plan`: those with no plan list, or with `plan` in it."""
+    addons = catalog if catalog is not None else addon_catalog(currency=currency)
+    result = []
+    for addon in addons:
+        compatible = {p.pk for p in addon.compatible_plans.all()}
+        if not compatible or plan.pk in compatible:
+            result.append((addon, list(addon.prices.all())))
+    return result
 
 
 def order_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Order]:

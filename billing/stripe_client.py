@@ -121,6 +121,21 @@ def checkout_session_create(
     )
 
 
+def checkout_session_expire(*, session_id: str) -> None:
+    """Close an open Checkout session so it can no longer be paid. An already completed or
+    expired session is fine (Stripe answers 400 for those)."""
+    try:
+        _client().v1.checkout.sessions.expire(session_id)
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise StripeUnavailable("Stripe could not be reached to close a payment page.") from exc
+    except stripe.InvalidRequestError:
+        logger.info("checkout session %s was no longer open at Stripe", session_id)
+    except stripe.StripeError as exc:
+        if (getattr(exc, "http_status", None) or 0) >= 500:
+            raise StripeUnavailable("Stripe failed to close a payment page.") from exc
+        raise StripeRequestRejected("Stripe refused to close a payment page.") from exc
+
+
 def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, Any]:
     """Verify the Stripe-Signature header against each configured secret; return the event.
 

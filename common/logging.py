@@ -14,6 +14,21 @@ _PATTERNS = [
 ]
 
 
+_SECRET_NAME = re.compile(r"(?i)(token|password|passwd|secret|api_?key|private_?key)")
+
+
+def mask_secret_values(value: object) -> object:
+    """A copy of a (nested) mapping with the values of secret-looking keys replaced."""
+    if isinstance(value, dict):
+        return {
+            k: "********" if _SECRET_NAME.search(str(k)) and v else mask_secret_values(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secret_values(v) for v in value]
+    return value
+
+
 def redact(text: str) -> str:
     for pattern in _PATTERNS:
         if pattern.groups:

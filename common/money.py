@@ -3,14 +3,13 @@
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-# ISO 4217 exponents for currencies that are not 2-decimal. IDR is officially 2 but is quoted
-# and charged by Stripe as zero-decimal in practice.
+# Exponents of currencies that are not 2-decimal, as Stripe counts minor units (its
+# zero-decimal list). IDR is 2-decimal there: Rp 50,000 is sent as 5000000.
 _ZERO_DECIMAL = {
     "BIF",
     "CLP",
     "DJF",
     "GNF",
-    "IDR",
     "JPY",
     "KMF",
     "KRW",

@@ -289,6 +289,23 @@ SPECS: dict[str, EventSpec] = {
             },
         ),
         EventSpec(
+            E.PAYMENT_REVIEW_STAFF,
+            Audience.STAFF,
+            required=("provider", "reference", "reason", "admin_url"),
+            optional=("invoice_number", "amount", "customer_email"),
+            whatsapp_params=("provider", "reference", "reason", "admin_url"),
+            sample={
+                "provider": "stripe",
+                "reference": "pi_3PXexample",
+                "reason": "Invoice INV-2026-000042 is cancelled; this payment was not applied "
+                "and must be refunded.",
+                "admin_url": "https://portal.example.com/admin/billing/stripeevent/",
+                "invoice_number": "INV-2026-000042",
+                "amount": "5.50 USD",
+                "customer_email": "alice@example.com",
+            },
+        ),
+        EventSpec(
             E.DELIVERY_FAILED_STAFF,
             Audience.STAFF,
             required=("original_event", "event_key", "reason", "admin_url"),

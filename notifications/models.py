@@ -77,6 +77,7 @@ class NotificationEvent(models.TextChoices):
     SERVER_UNSUSPENDED = "server_unsuspended", "Server unsuspended"
     SERVER_TERMINATED = "server_terminated", "Server terminated"
     DELIVERY_FAILED_STAFF = "delivery_failed_staff", "Message could not be delivered (staff)"
+    PAYMENT_REVIEW_STAFF = "payment_review_staff", "Payment needs review (staff)"
 
 
 class Channel(models.TextChoices):

@@ -123,6 +123,9 @@ class ProvisioningRun(TimeStampedModel):
     triggered_by = models.CharField(max_length=200)
     last_error = models.TextField(blank=True)
     failed_step = models.CharField(max_length=40, blank=True)
+    # Staff asked to roll back while a worker was inside a step: the rollback starts as soon as
+    # that step's outcome is recorded (so what it created is known and undone).
+    abort_requested = models.BooleanField(default=False)
     # What the run found or created on the panel (compensation undoes only what we created).
     panel_user_id = models.PositiveIntegerField(null=True, blank=True)
     panel_user_created = models.BooleanField(default=False)

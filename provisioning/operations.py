@@ -15,6 +15,7 @@ from provisioning import notify
 from provisioning.credentials import panel_password
 from provisioning.models import AllocationClaim, PanelAccount
 from provisioning.pterodactyl import PanelBadRequest, PanelError, PterodactylClient
+from provisioning.saga.steps import panel_user_in_use
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_record, deployment_transition, deployment_update_spec
 
@@ -103,7 +104,9 @@ def deployment_terminate(
     AllocationClaim.objects.filter(deployment=deployment).delete()
     account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
     user_note = ""
-    if account and account.created_by_portal and account.panel_user_id:
+    if account and panel_user_in_use(deployment):
+        user_note = "; panel user kept (the customer has other servers)"
+    elif account and account.created_by_portal and account.panel_user_id:
         try:
             client.delete_user(account.panel_user_id, missing_ok=True)
             PanelAccount.objects.filter(pk=account.pk).update(panel_user_id=None)
@@ -189,6 +192,12 @@ def panel_password_reset(
     account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
     if account is None or not account.panel_user_id:
         raise ConflictError("This customer has no panel user yet.", code="no_panel_user")
+    if not account.created_by_portal:
+        raise ConflictError(
+            "This panel user existed before the portal attached it (matched by e-mail); its "
+            "password is not ours to change. Reset it in the panel after verifying the owner.",
+            code="not_our_panel_user",
+        )
     client = client or PterodactylClient.from_settings()
     password = panel_password()
     _panel(

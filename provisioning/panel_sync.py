@@ -64,8 +64,10 @@ def panel_sync(*, client: PterodactylClient) -> SyncReport:
     )
 
     seen_nodes = []
+    # One moment for all readings: a server created after it is counted by placement as an
+    # in-flight reservation (list_nodes holds every node's allocated resources as of now).
+    reading_started = timezone.now()
     for node in client.list_nodes():
-        reading_started = timezone.now()
         free = len(client.list_free_allocations(node.id))
         values = {
             "name": node.name,

@@ -197,6 +197,13 @@ def provisioning_retry(*, deployment_id: int, actor: Actor, from_step: int = 0) 
         raise ConflictError("This deployment was never handed to provisioning.", code="no_request")
     if request.status == ProvisioningRequestStatus.SUCCEEDED:
         raise ConflictError("This server is already provisioned.", code="provisioning_finished")
+    last = ProvisioningRun.objects.filter(deployment_id=deployment_id).order_by("-pk").first()
+    if from_step == 0 and last is not None and last.status == RunStatus.NEEDS_ATTENTION:
+        raise ConflictError(
+            f"Run #{last.pk} still holds what it created (its rollback did not finish): roll it "
+            "back again, or resume it from a later step.",
+            code="needs_attention",
+        )
     return provisioning_start(request_id=request.pk, actor=actor, from_step=from_step)
 
 
@@ -204,6 +211,17 @@ def provisioning_abort(*, run_id: int, actor: Actor, reason: str) -> Provisionin
     """Staff: stop a run and undo what it created (compensation), or retry a stuck rollback."""
     with transaction.atomic():
         run = ProvisioningRun.objects.select_for_update().get(pk=run_id)
+        if (
+            run.status == RunStatus.RUNNING
+            and run.lease_expires_at
+            and run.lease_expires_at > timezone.now()
+        ):
+            # A worker is inside a step (maybe creating the server): let it record what it made,
+            # then roll back. Its finalize sees the flag; if it died, the sweeper resumes it.
+            run.abort_requested = True
+            run.last_error = f"rollback requested by {actor.label}: {reason}"
+            run.save(update_fields=["abort_requested", "last_error", "updated_at"])
+            return run
         if run.status not in (RunStatus.RUNNING, RunStatus.COMPENSATING, RunStatus.NEEDS_ATTENTION):
             raise ConflictError(
                 f"Run #{run.pk} is {run.status}; nothing to undo.", code="run_finished"
@@ -261,8 +279,10 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     )
     for run_id in expired:
         # Clear the dead worker's lease so the next claim can take the step (fence + 1 there).
+        # next_run_at stays set: if this resume message is lost too, the next sweep finds the
+        # run again as "lost".
         ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now).update(
-            lease_expires_at=None, next_run_at=None
+            lease_expires_at=None, next_run_at=timezone.now()
         )
     for run_id in expired + lost:
         with transaction.atomic():

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from common.admin import StatusEventInline
+from common.logging import mask_secret_values
 from servers.models import Deployment, DeploymentEvent, Egg, EggVariable, Location, Nest, Node
 
 
@@ -77,9 +78,9 @@ class DeploymentAdmin(admin.ModelAdmin):
         "billing_cycle",
         "location",
         "node",
-        "spec",
+        "spec_masked",
         "addons",
-        "variables",
+        "variables_masked",
         "status",
         "panel_user_id",
         "panel_server_id",
@@ -93,7 +94,16 @@ class DeploymentAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+    exclude = ("spec", "variables")  # shown masked: egg variables may hold tokens
     inlines = [DeploymentEventInline]
 
     def has_add_permission(self, request):
         return False  # deployments come from orders
+
+    @admin.display(description="Spec")
+    def spec_masked(self, deployment: Deployment) -> object:
+        return mask_secret_values(deployment.spec)
+
+    @admin.display(description="Variables")
+    def variables_masked(self, deployment: Deployment) -> object:
+        return mask_secret_values(deployment.variables)

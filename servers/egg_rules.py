@@ -73,7 +73,7 @@ def validate_value(value: object, rule: VariableRule) -> list[str]:
             errors.append(f"{label} must be an integer.")
         elif name == "numeric" and not _is_numeric(value):
             errors.append(f"{label} must be a number.")
-        elif name == "boolean" and value not in {"0", "1", "true", "false"}:
+        elif name == "boolean" and value not in {"0", "1"}:  # as the panel: "true" fails
             errors.append(f"{label} must be true or false.")
         elif name in {"max", "min", "between", "size"} and arg:
             errors.extend(_check_size(value, name, arg, numeric=numeric, label=label))

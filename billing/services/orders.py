@@ -19,6 +19,7 @@ from billing.models import (
     BillingCycle,
     Coupon,
     CouponKind,
+    Invoice,
     InvoiceKind,
     InvoiceLineKind,
     InvoiceStatus,
@@ -31,6 +32,7 @@ from billing.models import (
 )
 from billing.models.orders import ORDER_TRANSITIONS
 from billing.notify import notify_order_placed
+from billing.services.checkout_expiry import checkout_sessions_expire_later
 from billing.services.invoices import PricedLine, invoice_cancel, invoice_create
 from common.actors import Actor
 from common.dates import add_months, billing_today
@@ -290,6 +292,19 @@ def order_place(
     try:
         with transaction.atomic():
             order = _order_write(customer=customer, quote=quote, key=idempotency_key, actor=actor)
+            if quote.total == 0:
+                # Nothing to pay (e.g. a 100% coupon): settled in the same transaction, so an
+                # order is never left with an unpayable 0.00 invoice.
+                from billing.services.payments import invoice_mark_paid  # (imports this module)
+
+                invoice_mark_paid(
+                    invoice_id=order.invoices.get().pk,
+                    provider="manual",
+                    amount=Decimal("0"),
+                    currency=quote.currency,
+                    reference="",
+                    actor=Actor.system("zero-total"),
+                )
     except IntegrityError:
         if idempotency_key:
             existing = Order.objects.filter(
@@ -298,19 +313,7 @@ def order_place(
             if existing is not None:
                 return existing
         raise
-    if quote.total == 0:
-        # Nothing to pay (e.g. a 100% coupon): settle now so provisioning starts.
-        from billing.services.payments import invoice_mark_paid
-
-        invoice_mark_paid(
-            invoice_id=order.invoices.get().pk,
-            provider="manual",
-            amount=Decimal("0"),
-            currency=quote.currency,
-            reference="",
-            actor=Actor.system("zero-total"),
-        )
-        order.refresh_from_db()
+    order.refresh_from_db()
     return order
 
 
@@ -417,6 +420,13 @@ def order_confirm(*, order_id: int, actor: Actor, reason: str) -> Order:
 def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
     """Cancel an unpaid order: its invoice is cancelled and its coupon use given back."""
     with transaction.atomic():
+        # Invoice rows first, then the order: the same order as a payment takes them, so a
+        # cancel racing a payment waits instead of deadlocking.
+        invoice_ids = list(
+            Invoice.objects.select_for_update()
+            .filter(order_id=order_id)
+            .values_list("pk", flat=True)
+        )
         order = Order.objects.select_for_update().get(pk=order_id)
         if order.status != OrderStatus.PENDING:
             raise ConflictError(
@@ -434,8 +444,10 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
             event_fk="order",
             extra_updates={"cancelled_at": timezone.now()},
         )
-        for invoice in order.invoices.filter(status=InvoiceStatus.UNPAID):
+        for invoice in Invoice.objects.filter(pk__in=invoice_ids, status=InvoiceStatus.UNPAID):
             invoice_cancel(invoice_id=invoice.pk, actor=actor, reason=f"{order} cancelled")
+            # Close its card payment pages at Stripe so nobody pays a cancelled invoice.
+            checkout_sessions_expire_later(invoice_id=invoice.pk)
         if order.coupon_id:
             Coupon.objects.filter(pk=order.coupon_id, times_redeemed__gt=0).update(
                 times_redeemed=F("times_redeemed") - 1

@@ -22,6 +22,7 @@ from billing.models import (
     StripeEvent,
     StripeEventStatus,
 )
+from billing.notify import notify_payment_review
 from billing.services.payments import invoice_mark_paid
 from common.actors import Actor
 from common.errors import ConflictError, NotFoundError
@@ -103,6 +104,14 @@ def stripe_webhook_receive(*, payload: bytes, signature_header: str) -> StripeEv
             status, message, invoice, summary = _dispatch(event_type, _event_object(event))
             row.status, row.message, row.invoice, row.summary = status, message, invoice, summary
             row.save(update_fields=["status", "message", "invoice", "summary"])
+            if row.status == StripeEventStatus.REJECTED:
+                notify_payment_review(
+                    provider="stripe",
+                    reference=str(summary.get("payment_intent") or summary.get("id") or event_id),
+                    reason=message,
+                    invoice=invoice,
+                    event_key=f"payment_review:{event_id}",
+                )
     except IntegrityError:
         # Already stored: a duplicate delivery. Nothing to do.
         existing = StripeEvent.objects.get(event_id=event_id)

@@ -186,3 +186,11 @@ def test_order_list_queries_do_not_grow_with_orders(
         response = customer_api.get("/api/v1/orders/")
     assert len(response.json()) == 5
     assert response.json()[0]["addons"] == ["private-instance"]
+
+
+def test_plan_list_query_count_does_not_grow_with_plans(
+    api_client, catalog, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(8):
+        response = api_client.get("/api/v1/plans/")
+    assert len(response.json()) == 8

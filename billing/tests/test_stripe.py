@@ -303,3 +303,45 @@ def test_stripe_outage_is_a_clear_retryable_error(invoice, customer):
             cancel_url="https://p/c",
         )
     assert not CheckoutSession.objects.exists()
+
+
+@responses.activate
+def test_cancelling_closes_payment_pages_and_a_late_payment_alerts_staff(
+    client, invoice, customer, settings, django_capture_on_commit_callbacks
+):
+    from billing.services.orders import order_cancel
+    from config.celery import app
+    from notifications.models import Delivery
+
+    settings.ADMINS = [("", "ops@example.com")]
+    CheckoutSession.objects.create(
+        invoice=invoice,
+        stripe_session_id="cs_test_1",
+        url="https://checkout.stripe.test/x",
+        amount_minor=550,
+        currency="USD",
+    )
+    responses.post(
+        "https://api.stripe.com/v1/checkout/sessions/cs_test_1/expire",
+        json={"id": "cs_test_1", "object": "checkout.session", "status": "expired"},
+    )
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            order_cancel(order_id=invoice.order_id, actor=Actor.customer(customer), reason="x")
+    finally:
+        app.conf.task_always_eager = False
+    assert CheckoutSession.objects.get().status == CheckoutSessionStatus.EXPIRED
+    assert len(responses.calls) == 1
+
+    # A payment that was already in flight still arrives: not applied, staff told to refund.
+    payload = event("evt_late", "checkout.session.completed", invoice)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert post(client, payload, sign(payload)).status_code == 200
+    assert StripeEvent.objects.get().status == StripeEventStatus.REJECTED
+    alert = Delivery.objects.get(event="payment_review_staff")
+    assert alert.recipient == "ops@example.com"
+    assert alert.context["reference"] == "pi_test_1"
+    assert "refunded" in alert.context["reason"]
+    assert alert.context["invoice_number"] == invoice.number
+    assert not Payment.objects.exists()

@@ -246,3 +246,29 @@ def test_profile_refuses_whatsapp_channels_without_consent(client, customer):
     assert response.status_code == 200
     assert "WhatsApp messages need a valid number and your consent" in response.content.decode()
     assert not CustomerProfile.objects.filter(user=customer, event_channels__has_key="server_ready")
+
+
+def test_signup_never_redirects_to_another_site(client):
+    response = client.post(
+        reverse("signup") + "?next=https://evil.example/phish",
+        {
+            "email": "eve@example.com",
+            "password": "a-long-unusual-passphrase-7",
+            "password_again": "a-long-unusual-passphrase-7",
+            "preferred_language": "en",
+        },
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("plan-list")
+
+
+def test_secret_looking_variables_are_masked_in_the_admin(client, place_order, staff):
+    order = place_order(plan_slug="starter", variables={"ACCESS_TOKEN": "ghp_supersecret123"})
+    client.force_login(staff)
+    for url in [
+        reverse("admin:billing_order_change", args=[order.pk]),
+        reverse("admin:servers_deployment_change", args=[order.deployment_id]),
+    ]:
+        page = client.get(url).content.decode()
+        assert "ghp_supersecret123" not in page
+        assert "********" in page

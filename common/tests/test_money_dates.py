@@ -12,7 +12,8 @@ from common.money import Money, from_minor_units, quantize, to_minor_units
     [
         ("1.005", "USD", Decimal("1.01")),
         ("1.004", "USD", Decimal("1.00")),
-        ("15000.5", "IDR", Decimal("15001")),
+        ("15000.505", "IDR", Decimal("15000.51")),
+        ("1500.5", "JPY", Decimal("1501")),
         ("1.0005", "KWD", Decimal("1.001")),
     ],
 )
@@ -27,7 +28,8 @@ def test_float_is_refused():
 
 def test_minor_units_round_trip():
     assert to_minor_units(Decimal("5.50"), "USD") == 550
-    assert to_minor_units(Decimal("15000"), "IDR") == 15000
+    assert to_minor_units(Decimal("50000"), "IDR") == 5_000_000  # Stripe: IDR has 2 decimals
+    assert to_minor_units(Decimal("1500"), "JPY") == 1500
     assert from_minor_units(550, "usd") == Decimal("5.50")
 
 

@@ -127,7 +127,13 @@ def _prepare(run_id: int) -> Claim | None:
             return None  # another worker holds the step
         if run.next_run_at and run.next_run_at > now + dt.timedelta(seconds=1):
             return None  # a duplicate or early message; the scheduled one will come
-        if run.status == RunStatus.RUNNING and now >= run.deadline_at:
+        if run.status == RunStatus.RUNNING and run.abort_requested:
+            _start_compensation(
+                run,
+                run.last_error or "rollback requested by staff",
+                failed_step=STEPS[run.step_index].name,
+            )
+        elif run.status == RunStatus.RUNNING and now >= run.deadline_at:
             _start_compensation(
                 run,
                 f"Timed out after {settings.PROVISIONING_TIMEOUT} s at step "
@@ -150,6 +156,7 @@ def _prepare(run_id: int) -> Claim | None:
                 "compensate_index",
                 "last_error",
                 "failed_step",
+                "attempt",
                 "updated_at",
             ]
         )
@@ -230,6 +237,15 @@ def _finalize_forward(
     error: BaseException | None,
 ) -> str:
     actor = Actor.system("provisioning")
+    if run.abort_requested:
+        # Staff asked to roll back while this step ran: its outcome (say, the server it created)
+        # is recorded above, so the rollback knows what to undo.
+        attempt_row.status = (
+            StepAttemptStatus.SUCCEEDED if error is None else StepAttemptStatus.FAILED
+        )
+        _start_compensation(run, run.last_error or "rollback requested", failed_step=step.name)
+        _schedule_later(run, 0)
+        return "compensating"
     if error is None and outcome is not None:
         if outcome.poll_after is not None:
             attempt_row.status = StepAttemptStatus.WAITING

@@ -116,6 +116,14 @@ class PanelUserStep(Step):
             created = ctx.run.panel_user_created or not account.panel_user_id
         else:
             user = client.find_user_by_email(account.email)
+            if user is not None and user.root_admin:
+                # Sign-up does not prove e-mail ownership: never hand a panel administrator's
+                # account to a customer.
+                raise StepFailed(
+                    f"The panel user with e-mail {account.email} is a panel administrator; it "
+                    "is not attached to a customer. Give the customer another e-mail or link "
+                    "a user by hand (external id " + account.external_id + ")."
+                )
             if user is not None:
                 summary["found"] = "exact email (adopted existing panel user)"
         if user is None:
@@ -163,6 +171,9 @@ class PanelUserStep(Step):
         run = ctx.run
         if not run.panel_user_id or not run.panel_user_created:
             return StepOutcome(summary={"kept_panel_user": run.panel_user_id})
+        if panel_user_in_use(ctx.deployment, exclude_run_id=run.pk):
+            # Another order of this customer is being provisioned (or live) with this user.
+            return StepOutcome(summary={"kept_panel_user": run.panel_user_id, "in_use": True})
         try:
             ctx.client.delete_user(run.panel_user_id, missing_ok=True)
         except PanelBadRequest:
@@ -173,6 +184,23 @@ class PanelUserStep(Step):
             updates={"panel_user_created": False},
             summary={"deleted_panel_user": run.panel_user_id},
         )
+
+
+def panel_user_in_use(deployment: Deployment, *, exclude_run_id: int | None = None) -> bool:
+    """Whether another deployment of the same customer holds or may soon hold a panel server
+    (the panel only refuses to delete a user once a server exists, not while one is coming)."""
+    from provisioning.models import ACTIVE_RUN_STATUSES
+
+    others = Deployment.objects.filter(customer_id=deployment.customer_id).exclude(pk=deployment.pk)
+    live = others.filter(status__in=["provisioning", "active", "suspended"]).exists()
+    running = (
+        ProvisioningRun.objects.filter(
+            deployment__customer_id=deployment.customer_id, status__in=ACTIVE_RUN_STATUSES
+        )
+        .exclude(pk=exclude_run_id)
+        .exists()
+    )
+    return live or running
 
 
 def _panel_account_prepare(customer: Any) -> PanelAccount:

@@ -74,3 +74,11 @@ def test_build_environment_refuses_hidden_and_unknown_variables():
         "EXTRA": ["EXTRA is not a variable of this server type."],
     }
     assert env["DL_PATH"] == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("0", True), ("1", True), ("true", False), ("false", False), ("yes", False)]
+)
+def test_boolean_accepts_what_the_panel_accepts(value, ok):
+    rule = VariableRule("AUTO_UPDATE", "Auto Update", "required|boolean", "0")
+    assert (validate_value(value, rule) == []) is ok
