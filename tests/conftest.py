@@ -52,3 +52,14 @@ def saga(settings, transactional_db) -> Iterator[SagaWorld]:
         install_responses(rsps, sim, PANEL_URL)
         yield SagaWorld(sim=sim, rsps=rsps)
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def manual_steps(settings):
+    """Saga steps are queued on the test broker but not run: the test drives them itself."""
+    import redis
+
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = True
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()

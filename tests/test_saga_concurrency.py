@@ -99,21 +99,8 @@ def test_ten_orders_racing_for_three_free_ports_get_distinct_ports(saga, place_o
     assert len(ports) == 10
 
 
-@pytest.fixture
-def queued_not_run(settings):
-    """Steps are queued on the test broker (Redis) but not run: the test drives them."""
-    import redis
-
-    from config.celery import app
-
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-
-
 def test_two_confirmations_and_two_workers_racing_make_one_server(
-    saga, place_order, staff, settings, queued_not_run
+    saga, place_order, staff, settings, manual_steps
 ):
     settings.PROVISIONING_ENABLED = False  # the races below start and drive the run
     order = place_order()

@@ -18,19 +18,6 @@ from provisioning.services import provisioning_abort, provisioning_retry, provis
 from tests.test_saga import panel_leftovers, pay
 
 
-@pytest.fixture
-def manual_steps(settings):
-    """Steps are queued on the test broker but not run: the test drives them one by one."""
-    import redis
-
-    from config.celery import app
-
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-
-
 def _drive_until(run_id: int, step: str) -> None:
     while ProvisioningRun.objects.get(pk=run_id).step_index < STEP_NAMES.index(step):
         engine.run_step(run_id)
