@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from common.logging import redact
 
@@ -130,10 +131,23 @@ class WhatsAppClient:
                 headers={"Authorization": f"Bearer {self._token}"},
                 timeout=self._timeout,
             )
-        except requests.Timeout as exc:
-            raise WhatsAppRetryableError("WhatsApp API timed out.") from _clean(exc)
+        except requests.ConnectTimeout as exc:
+            raise WhatsAppRetryableError("WhatsApp API could not be reached in time.") from _clean(
+                exc
+            )
+        except requests.ReadTimeout as exc:
+            # The message may have been accepted: WhatsApp has no idempotency key, so a retry
+            # could deliver it twice. Treated as failed: the other channel carries it instead.
+            raise WhatsAppPermanentError(
+                "WhatsApp API did not answer in time; the outcome is unknown, not retried."
+            ) from _clean(exc)
         except requests.ConnectionError as exc:
-            raise WhatsAppRetryableError("WhatsApp API could not be reached.") from _clean(exc)
+            if _never_sent(exc):
+                raise WhatsAppRetryableError("WhatsApp API could not be reached.") from _clean(exc)
+            raise WhatsAppPermanentError(
+                "The connection to the WhatsApp API broke after sending; the outcome is unknown, "
+                "not retried."
+            ) from _clean(exc)
         except requests.RequestException as exc:
             raise WhatsAppRetryableError(
                 f"WhatsApp API request failed ({type(exc).__name__})."
@@ -217,3 +231,9 @@ def whatsapp_client_from_settings() -> WhatsAppClient:
         timeout=(settings.WHATSAPP_TIMEOUT_CONNECT, settings.WHATSAPP_TIMEOUT_READ),
         session=_session,
     )
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection failed before the request went out (safe to retry)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)

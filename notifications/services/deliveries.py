@@ -155,12 +155,16 @@ def notification_send(
             stored_context["secret_fields"] = ["credentials_url"]
         else:
             stored_context["secret_fields"] = sorted(secret_values)
+    audience, owner = (Audience.STAFF, None) if staff else (Audience.CUSTOMER, user)
+    already = list(_group(event, event_key, audience, owner.pk if owner else None))
+    if already:
+        # This occurrence was queued before: nothing new, even if the customer's address or
+        # channels changed since (the recipient is part of the uniqueness key).
+        return already
     if staff:
         targets = _staff_targets(channels=channels)
-        audience, owner = Audience.STAFF, None
     else:
         targets = _customer_targets(user=user, event=event, channels=channels, language=language)
-        audience, owner = Audience.CUSTOMER, user
     with transaction.atomic():
         created = []
         for target in targets:
@@ -716,6 +720,13 @@ def delivery_status_apply(
             return delivery
         if DELIVERY_PROGRESS[status] <= DELIVERY_PROGRESS[delivery.status]:
             return delivery  # duplicate or older receipt
+        if not DELIVERY_TRANSITIONS.can(delivery.status, status):
+            # E.g. a late receipt of a message staff have since put back in the queue: record
+            # it, never fail the webhook batch over it.
+            _note(
+                delivery, f"{channel} '{status}' receipt ignored in state {delivery.status}", actor
+            )
+            return delivery
         updates: dict[str, Any] = {f"{status}_at": at}
         if status == S.READ and delivery.delivered_at is None:
             updates["delivered_at"] = at
@@ -758,6 +769,8 @@ def delivery_retry(*, delivery_id: int, actor: Actor) -> Delivery:
                 "failed_at": None,
                 "lease_until": None,
                 "next_attempt_at": timezone.now(),
+                # Receipts of the earlier send must not match the new one.
+                "provider_message_id": "",
             },
         )
         from notifications.tasks import deliver

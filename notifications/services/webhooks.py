@@ -21,7 +21,11 @@ class WebhookRejected(ApplicationError):
 def whatsapp_webhook_handshake(*, mode: str, verify_token: str, challenge: str) -> str | None:
     """The challenge to echo if this is our subscription handshake, else None."""
     expected = settings.WHATSAPP_WEBHOOK_VERIFY_TOKEN
-    if mode == "subscribe" and expected and hmac.compare_digest(verify_token, expected):
+    if (
+        mode == "subscribe"
+        and expected
+        and hmac.compare_digest(verify_token.encode(), expected.encode())
+    ):
         return challenge
     return None
 
@@ -31,7 +35,8 @@ def whatsapp_signature_valid(*, body: bytes, signature_header: str) -> bool:
     if not secret or not signature_header.startswith("sha256="):
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(signature_header.removeprefix("sha256="), expected)
+    # Bytes: compare_digest raises on non-ASCII str, which must be a 403, not a 500.
+    return hmac.compare_digest(signature_header.removeprefix("sha256=").encode(), expected.encode())
 
 
 def whatsapp_webhook_receive(*, body: bytes, signature_header: str) -> int:

@@ -119,12 +119,28 @@ def test_error_mapping(mocked_responses, status, code, expected, auth):
     assert WA_TOKEN not in repr(caught.value.__cause__)
 
 
-@pytest.mark.parametrize(
-    "exception", [requests.ConnectTimeout, requests.ReadTimeout, requests.ConnectionError]
-)
-def test_network_errors_are_retryable(mocked_responses, exception):
-    mocked_responses.post(WA_URL, body=exception("connection to graph.test failed"))
+def _refused() -> requests.ConnectionError:
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    reason = NewConnectionError(None, "Connection refused")
+    return requests.ConnectionError(MaxRetryError(None, "/messages", reason=reason))
+
+
+@pytest.mark.parametrize("exception", [requests.ConnectTimeout("connect timed out"), _refused()])
+def test_errors_before_sending_are_retryable(mocked_responses, exception):
+    mocked_responses.post(WA_URL, body=exception)
     with pytest.raises(WhatsAppRetryableError):
+        whatsapp_client_from_settings().send_text(to=CUSTOMER_NUMBER, body="x")
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [requests.ReadTimeout("read timed out"), requests.ConnectionError("connection reset")],
+)
+def test_errors_after_sending_are_not_retried(mocked_responses, exception):
+    # WhatsApp may have accepted the message; it has no idempotency key.
+    mocked_responses.post(WA_URL, body=exception)
+    with pytest.raises(WhatsAppPermanentError, match="outcome is unknown"):
         whatsapp_client_from_settings().send_text(to=CUSTOMER_NUMBER, body="x")
 
 
@@ -238,8 +254,8 @@ def test_server_errors_retry_then_fall_back_when_spent(wa_only_customer, mocked_
     assert (fallback.fallback_for_id, fallback.status) == (whatsapp.pk, "queued")
 
 
-def test_timeouts_are_retried(wa_only_customer, mocked_responses):
-    mocked_responses.post(WA_URL, body=requests.ReadTimeout("read timed out"))
+def test_connect_timeouts_are_retried(wa_only_customer, mocked_responses):
+    mocked_responses.post(WA_URL, body=requests.ConnectTimeout("connect timed out"))
     wa_ok(mocked_responses, "wamid.after-timeout")
     send_ready(wa_only_customer)
 

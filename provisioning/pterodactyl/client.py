@@ -1011,11 +1011,15 @@ class PterodactylClient(_ClientBase):
             "add_allocations": [int(item) for item in add_allocations],
             "remove_allocations": [int(item) for item in remove_allocations],
         }
+        # Changing allocations is not safe to repeat (removing the primary a second time is a
+        # 400), so such a build is sent once; a limits-only build is idempotent.
+        moves_allocations = bool(body["add_allocations"] or body["remove_allocations"])
         reply = self._t.request(
             "PATCH",
             f"/servers/{int(server_id)}/build",
             params=_include_param(["allocations"]),
             body=body,
+            **({"retry": RetryPolicy.ONCE} if moves_allocations else {}),
         )
         server = Server.from_api(reply.body)
         skipped = set(body["add_allocations"]) - set(server.allocation_ids or ())

@@ -563,6 +563,11 @@ class PanelSimulator:
                 f"This IP address ({ctx.request.remote_addr}) does not have permission to access "
                 "the API using these credentials.",
             )
+        # 5. Throttle (per key owner, separate buckets per API).
+        self._throttle(ctx, route.api, user)
+        # 6. Route-model binding (404 before the admin check).
+        bound = self._bind(route, params, ctx)
+        # 8. An application key on the client API is refused after throttle and binding.
         if route.api == "client" and key.key_type == "application":
             raise ApiError(
                 403,
@@ -570,10 +575,6 @@ class PanelSimulator:
                 "You are attempting to use an application API key on an endpoint that requires a "
                 "client API key.",
             )
-        # 5. Throttle (per key owner, separate buckets per API).
-        self._throttle(ctx, route.api, user)
-        # 6. Route-model binding (404 before the admin check).
-        bound = self._bind(route, params, ctx)
         if route.api == "application":
             # 7. Root admin.
             if not user.root_admin:

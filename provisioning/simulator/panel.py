@@ -884,11 +884,12 @@ class Panel:
                 "ConflictHttpException",
                 "Cannot toggle suspension status on a server that is currently being transferred.",
             )
+        previous = server.status
         server.status = STATUS_SUSPENDED if suspend else None
         try:
             self._wings(server.node_id)
         except ApiError:
-            server.status = None if suspend else STATUS_SUSPENDED
+            server.status = previous  # the panel's DB transaction rolls the update back
             raise
         if suspend:
             server.power_state, server.started_at = "offline", None
