@@ -80,3 +80,24 @@ def notify_payment_received(invoice: Invoice, payment: Payment | None) -> None:
         },
         event_key=f"payment_received:{invoice.number}",
     )
+
+
+def notify_invoice_due(invoice: Invoice, *, event: str, suspension_date: object = None) -> None:
+    """invoice_created (renewal), invoice_reminder or invoice_overdue: once per invoice."""
+    context: dict[str, object] = {
+        "invoice_number": invoice.number,
+        "amount": str(invoice.total),
+        "currency": invoice.currency,
+        "due_date": invoice.due_date.isoformat(),
+        "invoice_url": _url("invoice-detail", invoice.pk),
+    }
+    if invoice.deployment_id:
+        context["server_name"] = invoice.deployment.name
+    if suspension_date is not None:
+        context["suspension_date"] = str(suspension_date)
+    notification_send(
+        event=event,
+        user=invoice.customer,
+        context=context,
+        event_key=f"{event}:{invoice.number}",
+    )

@@ -16,6 +16,12 @@ PERIODIC_TASKS: dict[str, tuple[str, int, str]] = {
     "heartbeat: notifications queue": ("common.worker_heartbeat", 60, "notifications"),
     "heartbeat: billing queue": ("common.worker_heartbeat", 60, "billing"),
     "billing: cancel stale unpaid orders": ("billing.cancel_stale_unpaid_orders", 3600, "billing"),
+    "billing: issue renewal invoices": ("billing.issue_renewal_invoices", 3600, "billing"),
+    "billing: reminders, suspension and termination of unpaid servers": (
+        "billing.dunning",
+        3600,
+        "billing",
+    ),
     "provisioning: resume interrupted runs": ("provisioning.sweep", 30, "provisioning"),
     "notifications: resume stalled deliveries": (
         "notifications.resume_stalled",

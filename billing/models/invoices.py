@@ -93,6 +93,12 @@ class Invoice(TimeStampedModel):
                 condition=Q(kind=InvoiceKind.NEW_ORDER),
                 name="invoice_one_per_new_order",
             ),
+            # A server is billed once per period, however often the renewal job runs.
+            models.UniqueConstraint(
+                fields=["deployment", "period_start"],
+                condition=Q(kind=InvoiceKind.RENEWAL),
+                name="invoice_one_renewal_per_period",
+            ),
         ]
 
     def __str__(self) -> str:

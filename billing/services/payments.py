@@ -95,6 +95,14 @@ def invoice_mark_paid(
                 actor=actor,
                 reason=f"Invoice {invoice.number} paid by {provider}",
             )
+        if invoice.kind == InvoiceKind.RENEWAL and invoice.deployment_id:
+            from billing.services.renewals import renewal_paid  # (renewals imports this module)
+
+            if renewal_paid(invoice=invoice, actor=actor):
+                from billing.tasks import unsuspend_paid
+
+                # The panel call happens in a task, after this payment is committed.
+                unsuspend_paid.delay_on_commit(invoice.deployment_id)
     logger.info("invoice %s paid by %s", invoice.number, provider)
     return payment
 

@@ -15,6 +15,10 @@ BILLING_BANK_TRANSFER_INSTRUCTIONS = env(
     "BILLING_BANK_TRANSFER_INSTRUCTIONS",
     default="Transfer the total to the account on your invoice, quoting the invoice number.",
 )
+# Days before a server's next due date that its renewal invoice is issued.
+BILLING_RENEWAL_INVOICE_DAYS = env.int("BILLING_RENEWAL_INVOICE_DAYS", default=7)
+# Days before the due date that an unpaid renewal invoice gets a reminder.
+BILLING_REMINDER_DAYS = env.int("BILLING_REMINDER_DAYS", default=3)
 # Days after the due date before an unpaid deployment is suspended (seed name).
 SUSPENSION_GRACE_DAYS = env.int("SUSPENSION_GRACE_DAYS", default=3)
 # Days a suspended deployment is kept before it is terminated.

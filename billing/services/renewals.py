@@ -1,0 +1,241 @@
+"""Keeping servers renewed: renewal invoices, reminders, suspension and termination when unpaid.
+
+Jobs work on sets and are safe to run twice or concurrently (two beats): an invoice is unique
+per (deployment, period), each message has its own event key, and the panel operations check
+the server's state under a row lock before acting.
+"""
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from billing.models import (
+    AddonPrice,
+    BillingCycle,
+    Invoice,
+    InvoiceKind,
+    InvoiceLineKind,
+    InvoiceStatus,
+    Order,
+    PlanPrice,
+)
+from billing.notify import notify_invoice_due
+from billing.services.invoices import PricedLine, invoice_cancel, invoice_create
+from common.actors import Actor
+from common.dates import add_months, billing_today
+from common.errors import ApplicationError
+from servers.models import Deployment, DeploymentStatus
+from servers.services import deployment_set_next_due_date
+
+logger = logging.getLogger(__name__)
+
+LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
+
+
+def _renewal_lines(order: Order) -> list[PricedLine]:
+    """Today's catalog prices for the server's plan, cycle and add-ons (no setup fee, no
+    coupon: those apply to the first invoice only)."""
+    cycle_label = BillingCycle(order.billing_cycle).label
+    price = PlanPrice.objects.filter(
+        plan=order.plan, billing_cycle=order.billing_cycle, currency=order.currency
+    ).first()
+    if price is None:
+        raise ApplicationError(
+            f"{order.plan.name} has no {order.billing_cycle} price in {order.currency}; "
+            "cannot issue its renewal invoice."
+        )
+    lines = [
+        PricedLine(InvoiceLineKind.PLAN, f"{order.plan.name} renewal ({cycle_label})", price.amount)
+    ]
+    for item in order.order_addons.select_related("addon"):
+        addon_price = AddonPrice.objects.filter(
+            addon=item.addon, billing_cycle=order.billing_cycle, currency=order.currency
+        ).first()
+        amount = addon_price.amount if addon_price else item.amount
+        lines.append(PricedLine(InvoiceLineKind.ADDON, f"{item.name} ({cycle_label})", amount))
+    return lines
+
+
+def renewal_invoices_issue(*, today: dt.date | None = None) -> int:
+    """Issue the next period's invoice for every live server due within
+    BILLING_RENEWAL_INVOICE_DAYS. Returns how many were issued."""
+    today = today or billing_today()
+    horizon = today + dt.timedelta(days=settings.BILLING_RENEWAL_INVOICE_DAYS)
+    already = Invoice.objects.filter(
+        deployment=OuterRef("pk"), kind=InvoiceKind.RENEWAL, period_start=OuterRef("next_due_date")
+    )
+    due = (
+        Deployment.objects.filter(status__in=LIVE, next_due_date__lte=horizon)
+        .annotate(invoiced=Exists(already))
+        .filter(invoiced=False)
+        .values_list("pk", flat=True)
+    )
+    issued = 0
+    for deployment_id in list(due):
+        try:
+            with transaction.atomic():
+                renewal_invoice_create(deployment_id=deployment_id)
+            issued += 1
+        except IntegrityError:
+            continue  # issued meanwhile by a concurrent run
+        except ApplicationError as exc:
+            logger.error("renewal of deployment %s not invoiced: %s", deployment_id, exc.message)
+    return issued
+
+
+def renewal_invoice_create(*, deployment_id: int) -> Invoice:
+    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    order = Order.objects.select_related("plan").get(deployment=deployment)
+    months = BillingCycle(order.billing_cycle).months
+    start = deployment.next_due_date
+    invoice = invoice_create(
+        customer=deployment.customer,
+        currency=order.currency,
+        lines=_renewal_lines(order),
+        kind=InvoiceKind.RENEWAL,
+        order=order,
+        deployment=deployment,
+        actor=Actor.system("renewals"),
+        due_date=start,
+        period_start=start,
+        period_end=add_months(start, months),
+    )
+    notify_invoice_due(invoice, event="invoice_created")
+    return invoice
+
+
+def renewal_paid(*, invoice: Invoice, actor: Actor) -> bool:
+    """A renewal invoice was paid (inside the payment's transaction): extend the server's
+    paid-through date. Returns True when the server is suspended and should be unsuspended."""
+    deployment = Deployment.objects.select_for_update().get(pk=invoice.deployment_id)
+    if deployment.next_due_date is None or deployment.next_due_date < invoice.period_end:
+        deployment_set_next_due_date(
+            deployment_id=deployment.pk,
+            next_due_date=invoice.period_end,
+            actor=actor,
+            reason=f"Invoice {invoice.number} paid for {invoice.period_start} to "
+            f"{invoice.period_end}",
+        )
+    return deployment.status == DeploymentStatus.SUSPENDED
+
+
+def _unpaid_renewals():
+    return Invoice.objects.filter(
+        kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID, deployment__status__in=LIVE
+    ).select_related("deployment", "customer")
+
+
+def dunning_run(*, today: dt.date | None = None) -> dict[str, list[int]]:
+    """Reminders, overdue notices, and the lists of servers to suspend or terminate.
+
+    Returns deployment ids to suspend and to terminate; the caller queues one panel task each
+    (a task per panel call, so the rate budget and retries apply per server).
+    """
+    today = today or billing_today()
+    grace = dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)
+    reminder_day = today + dt.timedelta(days=settings.BILLING_REMINDER_DAYS)
+    for invoice in _unpaid_renewals().filter(due_date__lte=reminder_day, due_date__gte=today):
+        with transaction.atomic():
+            notify_invoice_due(invoice, event="invoice_reminder")
+    to_suspend: list[int] = []
+    for invoice in _unpaid_renewals().filter(due_date__lt=today):
+        with transaction.atomic():
+            notify_invoice_due(
+                invoice, event="invoice_overdue", suspension_date=invoice.due_date + grace
+            )
+        if invoice.due_date + grace <= today and (
+            invoice.deployment.status == DeploymentStatus.ACTIVE
+        ):
+            to_suspend.append(invoice.deployment_id)
+    cutoff = timezone.now() - dt.timedelta(days=settings.TERMINATION_GRACE_DAYS)
+    to_terminate = list(
+        _unpaid_renewals()
+        .filter(deployment__status=DeploymentStatus.SUSPENDED, deployment__suspended_at__lte=cutoff)
+        .values_list("deployment_id", flat=True)
+        .distinct()
+    )
+    return {"suspend": sorted(set(to_suspend)), "terminate": to_terminate}
+
+
+def renewal_invoices_cancel_for(*, deployment_id: int, reason: str) -> None:
+    """After termination: unpaid renewal invoices of the server are void."""
+    for invoice in Invoice.objects.filter(
+        deployment_id=deployment_id, kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID
+    ):
+        invoice_cancel(invoice_id=invoice.pk, actor=Actor.system("renewals"), reason=reason)
+
+
+def _has_overdue_renewal(deployment_id: int) -> bool:
+    grace = dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)
+    return Invoice.objects.filter(
+        deployment_id=deployment_id,
+        kind=InvoiceKind.RENEWAL,
+        status=InvoiceStatus.UNPAID,
+        due_date__lte=billing_today() - grace,
+    ).exists()
+
+
+def unpaid_server_suspend(*, deployment_id: int) -> str:
+    """Suspend on the panel if still unpaid past the grace period (checked again here)."""
+    from provisioning.operations import deployment_suspend
+
+    if not _has_overdue_renewal(deployment_id):
+        return "paid meanwhile"
+    try:
+        deployment_suspend(
+            deployment_id=deployment_id,
+            actor=Actor.system("dunning"),
+            reason="Renewal invoice unpaid past the grace period",
+        )
+    except ApplicationError as exc:
+        if getattr(exc, "code", "") == "invalid_state":
+            return "not active"
+        raise
+    return "suspended"
+
+
+def unpaid_server_terminate(*, deployment_id: int) -> str:
+    from provisioning.operations import deployment_terminate
+
+    deployment = Deployment.objects.get(pk=deployment_id)
+    cutoff = timezone.now() - dt.timedelta(days=settings.TERMINATION_GRACE_DAYS)
+    still_unpaid = Invoice.objects.filter(
+        deployment_id=deployment_id, kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID
+    ).exists()
+    if not (
+        still_unpaid
+        and deployment.status == DeploymentStatus.SUSPENDED
+        and deployment.suspended_at
+        and deployment.suspended_at <= cutoff
+    ):
+        return "not due"
+    deployment_terminate(
+        deployment_id=deployment_id,
+        actor=Actor.system("dunning"),
+        reason="Suspended and unpaid past the termination grace period",
+    )
+    renewal_invoices_cancel_for(deployment_id=deployment_id, reason="Server terminated")
+    return "terminated"
+
+
+def paid_server_unsuspend(*, deployment_id: int) -> str:
+    from provisioning.operations import deployment_unsuspend
+
+    deployment = Deployment.objects.get(pk=deployment_id)
+    if deployment.status != DeploymentStatus.SUSPENDED:
+        return "not suspended"
+    if Invoice.objects.filter(
+        deployment_id=deployment_id,
+        kind=InvoiceKind.RENEWAL,
+        status=InvoiceStatus.UNPAID,
+        due_date__lt=billing_today(),
+    ).exists():
+        return "still owes an overdue invoice"
+    deployment_unsuspend(
+        deployment_id=deployment_id, actor=Actor.system("renewals"), reason="Renewal paid"
+    )
+    return "unsuspended"

@@ -1,0 +1,116 @@
+"""The renewal cycle: invoice before the due date, paid -> extended; unpaid -> reminded,
+suspended on the panel, unsuspended when paid, terminated in the end."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from billing.models import Invoice, InvoiceKind, InvoiceStatus
+from billing.services.payments import payment_record_manual
+from billing.services.renewals import dunning_run, renewal_invoices_issue
+from billing.tasks import dunning, issue_renewal_invoices
+from common.actors import Actor
+from notifications.models import Delivery
+from servers.models import DeploymentStatus
+from tests.test_saga import pay
+
+
+@pytest.fixture
+def active(saga, place_order, staff):
+    order = pay(
+        place_order(
+            addon_slugs=[],
+            plan_slug="starter",
+        ),
+        staff,
+    )
+    deployment = order.deployment
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.ACTIVE
+    return deployment
+
+
+def _at(date: dt.date, hour: int = 12):
+    return time_machine.travel(
+        dt.datetime(date.year, date.month, date.day, hour, tzinfo=dt.UTC), tick=False
+    )
+
+
+def test_renewal_invoice_is_issued_once_before_the_due_date(saga, active):
+    due = active.next_due_date
+    with _at(due - dt.timedelta(days=8)):
+        assert renewal_invoices_issue() == 0  # too early
+    with _at(due - dt.timedelta(days=7)):
+        assert renewal_invoices_issue() == 1
+        assert renewal_invoices_issue() == 0  # safe to run twice
+
+    invoice = Invoice.objects.get(kind=InvoiceKind.RENEWAL)
+    assert (invoice.period_start, invoice.due_date) == (due, due)
+    assert invoice.total == invoice.lines.get().amount  # the plan only: no setup fee
+    assert [line.kind for line in invoice.lines.all()] == ["plan"]
+    assert Delivery.objects.filter(event="invoice_created", event_key__endswith=invoice.number)
+
+
+def test_paying_the_renewal_extends_the_server(saga, active, staff):
+    due = active.next_due_date
+    with _at(due - dt.timedelta(days=7)):
+        issue_renewal_invoices.apply()
+        invoice = Invoice.objects.get(kind=InvoiceKind.RENEWAL)
+        payment_record_manual(invoice_id=invoice.pk, reference="RENEW-1", actor=Actor.staff(staff))
+    active.refresh_from_db()
+    assert active.next_due_date == invoice.period_end
+    assert active.status == DeploymentStatus.ACTIVE
+    with _at(due):
+        assert renewal_invoices_issue() == 0  # the next period is not due yet
+
+
+def test_unpaid_renewal_reminds_suspends_unsuspends_on_payment(saga, active, staff, settings):
+    due = active.next_due_date
+    server = saga.panel.servers[active.panel_server_id]
+    with _at(due - dt.timedelta(days=7)):
+        renewal_invoices_issue()
+    invoice = Invoice.objects.get(kind=InvoiceKind.RENEWAL)
+    with _at(due - dt.timedelta(days=settings.BILLING_REMINDER_DAYS)):
+        assert dunning_run() == {"suspend": [], "terminate": []}
+    assert Delivery.objects.filter(event="invoice_reminder").exists()
+    with _at(due + dt.timedelta(days=1)):
+        assert dunning_run()["suspend"] == []  # overdue, still in the grace period
+    assert Delivery.objects.filter(event="invoice_overdue").count() == 1
+
+    with _at(due + dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)):
+        dunning.apply()  # queues (eagerly runs) the suspension
+        dunning.apply()  # a second beat changes nothing
+    active.refresh_from_db()
+    assert active.status == DeploymentStatus.SUSPENDED
+    assert server.status == "suspended"
+    assert Delivery.objects.filter(event="invoice_overdue").count() == 1
+    assert Delivery.objects.filter(event="server_suspended").count() == 1
+
+    with _at(due + dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS + 1)):
+        payment_record_manual(invoice_id=invoice.pk, reference="LATE", actor=Actor.staff(staff))
+    active.refresh_from_db()
+    assert active.status == DeploymentStatus.ACTIVE
+    assert server.status is None
+    assert active.next_due_date == invoice.period_end
+
+
+def test_still_unpaid_after_the_termination_grace_is_terminated(saga, active, settings):
+    due = active.next_due_date
+    with _at(due - dt.timedelta(days=7)):
+        renewal_invoices_issue()
+    with _at(due + dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)):
+        dunning.apply()
+    active.refresh_from_db()
+    assert active.status == DeploymentStatus.SUSPENDED
+    suspended_at = timezone.localtime(active.suspended_at).date()
+    with _at(suspended_at + dt.timedelta(days=settings.TERMINATION_GRACE_DAYS - 1)):
+        assert dunning_run()["terminate"] == []
+    with _at(suspended_at + dt.timedelta(days=settings.TERMINATION_GRACE_DAYS + 1)):
+        dunning.apply()
+    active.refresh_from_db()
+    assert active.status == DeploymentStatus.TERMINATED
+    assert active.panel_server_id not in saga.panel.servers
+    assert Invoice.objects.get(kind=InvoiceKind.RENEWAL).status == InvoiceStatus.CANCELLED
+    assert Delivery.objects.filter(event="server_terminated").count() == 1
