@@ -83,6 +83,8 @@ class Command(BaseCommand):
                 str(options["simulator_port"]),
             ]
         processes: dict[str, subprocess.Popen] = {}
+        # `kill <pid>` (SIGTERM) stops the children too, like Ctrl-C does.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
             for name, command in commands.items():
                 processes[name] = subprocess.Popen(command, env=os.environ.copy())  # noqa: S603
@@ -129,3 +131,7 @@ class Command(BaseCommand):
         from django.core.management import get_commands
 
         return "run_panel_simulator" in get_commands()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
