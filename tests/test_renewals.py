@@ -114,3 +114,24 @@ def test_still_unpaid_after_the_termination_grace_is_terminated(saga, active, se
     assert active.panel_server_id not in saga.panel.servers
     assert Invoice.objects.get(kind=InvoiceKind.RENEWAL).status == InvoiceStatus.CANCELLED
     assert Delivery.objects.filter(event="server_terminated").count() == 1
+
+
+def test_renewal_bills_the_plan_the_server_has_now(saga, active, staff, catalog):
+    from billing.catalog import plan_panel_spec
+    from billing.models import Plan
+    from provisioning.operations import deployment_change_build
+
+    pro = Plan.objects.get(slug="pro")
+    deployment_change_build(
+        deployment_id=active.pk,
+        spec=plan_panel_spec(pro),
+        plan_slug="pro",
+        plan_name="Pro",
+        actor=Actor.staff(staff),
+    )
+    with _at(active.next_due_date - dt.timedelta(days=7)):
+        renewal_invoices_issue()
+
+    line = Invoice.objects.get(kind=InvoiceKind.RENEWAL).lines.get()
+    assert line.description == "Pro renewal (Monthly)"
+    assert line.amount == pro.prices.get(billing_cycle="monthly").amount

@@ -21,6 +21,7 @@ from billing.models import (
     InvoiceLineKind,
     InvoiceStatus,
     Order,
+    Plan,
     PlanPrice,
 )
 from billing.notify import notify_invoice_due
@@ -36,21 +37,20 @@ logger = logging.getLogger(__name__)
 LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
 
 
-def _renewal_lines(order: Order) -> list[PricedLine]:
-    """Today's catalog prices for the server's plan, cycle and add-ons (no setup fee, no
-    coupon: those apply to the first invoice only)."""
+def _renewal_lines(order: Order, deployment: Deployment) -> list[PricedLine]:
+    """Today's catalog prices for the server's current plan (after any plan change), cycle and
+    add-ons (no setup fee, no coupon: those apply to the first invoice only)."""
     cycle_label = BillingCycle(order.billing_cycle).label
+    plan = Plan.objects.filter(slug=deployment.plan_slug).first() or order.plan
     price = PlanPrice.objects.filter(
-        plan=order.plan, billing_cycle=order.billing_cycle, currency=order.currency
+        plan=plan, billing_cycle=order.billing_cycle, currency=order.currency
     ).first()
     if price is None:
         raise ApplicationError(
-            f"{order.plan.name} has no {order.billing_cycle} price in {order.currency}; "
+            f"{plan.name} has no {order.billing_cycle} price in {order.currency}; "
             "cannot issue its renewal invoice."
         )
-    lines = [
-        PricedLine(InvoiceLineKind.PLAN, f"{order.plan.name} renewal ({cycle_label})", price.amount)
-    ]
+    lines = [PricedLine(InvoiceLineKind.PLAN, f"{plan.name} renewal ({cycle_label})", price.amount)]
     for item in order.order_addons.select_related("addon"):
         addon_price = AddonPrice.objects.filter(
             addon=item.addon, billing_cycle=order.billing_cycle, currency=order.currency
@@ -95,7 +95,7 @@ def renewal_invoice_create(*, deployment_id: int) -> Invoice:
     invoice = invoice_create(
         customer=deployment.customer,
         currency=order.currency,
-        lines=_renewal_lines(order),
+        lines=_renewal_lines(order, deployment),
         kind=InvoiceKind.RENEWAL,
         order=order,
         deployment=deployment,
