@@ -11,6 +11,8 @@ urlpatterns = [
     path("orders/<int:order_id>/", dashboard.order_detail, name="order-detail"),
     path("orders/<int:order_id>/cancel/", dashboard.order_cancel_view, name="order-cancel"),
     path("invoices/<int:invoice_id>/", dashboard.invoice_detail, name="invoice-detail"),
+    path("servers/<int:deployment_id>/", dashboard.deployment_detail, name="deployment-detail"),
+    path("servers/<int:deployment_id>/power/", dashboard.deployment_power, name="deployment-power"),
     path(
         "servers/<int:deployment_id>/resend-login/",
         dashboard.deployment_resend_login,

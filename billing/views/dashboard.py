@@ -13,6 +13,7 @@ from billing.services.orders import order_cancel
 from billing.services.stripe_payments import checkout_session_start
 from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
+from provisioning.live import CUSTOMER_SIGNALS, server_live_status, server_power_signal
 from provisioning.operations import credentials_resend
 from servers.selectors import deployment_list_for_customer
 
@@ -102,3 +103,35 @@ def deployment_resend_login(request: HttpRequest, deployment_id: int) -> HttpRes
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("dashboard")
+
+
+@login_required
+def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    deployment = (
+        deployment_list_for_customer(customer=request.user).filter(pk=deployment_id).first()
+    )
+    if deployment is None:
+        raise Http404("No such server.")
+    return render(
+        request,
+        "billing/deployment_detail.html",
+        {
+            "deployment": deployment,
+            "live": server_live_status(deployment=deployment),
+            "signals": CUSTOMER_SIGNALS,
+        },
+    )
+
+
+@login_required
+@require_POST
+def deployment_power(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    signal = request.POST.get("signal", "")
+    try:
+        server_power_signal(deployment_id=deployment_id, user=request.user, signal=signal)
+        messages.success(request, f"Sent {signal} to your server.")
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("deployment-detail", deployment_id=deployment_id)
