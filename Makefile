@@ -1,5 +1,5 @@
 # Two commands a newcomer needs: `make run` (the demo stack) and `make test` (the suite).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -183,7 +183,9 @@ class OrderAdmin(admin.ModelAdmin):
     def provisioning_timeline(self, order: Order) -> str:
         return provisioning_timeline_html(order.deployment_id)
 
-    @admin.action(description="Change plan (apply new limits on the panel)…")
+    @admin.action(
+        permissions=["change"], description="Change plan (apply new limits on the panel)…"
+    )
     def change_plan(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
         form = ChangePlanForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
@@ -215,7 +217,7 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are placed by customers (or the API on their behalf)
 
-    @admin.action(description="Cancel selected unpaid orders")
+    @admin.action(permissions=["change"], description="Cancel selected unpaid orders")
     def cancel_unpaid_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         actor = Actor.staff(request.user)
         for order in queryset:
@@ -294,7 +296,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Confirm manual payment (bank transfer received)")
+    @admin.action(
+        permissions=["change"], description="Confirm manual payment (bank transfer received)"
+    )
     def confirm_manual_payment(
         self, request: HttpRequest, queryset: QuerySet[Invoice]
     ) -> HttpResponse | None:

@@ -41,6 +41,8 @@ def dunning() -> dict[str, int]:
         suspend_unpaid.delay(deployment_id)
     for deployment_id in work["terminate"]:
         terminate_unpaid.delay(deployment_id)
+    for deployment_id in work["unsuspend"]:
+        unsuspend_paid.delay(deployment_id)
     return {key: len(ids) for key, ids in work.items()}
 
 

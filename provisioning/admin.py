@@ -134,7 +134,11 @@ class ProvisioningRunAdmin(ReadOnlyAdmin):
     def short_error(self, run: ProvisioningRun) -> str:
         return run.last_error[:120]
 
-    @admin.action(description="Roll back (undo what the run created)")
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        # Runs are read-only records; operating on them is a right over the servers.
+        return request.user.has_perm("servers.change_deployment")
+
+    @admin.action(permissions=["operate"], description="Roll back (undo what the run created)")
     def roll_back(self, request: HttpRequest, queryset: QuerySet[ProvisioningRun]) -> None:
         for run in queryset:
             try:
@@ -196,7 +200,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"{deployment}: {exc.message}", messages.ERROR)
 
-    @admin.action(description="Provision now / retry")
+    @admin.action(permissions=["change"], description="Provision now / retry")
     def provision_now(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         actor = Actor.staff(request.user)
         self._each(
@@ -206,7 +210,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             lambda d: provisioning_retry(deployment_id=d.pk, actor=actor),
         )
 
-    @admin.action(description="Retry from a step…")
+    @admin.action(permissions=["change"], description="Retry from a step…")
     def retry_from_step(
         self, request: HttpRequest, queryset: QuerySet[Deployment]
     ) -> HttpResponse | None:
@@ -225,7 +229,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             request, queryset, form, "retry_from_step", "Retry provisioning from a step"
         )
 
-    @admin.action(description="Roll back the active provisioning run")
+    @admin.action(permissions=["change"], description="Roll back the active provisioning run")
     def roll_back_active_run(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         actor = Actor.staff(request.user)
 
@@ -237,7 +241,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
 
         self._each(request, queryset, "rollback started", roll_back)
 
-    @admin.action(description="Suspend on the panel")
+    @admin.action(permissions=["change"], description="Suspend on the panel")
     def suspend(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         actor = Actor.staff(request.user)
         self._each(
@@ -249,7 +253,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             ),
         )
 
-    @admin.action(description="Unsuspend on the panel")
+    @admin.action(permissions=["change"], description="Unsuspend on the panel")
     def unsuspend(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         actor = Actor.staff(request.user)
         self._each(
@@ -261,7 +265,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             ),
         )
 
-    @admin.action(description="Terminate (delete on the panel)…")
+    @admin.action(permissions=["change"], description="Terminate (delete on the panel)…")
     def terminate(
         self, request: HttpRequest, queryset: QuerySet[Deployment]
     ) -> HttpResponse | None:
@@ -279,7 +283,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             return None
         return self._form_page(request, queryset, form, "terminate", "Terminate servers")
 
-    @admin.action(description="Reinstall on the panel")
+    @admin.action(permissions=["change"], description="Reinstall on the panel")
     def reinstall(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         actor = Actor.staff(request.user)
         self._each(
@@ -289,7 +293,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             lambda d: operations.deployment_reinstall(deployment_id=d.pk, actor=actor),
         )
 
-    @admin.action(description="Reset the panel password")
+    @admin.action(permissions=["change"], description="Reset the panel password")
     def reset_panel_password(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         actor = Actor.staff(request.user)
         # The new password is stored encrypted and sent to the customer; never shown here.

@@ -18,6 +18,8 @@ class ProvisioningListener(Protocol):
 
     def provisioning_failed(self, *, deployment_id: int, error: str, actor: Actor) -> None: ...
 
+    def server_terminated(self, *, deployment_id: int, actor: Actor) -> None: ...
+
 
 _listeners: list[ProvisioningListener] = []
 
@@ -35,6 +37,11 @@ def notify_started(*, deployment_id: int, actor: Actor) -> None:
 def notify_succeeded(*, deployment_id: int, actor: Actor) -> None:
     for listener in _listeners:
         listener.provisioning_succeeded(deployment_id=deployment_id, actor=actor)
+
+
+def notify_terminated(*, deployment_id: int, actor: Actor) -> None:
+    for listener in _listeners:
+        listener.server_terminated(deployment_id=deployment_id, actor=actor)
 
 
 def notify_failed(*, deployment_id: int, error: str, actor: Actor) -> None:

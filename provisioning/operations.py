@@ -11,7 +11,7 @@ from django.utils import timezone
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError, NotFoundError
 from notifications.services import credentials_resend_allowed
-from provisioning import notify
+from provisioning import listeners, notify
 from provisioning.credentials import panel_password
 from provisioning.models import AllocationClaim, PanelAccount
 from provisioning.pterodactyl import PanelBadRequest, PanelError, PterodactylClient
@@ -48,7 +48,12 @@ def _panel(call: Any, what: str) -> Any:
 
 
 def deployment_suspend(
-    *, deployment_id: int, actor: Actor, reason: str, client: PterodactylClient | None = None
+    *,
+    deployment_id: int,
+    actor: Actor,
+    reason: str,
+    cause: str = "staff",
+    client: PterodactylClient | None = None,
 ) -> Deployment:
     deployment = _live(deployment_id, (DeploymentStatus.ACTIVE,))
     client = client or PterodactylClient.from_settings()
@@ -59,6 +64,7 @@ def deployment_suspend(
             to_status=DeploymentStatus.SUSPENDED,
             actor=actor,
             reason=reason,
+            updates={"suspension_cause": cause},
         )
         notify.notify_server_event(
             deployment,
@@ -82,7 +88,7 @@ def deployment_unsuspend(
             to_status=DeploymentStatus.ACTIVE,
             actor=actor,
             reason=reason,
-            updates={"suspended_at": None},
+            updates={"suspended_at": None, "suspension_cause": ""},
         )
         notify.notify_server_event(
             deployment, event="server_unsuspended", reason=reason, occurrence=occurrence
@@ -122,6 +128,7 @@ def deployment_terminate(
             actor=actor,
             reason=f"{reason}{user_note}",
         )
+        listeners.notify_terminated(deployment_id=deployment_id, actor=actor)
         notify.notify_server_event(
             deployment, event="server_terminated", reason=reason, occurrence="final"
         )

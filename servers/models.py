@@ -102,6 +102,11 @@ class Deployment(TimeStampedModel):
     port = models.PositiveIntegerField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
+    # Why it is suspended: only a non-payment suspension is lifted by paying, or ends in
+    # termination by the dunning job; a staff (e.g. abuse) suspension is left to staff.
+    suspension_cause = models.CharField(
+        max_length=20, blank=True, choices=[("nonpayment", "Unpaid"), ("staff", "Staff")]
+    )
     terminated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -73,7 +73,7 @@ def test_unpaid_renewal_reminds_suspends_unsuspends_on_payment(saga, active, sta
         renewal_invoices_issue()
     invoice = Invoice.objects.get(kind=InvoiceKind.RENEWAL)
     with _at(due - dt.timedelta(days=settings.BILLING_REMINDER_DAYS)):
-        assert dunning_run() == {"suspend": [], "terminate": []}
+        assert dunning_run() == {"suspend": [], "terminate": [], "unsuspend": []}
     assert Delivery.objects.filter(event="invoice_reminder").exists()
     with _at(due + dt.timedelta(days=1)):
         assert dunning_run()["suspend"] == []  # overdue, still in the grace period

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
@@ -13,7 +14,10 @@ GOOD = {
     "SECRET_KEY": "x" * 20 + "-production-secret-key-for-the-check-0123456789",
     "FIELD_ENCRYPTION_KEYS": "a-long-random-field-encryption-key",
     "ALLOWED_HOSTS": "portal.example.com",
-    "DATABASE_URL": "sqlite:///:memory:",
+    "DATABASE_URL": "postgres://portal@127.0.0.1:5432/portal",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "EMAIL_URL": "smtp+tls://mailer:pw@smtp.example.com:587",
+    "PORTAL_BASE_URL": "https://portal.example.com",
 }
 
 
@@ -50,6 +54,21 @@ def test_production_refuses_without_encryption_key():
     result = manage("check", FIELD_ENCRYPTION_KEYS=None)
     assert result.returncode != 0
     assert "FIELD_ENCRYPTION_KEYS must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DATABASE_URL", "sqlite:///portal.sqlite3", "PostgreSQL"),
+        ("CELERY_BROKER_URL", "filesystem://", "Redis or RabbitMQ"),
+        ("EMAIL_URL", "consolemail://", "real mail server"),
+        ("PORTAL_BASE_URL", "http://127.0.0.1:8000", "public https"),
+    ],
+)
+def test_production_refuses_demo_defaults(variable, value, message):
+    result = manage("check", **{variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_production_refuses_default_hosts():

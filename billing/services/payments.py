@@ -21,6 +21,7 @@ from billing.services.orders import order_confirm
 from common.actors import Actor
 from common.errors import ConflictError
 from common.state import apply_transition
+from servers.models import Deployment, DeploymentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,20 @@ def invoice_mark_paid(
             raise ConflictError(
                 f"Invoice {invoice.number} is {invoice.get_status_display().lower()}; "
                 "it cannot be paid.",
+                code="invoice_not_payable",
+            )
+        if (
+            invoice.kind == InvoiceKind.RENEWAL
+            and invoice.deployment_id
+            and (
+                Deployment.objects.filter(
+                    pk=invoice.deployment_id,
+                    status__in=[DeploymentStatus.TERMINATED, DeploymentStatus.CANCELLED],
+                ).exists()
+            )
+        ):
+            raise ConflictError(
+                f"Invoice {invoice.number} is for a server that no longer exists.",
                 code="invoice_not_payable",
             )
         if currency.upper() != invoice.currency or Decimal(amount) != invoice.total:

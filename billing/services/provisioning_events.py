@@ -42,6 +42,33 @@ class OrderProvisioningListener:
             {"last_error": error[:2000]},
         )
 
+    def server_terminated(self, *, deployment_id: int, actor: Actor) -> None:
+        """Nothing is owed for a server that no longer exists: void its unpaid renewals."""
+        from billing.services.renewals import renewal_invoices_cancel_for
+
+        renewal_invoices_cancel_for(deployment_id=deployment_id, reason="Server terminated")
+        # Paid ahead for time the server will not run (e.g. paid during the deletion): staff
+        # decide on a refund.
+        from billing.models import Invoice, InvoiceKind, InvoiceStatus
+        from billing.notify import notify_payment_review
+        from common.dates import billing_today
+
+        for invoice in Invoice.objects.filter(
+            deployment_id=deployment_id,
+            kind=InvoiceKind.RENEWAL,
+            status=InvoiceStatus.PAID,
+            period_end__gt=billing_today(),
+            period_start__gt=billing_today(),
+        ):
+            notify_payment_review(
+                provider="renewal",
+                reference=invoice.number,
+                reason=f"Invoice {invoice.number} was paid for a period after the server was "
+                "terminated; refund it.",
+                invoice=invoice,
+                event_key=f"payment_review:terminated:{invoice.number}",
+            )
+
     def _move(
         self, deployment_id: int, to_status: str, actor: Actor, reason: str, updates: dict
     ) -> None:

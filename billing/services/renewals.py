@@ -35,6 +35,7 @@ from servers.services import deployment_set_next_due_date
 logger = logging.getLogger(__name__)
 
 LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
+NONPAYMENT = "nonpayment"
 
 
 def _renewal_lines(order: Order, deployment: Deployment) -> list[PricedLine]:
@@ -92,6 +93,10 @@ def renewal_invoice_create(*, deployment_id: int) -> Invoice:
     order = Order.objects.select_related("plan").get(deployment=deployment)
     months = BillingCycle(order.billing_cycle).months
     start = deployment.next_due_date
+    # Anniversaries keep the first period's day (Jan 31 -> Feb 28 -> Mar 31, no drift).
+    anchor_day = billing_today(order.confirmed_at).day if order.confirmed_at else start.day
+    # Issued late (e.g. its price was missing): the customer still gets the reminder period.
+    due_date = max(start, billing_today() + dt.timedelta(days=settings.BILLING_REMINDER_DAYS))
     invoice = invoice_create(
         customer=deployment.customer,
         currency=order.currency,
@@ -100,9 +105,9 @@ def renewal_invoice_create(*, deployment_id: int) -> Invoice:
         order=order,
         deployment=deployment,
         actor=Actor.system("renewals"),
-        due_date=start,
+        due_date=due_date,
         period_start=start,
-        period_end=add_months(start, months),
+        period_end=add_months(start, months, anchor_day=anchor_day),
     )
     notify_invoice_due(invoice, event="invoice_created")
     return invoice
@@ -120,7 +125,11 @@ def renewal_paid(*, invoice: Invoice, actor: Actor) -> bool:
             reason=f"Invoice {invoice.number} paid for {invoice.period_start} to "
             f"{invoice.period_end}",
         )
-    return deployment.status == DeploymentStatus.SUSPENDED
+    return (
+        deployment.status == DeploymentStatus.SUSPENDED
+        and deployment.suspension_cause == NONPAYMENT
+        and not _has_overdue_renewal(deployment.pk)
+    )
 
 
 def _unpaid_renewals():
@@ -152,13 +161,22 @@ def dunning_run(*, today: dt.date | None = None) -> dict[str, list[int]]:
         ):
             to_suspend.append(invoice.deployment_id)
     cutoff = timezone.now() - dt.timedelta(days=settings.TERMINATION_GRACE_DAYS)
-    to_terminate = list(
-        _unpaid_renewals()
-        .filter(deployment__status=DeploymentStatus.SUSPENDED, deployment__suspended_at__lte=cutoff)
-        .values_list("deployment_id", flat=True)
-        .distinct()
+    unpaid_suspended = Deployment.objects.filter(
+        status=DeploymentStatus.SUSPENDED, suspension_cause=NONPAYMENT
     )
-    return {"suspend": sorted(set(to_suspend)), "terminate": to_terminate}
+    to_terminate = [
+        d.pk
+        for d in unpaid_suspended.filter(suspended_at__lte=cutoff)
+        if _has_overdue_renewal(d.pk, today=today)
+    ]
+    # Paid, but still suspended (e.g. the panel was down when the payment came): every run
+    # retries until the panel takes the unsuspension.
+    to_unsuspend = [d.pk for d in unpaid_suspended if not _has_overdue_renewal(d.pk, today=today)]
+    return {
+        "suspend": sorted(set(to_suspend)),
+        "terminate": to_terminate,
+        "unsuspend": to_unsuspend,
+    }
 
 
 def renewal_invoices_cancel_for(*, deployment_id: int, reason: str) -> None:
@@ -169,19 +187,25 @@ def renewal_invoices_cancel_for(*, deployment_id: int, reason: str) -> None:
         invoice_cancel(invoice_id=invoice.pk, actor=Actor.system("renewals"), reason=reason)
 
 
-def _has_overdue_renewal(deployment_id: int) -> bool:
+def _has_overdue_renewal(deployment_id: int, *, today: dt.date | None = None) -> bool:
+    """An unpaid renewal invoice past its due date plus the suspension grace."""
     grace = dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)
     return Invoice.objects.filter(
         deployment_id=deployment_id,
         kind=InvoiceKind.RENEWAL,
         status=InvoiceStatus.UNPAID,
-        due_date__lte=billing_today() - grace,
+        due_date__lte=(today or billing_today()) - grace,
     ).exists()
+
+
+def _already(exc: ApplicationError) -> bool:
+    """A concurrent run (two beats) got there first."""
+    return getattr(exc, "code", "") in ("invalid_state", "invalid_transition")
 
 
 def unpaid_server_suspend(*, deployment_id: int) -> str:
     """Suspend on the panel if still unpaid past the grace period (checked again here)."""
-    from provisioning.operations import deployment_suspend
+    from provisioning.operations import deployment_suspend, deployment_unsuspend
 
     if not _has_overdue_renewal(deployment_id):
         return "paid meanwhile"
@@ -190,52 +214,68 @@ def unpaid_server_suspend(*, deployment_id: int) -> str:
             deployment_id=deployment_id,
             actor=Actor.system("dunning"),
             reason="Renewal invoice unpaid past the grace period",
+            cause=NONPAYMENT,
         )
     except ApplicationError as exc:
-        if getattr(exc, "code", "") == "invalid_state":
+        if _already(exc):
             return "not active"
         raise
+    if not _has_overdue_renewal(deployment_id):
+        # Paid while the panel call ran (the payment saw the server still active).
+        deployment_unsuspend(
+            deployment_id=deployment_id,
+            actor=Actor.system("dunning"),
+            reason="Renewal paid during the suspension",
+        )
+        return "paid during suspension"
     return "suspended"
 
 
 def unpaid_server_terminate(*, deployment_id: int) -> str:
+    """Terminate a server suspended for non-payment that is still overdue past the grace."""
     from provisioning.operations import deployment_terminate
 
     deployment = Deployment.objects.get(pk=deployment_id)
     cutoff = timezone.now() - dt.timedelta(days=settings.TERMINATION_GRACE_DAYS)
-    still_unpaid = Invoice.objects.filter(
-        deployment_id=deployment_id, kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID
-    ).exists()
     if not (
-        still_unpaid
-        and deployment.status == DeploymentStatus.SUSPENDED
+        deployment.status == DeploymentStatus.SUSPENDED
+        and deployment.suspension_cause == NONPAYMENT
         and deployment.suspended_at
         and deployment.suspended_at <= cutoff
+        and _has_overdue_renewal(deployment_id)
     ):
         return "not due"
-    deployment_terminate(
-        deployment_id=deployment_id,
-        actor=Actor.system("dunning"),
-        reason="Suspended and unpaid past the termination grace period",
-    )
-    renewal_invoices_cancel_for(deployment_id=deployment_id, reason="Server terminated")
+    try:
+        # Its unpaid renewal invoices are voided by billing's termination listener.
+        deployment_terminate(
+            deployment_id=deployment_id,
+            actor=Actor.system("dunning"),
+            reason="Suspended and unpaid past the termination grace period",
+        )
+    except ApplicationError as exc:
+        if _already(exc):
+            return "already terminated"
+        raise
     return "terminated"
 
 
 def paid_server_unsuspend(*, deployment_id: int) -> str:
+    """Lift a non-payment suspension once nothing is overdue (never a staff suspension)."""
     from provisioning.operations import deployment_unsuspend
 
     deployment = Deployment.objects.get(pk=deployment_id)
     if deployment.status != DeploymentStatus.SUSPENDED:
         return "not suspended"
-    if Invoice.objects.filter(
-        deployment_id=deployment_id,
-        kind=InvoiceKind.RENEWAL,
-        status=InvoiceStatus.UNPAID,
-        due_date__lt=billing_today(),
-    ).exists():
+    if deployment.suspension_cause != NONPAYMENT:
+        return "suspended by staff"
+    if _has_overdue_renewal(deployment_id):
         return "still owes an overdue invoice"
-    deployment_unsuspend(
-        deployment_id=deployment_id, actor=Actor.system("renewals"), reason="Renewal paid"
-    )
+    try:
+        deployment_unsuspend(
+            deployment_id=deployment_id, actor=Actor.system("renewals"), reason="Renewal paid"
+        )
+    except ApplicationError as exc:
+        if _already(exc):
+            return "not suspended"
+        raise
     return "unsuspended"

@@ -18,6 +18,17 @@ if not FIELD_ENCRYPTION_KEYS:  # noqa: F405
 if not ALLOWED_HOSTS or ALLOWED_HOSTS == ["127.0.0.1", "localhost"]:  # noqa: F405
     raise ImproperlyConfigured("ALLOWED_HOSTS must list the portal's real host names.")
 
+# The local defaults would run "fine" and lose things silently in production: mail printed to a
+# log (password resets, one-time login links), one SQLite file, a broker folder.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production.")
+if CELERY_BROKER_URL.startswith("filesystem"):  # noqa: F405
+    raise ImproperlyConfigured("CELERY_BROKER_URL must be a Redis or RabbitMQ URL in production.")
+if EMAIL_BACKEND.endswith(("console.EmailBackend", "locmem.EmailBackend")):  # noqa: F405
+    raise ImproperlyConfigured("EMAIL_URL must name a real mail server (smtp+tls://...).")
+if not PORTAL_BASE_URL.startswith("https://") or "127.0.0.1" in PORTAL_BASE_URL:  # noqa: F405
+    raise ImproperlyConfigured("PORTAL_BASE_URL must be the portal's public https:// address.")
+
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
