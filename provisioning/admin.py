@@ -170,6 +170,17 @@ class StepChoiceForm(forms.Form):
     step = forms.ChoiceField(choices=[(name, name) for name in STEP_NAMES])
 
 
+class SuspendForm(forms.Form):
+    reason = forms.CharField(max_length=500, initial="Suspended by staff")
+    confirm = forms.BooleanField(label="Yes, stop these servers on the panel")
+
+
+class ResetPasswordForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Yes, replace the customers' panel passwords and send them the new login"
+    )
+
+
 class ConfirmForm(forms.Form):
     reason = forms.CharField(max_length=500, initial="Terminated by staff")
     confirm = forms.BooleanField(label="Yes, delete the server and its data on the panel")
@@ -242,16 +253,20 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
         self._each(request, queryset, "rollback started", roll_back)
 
     @admin.action(permissions=["change"], description="Suspend on the panel")
-    def suspend(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
-        actor = Actor.staff(request.user)
-        self._each(
-            request,
-            queryset,
-            "suspended",
-            lambda d: operations.deployment_suspend(
-                deployment_id=d.pk, actor=actor, reason="Suspended by staff"
-            ),
-        )
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> HttpResponse | None:
+        form = SuspendForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            actor, reason = Actor.staff(request.user), form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                "suspended",
+                lambda d: operations.deployment_suspend(
+                    deployment_id=d.pk, actor=actor, reason=reason
+                ),
+            )
+            return None
+        return self._form_page(request, queryset, form, "suspend", "Suspend servers")
 
     @admin.action(permissions=["change"], description="Unsuspend on the panel")
     def unsuspend(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
@@ -294,7 +309,14 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
         )
 
     @admin.action(permissions=["change"], description="Reset the panel password")
-    def reset_panel_password(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+    def reset_panel_password(
+        self, request: HttpRequest, queryset: QuerySet[Deployment]
+    ) -> HttpResponse | None:
+        form = ResetPasswordForm(request.POST if "apply" in request.POST else None)
+        if not ("apply" in request.POST and form.is_valid()):
+            return self._form_page(
+                request, queryset, form, "reset_panel_password", "Reset panel passwords"
+            )
         actor = Actor.staff(request.user)
         # The new password is stored encrypted and sent to the customer; never shown here.
         self._each(
@@ -303,6 +325,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             "panel password reset; the customer gets the new login",
             lambda d: operations.panel_password_reset(deployment_id=d.pk, actor=actor),
         )
+        return None
 
     def _form_page(
         self,

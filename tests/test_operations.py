@@ -153,9 +153,23 @@ def test_admin_actions_and_timeline(saga, active, staff, client):
     assert "install" in page
 
     changelist = reverse("admin:servers_deployment_changelist")
-    client.post(changelist, {"action": "suspend", "_selected_action": [active.pk]})
+    page = client.post(changelist, {"action": "suspend", "_selected_action": [active.pk]})
+    assert b"Yes, stop these servers" in page.content
+    active.refresh_from_db()
+    assert active.status == DeploymentStatus.ACTIVE  # nothing without confirmation
+    client.post(
+        changelist,
+        {
+            "action": "suspend",
+            "_selected_action": [active.pk],
+            "apply": "1",
+            "reason": "Abuse report #12",
+            "confirm": "on",
+        },
+    )
     active.refresh_from_db()
     assert active.status == DeploymentStatus.SUSPENDED
+    assert active.events.last().reason == "Abuse report #12"
 
     confirm = client.post(changelist, {"action": "terminate", "_selected_action": [active.pk]})
     assert b"Yes, delete the server" in confirm.content
