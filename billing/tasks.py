@@ -1,8 +1,11 @@
+from collections.abc import Callable
+
 from celery import shared_task
 
 from billing.services.checkout_expiry import checkout_sessions_expire
 from billing.services.maintenance import orders_cancel_stale_unpaid
 from billing.services.renewals import (
+    dunning_panel_problem,
     dunning_run,
     paid_server_unsuspend,
     renewal_invoices_issue,
@@ -10,7 +13,7 @@ from billing.services.renewals import (
     unpaid_server_terminate,
 )
 from billing.stripe_client import StripeUnavailable
-from provisioning.operations import PanelOperationFailed
+from provisioning.operations import PanelOperationFailed, PanelServerMissing
 
 
 @shared_task(name="billing.cancel_stale_unpaid_orders")
@@ -51,16 +54,31 @@ def dunning() -> dict[str, int]:
 _PANEL_TASK = {"autoretry_for": (PanelOperationFailed,), "retry_backoff": True, "max_retries": 6}
 
 
+def _or_alert(operation: str, deployment_id: int, run: Callable[[], str]) -> str:
+    """Run a dunning panel operation; a server missing on the panel goes to staff, once."""
+    try:
+        return run()
+    except PanelServerMissing as exc:
+        dunning_panel_problem(deployment_id=deployment_id, operation=operation, error=exc.message)
+        return "server missing on the panel; staff alerted"
+
+
 @shared_task(name="billing.suspend_unpaid", **_PANEL_TASK)
 def suspend_unpaid(deployment_id: int) -> str:
-    return unpaid_server_suspend(deployment_id=deployment_id)
+    return _or_alert(
+        "suspend", deployment_id, lambda: unpaid_server_suspend(deployment_id=deployment_id)
+    )
 
 
 @shared_task(name="billing.terminate_unpaid", **_PANEL_TASK)
 def terminate_unpaid(deployment_id: int) -> str:
-    return unpaid_server_terminate(deployment_id=deployment_id)
+    return _or_alert(
+        "terminate", deployment_id, lambda: unpaid_server_terminate(deployment_id=deployment_id)
+    )
 
 
 @shared_task(name="billing.unsuspend_paid", **_PANEL_TASK)
 def unsuspend_paid(deployment_id: int) -> str:
-    return paid_server_unsuspend(deployment_id=deployment_id)
+    return _or_alert(
+        "unsuspend", deployment_id, lambda: paid_server_unsuspend(deployment_id=deployment_id)
+    )

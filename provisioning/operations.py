@@ -14,7 +14,12 @@ from notifications.services import credentials_resend_allowed
 from provisioning import listeners, notify
 from provisioning.credentials import panel_password
 from provisioning.models import AllocationClaim, PanelAccount
-from provisioning.pterodactyl import PanelBadRequest, PanelError, PterodactylClient
+from provisioning.pterodactyl import (
+    PanelBadRequest,
+    PanelError,
+    PanelNotFound,
+    PterodactylClient,
+)
 from provisioning.saga.steps import panel_user_in_use
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_record, deployment_transition, deployment_update_spec
@@ -25,6 +30,12 @@ logger = logging.getLogger(__name__)
 class PanelOperationFailed(ApplicationError):
     default_code = "panel_operation_failed"
     http_status = 502
+
+
+class PanelServerMissing(PanelOperationFailed):
+    """The server is gone from the panel (deleted by hand?): retrying will not help."""
+
+    default_code = "panel_server_missing"
 
 
 def _live(deployment_id: int, allowed: tuple[str, ...]) -> Deployment:
@@ -43,6 +54,8 @@ def _live(deployment_id: int, allowed: tuple[str, ...]) -> Deployment:
 def _panel(call: Any, what: str) -> Any:
     try:
         return call()
+    except PanelNotFound as exc:
+        raise PanelServerMissing(f"The panel has no such server (could not {what}).") from exc
     except PanelError as exc:
         raise PanelOperationFailed(f"The panel refused to {what}: {exc}") from exc
 

@@ -135,3 +135,22 @@ def test_renewal_bills_the_plan_the_server_has_now(saga, active, staff, catalog)
     line = Invoice.objects.get(kind=InvoiceKind.RENEWAL).lines.get()
     assert line.description == "Pro renewal (Monthly)"
     assert line.amount == pro.prices.get(billing_cycle="monthly").amount
+
+
+def test_server_deleted_on_the_panel_by_hand_alerts_staff_once(saga, active, settings):
+    with _at(active.next_due_date - dt.timedelta(days=7)):
+        renewal_invoices_issue()
+    del saga.panel.servers[active.panel_server_id]  # someone deleted it in the panel
+
+    for extra_day in (0, 1):
+        with _at(
+            active.next_due_date + dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS + extra_day)
+        ):
+            result = dunning.apply()
+            assert result.successful()
+
+    alerts = Delivery.objects.filter(event="provisioning_failed_staff")
+    assert alerts.count() == 1
+    assert alerts.get().context["step"] == "renewals: suspend"
+    active.refresh_from_db()
+    assert active.status == DeploymentStatus.ACTIVE  # nothing pretended

@@ -279,3 +279,30 @@ def paid_server_unsuspend(*, deployment_id: int) -> str:
             return "not suspended"
         raise
     return "unsuspended"
+
+
+def dunning_panel_problem(*, deployment_id: int, operation: str, error: str) -> None:
+    """Tell staff once that a renewal job cannot act on a server on the panel."""
+    from django.urls import reverse
+
+    from notifications.services import notification_send
+
+    deployment = Deployment.objects.select_related("customer").get(pk=deployment_id)
+    order = Order.objects.filter(deployment=deployment).first()
+    with transaction.atomic():
+        notification_send(
+            event="provisioning_failed_staff",
+            staff=True,
+            context={
+                "order_id": order.pk if order else "-",
+                "step": f"renewals: {operation}",
+                "error": error,
+                "retry_url": settings.PORTAL_BASE_URL.rstrip("/")
+                + reverse("admin:servers_deployment_change", args=[deployment_id]),
+                "customer_email": deployment.customer.email,
+                "deployment_id": deployment_id,
+                "server_name": deployment.name,
+            },
+            event_key=f"dunning:{operation}:deployment-{deployment_id}",
+        )
+    logger.error("renewals: cannot %s deployment %s: %s", operation, deployment_id, error)
