@@ -225,19 +225,16 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
     def retry_from_step(
         self, request: HttpRequest, queryset: QuerySet[Deployment]
     ) -> HttpResponse | None:
-        form = StepChoiceForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            index = STEP_NAMES.index(form.cleaned_data["step"])
-            actor = Actor.staff(request.user)
-            self._each(
-                request,
-                queryset,
-                f"provisioning started from {form.cleaned_data['step']}",
-                lambda d: provisioning_retry(deployment_id=d.pk, actor=actor, from_step=index),
-            )
-            return None
-        return self._form_page(
-            request, queryset, form, "retry_from_step", "Retry provisioning from a step"
+        return self._with_form(
+            request,
+            queryset,
+            StepChoiceForm,
+            "retry_from_step",
+            "Retry provisioning from a step",
+            "provisioning started from the chosen step",
+            lambda d, data, actor: provisioning_retry(
+                deployment_id=d.pk, actor=actor, from_step=STEP_NAMES.index(data["step"])
+            ),
         )
 
     @admin.action(permissions=["change"], description="Roll back the active provisioning run")
@@ -252,21 +249,19 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
 
         self._each(request, queryset, "rollback started", roll_back)
 
-    @admin.action(permissions=["change"], description="Suspend on the panel")
+    @admin.action(permissions=["change"], description="Suspend on the panel…")
     def suspend(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> HttpResponse | None:
-        form = SuspendForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            actor, reason = Actor.staff(request.user), form.cleaned_data["reason"]
-            self._each(
-                request,
-                queryset,
-                "suspended",
-                lambda d: operations.deployment_suspend(
-                    deployment_id=d.pk, actor=actor, reason=reason
-                ),
-            )
-            return None
-        return self._form_page(request, queryset, form, "suspend", "Suspend servers")
+        return self._with_form(
+            request,
+            queryset,
+            SuspendForm,
+            "suspend",
+            "Suspend servers",
+            "suspended",
+            lambda d, data, actor: operations.deployment_suspend(
+                deployment_id=d.pk, actor=actor, reason=data["reason"]
+            ),
+        )
 
     @admin.action(permissions=["change"], description="Unsuspend on the panel")
     def unsuspend(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
@@ -284,19 +279,17 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
     def terminate(
         self, request: HttpRequest, queryset: QuerySet[Deployment]
     ) -> HttpResponse | None:
-        form = ConfirmForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            actor, reason = Actor.staff(request.user), form.cleaned_data["reason"]
-            self._each(
-                request,
-                queryset,
-                "terminated",
-                lambda d: operations.deployment_terminate(
-                    deployment_id=d.pk, actor=actor, reason=reason
-                ),
-            )
-            return None
-        return self._form_page(request, queryset, form, "terminate", "Terminate servers")
+        return self._with_form(
+            request,
+            queryset,
+            ConfirmForm,
+            "terminate",
+            "Terminate servers",
+            "terminated",
+            lambda d, data, actor: operations.deployment_terminate(
+                deployment_id=d.pk, actor=actor, reason=data["reason"]
+            ),
+        )
 
     @admin.action(permissions=["change"], description="Reinstall on the panel")
     def reinstall(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
@@ -308,23 +301,37 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             lambda d: operations.deployment_reinstall(deployment_id=d.pk, actor=actor),
         )
 
-    @admin.action(permissions=["change"], description="Reset the panel password")
+    @admin.action(permissions=["change"], description="Reset the panel password…")
     def reset_panel_password(
         self, request: HttpRequest, queryset: QuerySet[Deployment]
     ) -> HttpResponse | None:
-        form = ResetPasswordForm(request.POST if "apply" in request.POST else None)
-        if not ("apply" in request.POST and form.is_valid()):
-            return self._form_page(
-                request, queryset, form, "reset_panel_password", "Reset panel passwords"
-            )
-        actor = Actor.staff(request.user)
         # The new password is stored encrypted and sent to the customer; never shown here.
-        self._each(
+        return self._with_form(
             request,
             queryset,
+            ResetPasswordForm,
+            "reset_panel_password",
+            "Reset panel passwords",
             "panel password reset; the customer gets the new login",
-            lambda d: operations.panel_password_reset(deployment_id=d.pk, actor=actor),
+            lambda d, data, actor: operations.panel_password_reset(deployment_id=d.pk, actor=actor),
         )
+
+    def _with_form(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Deployment],
+        form_class: type[forms.Form],
+        action: str,
+        title: str,
+        done: str,
+        call,
+    ) -> HttpResponse | None:
+        """An action that first asks for a reason or a confirmation on its own page."""
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if not ("apply" in request.POST and form.is_valid()):
+            return self._form_page(request, queryset, form, action, title)
+        data, actor = form.cleaned_data, Actor.staff(request.user)
+        self._each(request, queryset, done, lambda d: call(d, data, actor))
         return None
 
     def _form_page(

@@ -220,3 +220,35 @@ def test_other_customers_cannot_request_someone_elses_login(saga, active, other_
     client.force_login(other_customer)
     response = client.post(reverse("deployment-resend-login", args=[active.pk]))
     assert response.status_code == 404
+
+
+def test_admin_retry_from_step_and_reset_password_ask_first(saga, place_order, staff, client):
+    saga.panel.eggs[1].fail_install = True
+    order = place_order()
+    payment_record_manual(
+        invoice_id=order.invoices.get().pk, reference="R", actor=Actor.staff(staff)
+    )
+    saga.panel.eggs[1].fail_install = False
+    client.force_login(staff)
+    changelist = reverse("admin:servers_deployment_changelist")
+    ids = [order.deployment_id]
+
+    page = client.post(changelist, {"action": "retry_from_step", "_selected_action": ids})
+    assert b"Retry provisioning from a step" in page.content
+    assert ProvisioningRun.objects.count() == 1
+    client.post(
+        changelist,
+        {"action": "retry_from_step", "_selected_action": ids, "apply": "1", "step": "check"},
+    )
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+
+    before = PanelAccount.objects.get().password
+    page = client.post(changelist, {"action": "reset_panel_password", "_selected_action": ids})
+    assert b"send them the new login" in page.content
+    assert PanelAccount.objects.get().password == before
+    client.post(
+        changelist,
+        {"action": "reset_panel_password", "_selected_action": ids, "apply": "1", "confirm": "on"},
+    )
+    assert PanelAccount.objects.get().password != before
