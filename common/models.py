@@ -47,3 +47,52 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue} @ {self.last_seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class JobRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    # Another run of the same job held the lock: this one did nothing.
+    SKIPPED = "skipped", "Skipped (already running)"
+
+
+class JobRun(models.Model):
+    """One run of a fleet job (`run_job NAME`): who started it, what it did, how long it took."""
+
+    name = models.CharField(max_length=40)
+    status = models.CharField(
+        max_length=12, choices=JobRunStatus.choices, default=JobRunStatus.RUNNING
+    )
+    dry_run = models.BooleanField(default=False)
+    # "beat", "command:<os user>", "staff:<username>".
+    triggered_by = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # What it did: {"invoices": 120, "batches": 1, ...}.
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, help_text="Redacted.")
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+        indexes = [models.Index(fields=["name", "-started_at"], name="jobrun_name_started_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=JobRunStatus.values), name="jobrun_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+class JobLease(models.Model):
+    """Mutual exclusion of a job where the database has no advisory locks (SQLite demo)."""
+
+    name = models.CharField(max_length=40, unique=True)
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or '-'} until {self.expires_at}"

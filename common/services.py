@@ -3,6 +3,7 @@
 import json
 import socket
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
@@ -16,12 +17,7 @@ PERIODIC_TASKS: dict[str, tuple[str, int, str]] = {
     "heartbeat: notifications queue": ("common.worker_heartbeat", 60, "notifications"),
     "heartbeat: billing queue": ("common.worker_heartbeat", 60, "billing"),
     "billing: cancel stale unpaid orders": ("billing.cancel_stale_unpaid_orders", 3600, "billing"),
-    "billing: issue renewal invoices": ("billing.issue_renewal_invoices", 3600, "billing"),
-    "billing: reminders, suspension and termination of unpaid servers": (
-        "billing.dunning",
-        3600,
-        "billing",
-    ),
+    "provisioning: drain panel operations": ("provisioning.drain_panel_operations", 60, "billing"),
     "provisioning: resume interrupted runs": ("provisioning.sweep", 30, "provisioning"),
     "notifications: resume stalled deliveries": (
         "notifications.resume_stalled",
@@ -30,6 +26,32 @@ PERIODIC_TASKS: dict[str, tuple[str, int, str]] = {
     ),
     "notifications: purge expired secrets": ("notifications.purge_secrets", 3600, "notifications"),
 }
+
+
+# Fleet jobs run through `common.run_job` (the task behind `manage.py run_job NAME`).
+FLEET_JOB_QUEUES = {
+    "renewals": "billing",
+    "dunning": "billing",
+    "health": "provisioning",
+    "reconcile": "provisioning",
+}
+# Beat entries of earlier versions, removed when the schedule is installed.
+OBSOLETE_PERIODIC_TASKS = (
+    "billing: issue renewal invoices",
+    "billing: reminders, suspension and termination of unpaid servers",
+)
+
+
+def periodic_task_table() -> dict[str, tuple[str, int, str, dict]]:
+    """name -> (task, seconds, queue, kwargs) of every beat entry."""
+    table = {
+        name: (task, seconds, queue, {"queue": queue} if task == "common.worker_heartbeat" else {})
+        for name, (task, seconds, queue) in PERIODIC_TASKS.items()
+    }
+    for job, seconds in settings.FLEET_JOB_INTERVALS.items():
+        queue = FLEET_JOB_QUEUES.get(job, "default")
+        table[f"job: {job}"] = ("common.run_job", seconds, queue, {"name": job})
+    return table
 
 
 def worker_heartbeat_record(*, queue: str, hostname: str | None = None) -> WorkerHeartbeat:
@@ -50,12 +72,12 @@ def periodic_tasks_install() -> list[str]:
     """Create or update the beat schedule in django-celery-beat's tables. Idempotent."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+    PeriodicTask.objects.filter(name__in=OBSOLETE_PERIODIC_TASKS).delete()
     names = []
-    for name, (task, seconds, queue) in PERIODIC_TASKS.items():
+    for name, (task, seconds, queue, kwargs) in periodic_task_table().items():
         interval, _ = IntervalSchedule.objects.get_or_create(
             every=seconds, period=IntervalSchedule.SECONDS
         )
-        kwargs = {"queue": queue} if task == "common.worker_heartbeat" else {}
         PeriodicTask.objects.update_or_create(
             name=name,
             defaults={

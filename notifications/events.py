@@ -306,6 +306,25 @@ SPECS: dict[str, EventSpec] = {
             },
         ),
         EventSpec(
+            E.FLEET_ALERT_STAFF,
+            Audience.STAFF,
+            # One message per incident (health, drift, a panel operation that keeps failing),
+            # never one per check: the caller's event_key names the incident.
+            required=("title", "detail", "admin_url"),
+            optional=("deployment_id", "server_name", "customer_email", "opened_at"),
+            whatsapp_params=("title", "detail", "admin_url"),
+            sample={
+                "title": "Server offline: Survival SMP",
+                "detail": "The panel reports the server offline since 2026-12-01 10:05 UTC; it "
+                "should be running.",
+                "admin_url": "https://portal.example.com/admin/servers/serverhealth/12/change/",
+                "deployment_id": "12",
+                "server_name": "Survival SMP",
+                "customer_email": "alice@example.com",
+                "opened_at": "2026-12-01 10:05 UTC",
+            },
+        ),
+        EventSpec(
             E.DELIVERY_FAILED_STAFF,
             Audience.STAFF,
             required=("original_event", "event_key", "reason", "admin_url"),

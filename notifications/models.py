@@ -78,6 +78,7 @@ class NotificationEvent(models.TextChoices):
     SERVER_TERMINATED = "server_terminated", "Server terminated"
     DELIVERY_FAILED_STAFF = "delivery_failed_staff", "Message could not be delivered (staff)"
     PAYMENT_REVIEW_STAFF = "payment_review_staff", "Payment needs review (staff)"
+    FLEET_ALERT_STAFF = "fleet_alert_staff", "Fleet incident (staff)"
 
 
 class Channel(models.TextChoices):

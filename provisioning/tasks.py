@@ -29,3 +29,13 @@ def _dispatch(run_id: int, delay: float) -> None:
 
 
 engine.set_dispatcher(_dispatch)
+
+
+@shared_task(name="provisioning.drain_panel_operations")
+def drain_panel_operations() -> dict[str, int]:
+    """Work off due panel operations (suspend, unsuspend, terminate, restart, repairs) inside
+    their share of the panel budget; re-enqueues itself while work remains. Safe to run twice
+    or concurrently (rows are claimed with SKIP LOCKED and a lease)."""
+    from provisioning.fleet.drain import panel_operations_drain
+
+    return panel_operations_drain()

@@ -133,6 +133,7 @@ from config.settings.api import *  # noqa: E402, F403
 from config.settings.billing import *  # noqa: E402, F403
 from config.settings.celery import *  # noqa: E402, F403
 from config.settings.email import *  # noqa: E402, F403
+from config.settings.fleet import *  # noqa: E402, F403
 from config.settings.notifications import *  # noqa: E402, F403
 from config.settings.payments import *  # noqa: E402, F403
 from config.settings.provisioning import *  # noqa: E402, F403

@@ -42,6 +42,7 @@ WHATSAPP_TEMPLATES = {
     "server_unsuspended": env("WHATSAPP_TEMPLATE_SERVER_UNSUSPENDED", default=""),
     "server_terminated": env("WHATSAPP_TEMPLATE_SERVER_TERMINATED", default=""),
     "delivery_failed_staff": env("WHATSAPP_TEMPLATE_DELIVERY_FAILED_STAFF", default=""),
+    "fleet_alert_staff": env("WHATSAPP_TEMPLATE_FLEET_ALERT_STAFF", default=""),
     "payment_review_staff": env("WHATSAPP_TEMPLATE_PAYMENT_REVIEW_STAFF", default=""),
 }
 # Template language code per portal language (as approved in WhatsApp Manager).

@@ -1,0 +1,44 @@
+"""Fleet jobs: the scheduled work over every server (renewals, dunning, health, reconcile).
+
+Each job has one entry point (`python manage.py run_job NAME`, and the `common.run_job` task
+that beat sends); overlapping runs do the work once (an advisory lock plus constraints).
+"""
+
+from config.env import env
+
+# name -> dotted path of the job function `(*, dry_run: bool) -> dict[str, int | str]`.
+FLEET_JOBS = {
+    "renewals": "billing.jobs.renewals_job",
+    "dunning": "billing.jobs.dunning_job",
+    "health": "provisioning.fleet.health.health_job",
+    "reconcile": "provisioning.fleet.reconcile.reconcile_job",
+}
+# Seconds between scheduled runs of each job (beat).
+FLEET_JOB_INTERVALS = {
+    "renewals": env.int("FLEET_RENEWALS_INTERVAL", default=3600),
+    "dunning": env.int("FLEET_DUNNING_INTERVAL", default=3600),
+    "health": env.int("FLEET_HEALTH_INTERVAL", default=300),
+    "reconcile": env.int("FLEET_RECONCILE_INTERVAL", default=3600),
+}
+# Servers handled per batch by the set-based jobs (a constant number of statements a batch).
+FLEET_BATCH_SIZE = env.int("FLEET_BATCH_SIZE", default=1000)
+# Without PostgreSQL's advisory locks (the SQLite demo) a job holds a lease row this long; a
+# job killed halfway blocks the next run for at most this many seconds.
+FLEET_JOB_LEASE_SECONDS = env.int("FLEET_JOB_LEASE_SECONDS", default=1800)
+
+# Panel operations decided by the jobs (suspend, unsuspend, terminate, restart, repairs) are
+# rows worked off by a drain task. Their own share of the panel budget, per minute: kept below
+# PTERODACTYL_RATE_LIMIT_PER_MINUTE so provisioning always has the rest; while provisioning
+# runs are in flight the drain takes half of this share.
+PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE = env.int(
+    "PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE", default=120
+)
+# Attempts of one operation on retryable panel errors before staff are alerted.
+PANEL_OPERATIONS_MAX_ATTEMPTS = env.int("PANEL_OPERATIONS_MAX_ATTEMPTS", default=8)
+# Base of the exponential backoff (with jitter) between attempts, seconds.
+PANEL_OPERATIONS_RETRY_BACKOFF = env.float("PANEL_OPERATIONS_RETRY_BACKOFF", default=30.0)
+# One drain task works at most this long, then hands over to a new task (no long holders).
+PANEL_OPERATIONS_DRAIN_SECONDS = env.int("PANEL_OPERATIONS_DRAIN_SECONDS", default=60)
+
+# Days before the suspension date that a customer with an overdue invoice is warned.
+SUSPENSION_WARNING_DAYS = env.int("SUSPENSION_WARNING_DAYS", default=1)

@@ -1,0 +1,75 @@
+"""Pending panel operations: requested in sets by the fleet jobs, worked off by a drain task.
+
+A job decides "suspend these 10,000 servers" with one INSERT .. ON CONFLICT DO NOTHING: the
+partial unique index (one open operation per server) makes a re-run insert nothing and enqueue
+nothing. The drain (`panel_operations_drain`) claims due rows in priority order with
+SKIP LOCKED, runs each one's panel call with no transaction open, reads the panel state back
+(verified or drift), and records the outcome on the row; retryable failures come back later
+with backoff, and an operation that keeps failing alerts staff once.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from common.actors import Actor
+from provisioning.models import (
+    OPEN_OPERATION_STATUSES,
+    OPERATION_PRIORITY,
+    PanelOperation,
+    PanelOperationKind,
+)
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """One wanted panel operation; exactly one of the targets is set."""
+
+    kind: PanelOperationKind
+    reason: str
+    deployment_id: int | None = None
+    panel_server_id: int | None = None
+    panel_user_id: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def panel_operations_request(
+    *, requests: Iterable[OperationRequest], actor: Actor, not_before: dt.datetime | None = None
+) -> int:
+    """Insert the operations that are not already open; returns how many were new.
+
+    A constant number of statements whatever the count (bulk INSERT .. ON CONFLICT DO NOTHING
+    against the one-open-operation constraints), so a job may call it with a whole batch.
+    """
+    now = timezone.now()
+    rows = [
+        PanelOperation(
+            deployment_id=request.deployment_id,
+            panel_server_id=request.panel_server_id,
+            panel_user_id=request.panel_user_id,
+            kind=request.kind,
+            priority=OPERATION_PRIORITY.get(request.kind, 50),
+            requested_by=actor.label[:200],
+            reason=request.reason,
+            params=request.params,
+            next_attempt_at=not_before or now,
+        )
+        for request in requests
+    ]
+    if not rows:
+        return 0
+    with transaction.atomic():
+        PanelOperation.objects.bulk_create(rows, ignore_conflicts=True)
+        # ON CONFLICT DO NOTHING returns no ids: count what this call inserted by its stamp.
+        created = PanelOperation.objects.filter(
+            created_at__gte=now, requested_by=actor.label[:200], status__in=OPEN_OPERATION_STATUSES
+        ).count()
+    if created:
+        from provisioning.tasks import drain_panel_operations
+
+        transaction.on_commit(lambda: drain_panel_operations.delay())
+    return created
