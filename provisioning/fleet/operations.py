@@ -73,3 +73,19 @@ def panel_operations_request(
 
         transaction.on_commit(lambda: drain_panel_operations.delay())
     return created
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """What one panel operation did, as its executor reports it to the drain.
+
+    Executors raise the panel client's errors (provisioning.pterodactyl.PanelError): the drain
+    retries `retryable` ones with backoff and fails the others (staff alerted once).
+    """
+
+    outcome: str
+    # The panel state read back after the action: True as intended, False not (a drift item is
+    # raised by the executor), None when nothing was read back (e.g. skipped).
+    verified: bool | None = None
+    # Checked again when its turn came and no longer wanted: nothing was sent to the panel.
+    skipped: bool = False
