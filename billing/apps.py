@@ -10,3 +10,9 @@ class BillingConfig(AppConfig):
         from provisioning import listeners
 
         listeners.register(OrderProvisioningListener())
+
+        from billing.services.renewals import DUNNING_SOURCE, dunning_execute
+        from provisioning.fleet.operations import register_operation_executor
+
+        # The drain runs dunning's panel operations through billing's own checks.
+        register_operation_executor(DUNNING_SOURCE, dunning_execute)

@@ -82,8 +82,10 @@ def notify_payment_received(invoice: Invoice, payment: Payment | None) -> None:
     )
 
 
-def notify_invoice_due(invoice: Invoice, *, event: str, suspension_date: object = None) -> None:
-    """invoice_created (renewal), invoice_reminder or invoice_overdue: once per invoice."""
+def invoice_message_context(
+    invoice: Invoice, *, server_name: str = "", suspension_date: object = None
+) -> dict[str, object]:
+    """What invoice_created, invoice_reminder, invoice_overdue and suspension_warning show."""
     context: dict[str, object] = {
         "invoice_number": invoice.number,
         "amount": str(invoice.total),
@@ -91,10 +93,20 @@ def notify_invoice_due(invoice: Invoice, *, event: str, suspension_date: object 
         "due_date": invoice.due_date.isoformat(),
         "invoice_url": _url("invoice-detail", invoice.pk),
     }
-    if invoice.deployment_id:
-        context["server_name"] = invoice.deployment.name
+    if server_name:
+        context["server_name"] = server_name
     if suspension_date is not None:
         context["suspension_date"] = str(suspension_date)
+    return context
+
+
+def notify_invoice_due(invoice: Invoice, *, event: str, suspension_date: object = None) -> None:
+    """invoice_created (renewal), invoice_reminder or invoice_overdue: once per invoice."""
+    context = invoice_message_context(
+        invoice,
+        server_name=invoice.deployment.name if invoice.deployment_id else "",
+        suspension_date=suspension_date,
+    )
     notification_send(
         event=event,
         user=invoice.customer,

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from common.models import WorkerHeartbeat
+from common.models import JobLease, JobRun, WorkerHeartbeat
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -38,3 +38,28 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ("queue", "hostname", "last_seen_at", "beats")
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    """Every run of a fleet job: `manage.py run_job NAME` and beat's runs alike."""
+
+    list_display = (
+        "name",
+        "status",
+        "dry_run",
+        "triggered_by",
+        "started_at",
+        "duration_ms",
+        "counts",
+    )
+    list_filter = ("name", "status", "dry_run")
+    date_hierarchy = "started_at"
+    show_full_result_count = False
+
+
+@admin.register(JobLease)
+class JobLeaseAdmin(ReadOnlyAdmin):
+    """Job locks where the database has no advisory locks (the SQLite demo)."""
+
+    list_display = ("name", "holder", "expires_at")

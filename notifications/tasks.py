@@ -9,6 +9,7 @@ the Celery message), with exponential backoff and jitter as the retry countdown.
 from celery import shared_task
 
 from notifications.services import (
+    deliveries_attempt_many,
     deliveries_resume_stalled,
     delivery_attempt,
     notification_secrets_purge,
@@ -21,6 +22,19 @@ def deliver(self, delivery_id: int) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
+
+
+@shared_task(name="notifications.deliver_many", acks_late=True)
+def deliver_many(delivery_ids: list[int]) -> int:
+    """The messages of one fleet-job batch: one task for the set, not one publish per message.
+    Works for at most 60 s, then hands the rest to a new task; retryable failures are scheduled
+    one by one with their backoff (as `deliver` would). Safe to run twice (see `deliver`)."""
+    outcome = deliveries_attempt_many(delivery_ids=list(delivery_ids), max_seconds=60)
+    for delivery_id, countdown in outcome.retries:
+        deliver.apply_async((delivery_id,), countdown=countdown)
+    if outcome.remaining:
+        deliver_many.delay(outcome.remaining)
+    return outcome.done
 
 
 @shared_task(name="notifications.resume_stalled")

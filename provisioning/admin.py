@@ -358,3 +358,5 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
 
 admin.site.unregister(Deployment)
 admin.site.register(Deployment, ProvisionedDeploymentAdmin)
+
+from provisioning.fleet import admin as _fleet_admin  # noqa: E402, F401  (panel operations)

@@ -60,6 +60,47 @@ def _panel(call: Any, what: str) -> Any:
         raise PanelOperationFailed(f"The panel refused to {what}: {exc}") from exc
 
 
+def _read_back(client: PterodactylClient, deployment: Deployment, *, expect: str) -> bool | None:
+    """After an action, ask the panel what it shows now: True as intended, False not (a drift
+    item is raised for the reconcile job and staff), None when it could not be read."""
+    try:
+        server = client.get_server(deployment.panel_server_id)
+    except PanelNotFound:
+        shown, verified = "no such server", expect == "deleted"
+    except PanelError as exc:
+        logger.warning("could not read back deployment %s: %s", deployment.pk, exc)
+        return None
+    else:
+        shown = f"status {server.status or 'normal'}"
+        verified = {
+            "suspended": server.status == "suspended",
+            "unsuspended": server.status != "suspended",
+            "deleted": False,
+        }[expect]
+    if not verified:
+        from provisioning.fleet.drift import drift_record
+
+        drift_kind = {
+            "suspended": "suspended_here_running_there",
+            "unsuspended": "suspended_there_active_here",
+            "deleted": "orphan_server",
+        }[expect]
+        drift_record(
+            kind=drift_kind,
+            deployment_id=deployment.pk,
+            panel_server_id=deployment.panel_server_id,
+            details={"expected": expect, "panel_shows": shown},
+            source=f"verify:{expect}",
+        )
+    return verified
+
+
+def _verification_note(verified: bool | None, expect: str) -> str:
+    if verified is None:
+        return "; not read back (the panel did not answer)"
+    return f"; verified {expect} on the panel" if verified else "; drift: the panel disagrees"
+
+
 def deployment_suspend(
     *,
     deployment_id: int,
@@ -71,12 +112,13 @@ def deployment_suspend(
     deployment = _live(deployment_id, (DeploymentStatus.ACTIVE,))
     client = client or PterodactylClient.from_settings()
     _panel(lambda: client.suspend_server(deployment.panel_server_id), "suspend the server")
+    verified = _read_back(client, deployment, expect="suspended")
     with transaction.atomic():
         deployment = deployment_transition(
             deployment_id=deployment_id,
             to_status=DeploymentStatus.SUSPENDED,
             actor=actor,
-            reason=reason,
+            reason=reason + _verification_note(verified, "suspended"),
             updates={"suspension_cause": cause},
         )
         notify.notify_server_event(
@@ -85,6 +127,7 @@ def deployment_suspend(
             reason=reason,
             occurrence=deployment.suspended_at.isoformat(),
         )
+    deployment.panel_verified = verified  # for the caller (the drain records it)
     return deployment
 
 
@@ -94,18 +137,20 @@ def deployment_unsuspend(
     deployment = _live(deployment_id, (DeploymentStatus.SUSPENDED,))
     client = client or PterodactylClient.from_settings()
     _panel(lambda: client.unsuspend_server(deployment.panel_server_id), "unsuspend the server")
+    verified = _read_back(client, deployment, expect="unsuspended")
     occurrence = deployment.suspended_at.isoformat() if deployment.suspended_at else "-"
     with transaction.atomic():
         deployment = deployment_transition(
             deployment_id=deployment_id,
             to_status=DeploymentStatus.ACTIVE,
             actor=actor,
-            reason=reason,
+            reason=reason + _verification_note(verified, "unsuspended"),
             updates={"suspended_at": None, "suspension_cause": ""},
         )
         notify.notify_server_event(
             deployment, event="server_unsuspended", reason=reason, occurrence=occurrence
         )
+    deployment.panel_verified = verified
     return deployment
 
 
@@ -120,6 +165,7 @@ def deployment_terminate(
         lambda: client.delete_server(deployment.panel_server_id, force=True, missing_ok=True),
         "delete the server",
     )
+    verified = _read_back(client, deployment, expect="deleted")
     AllocationClaim.objects.filter(deployment=deployment).delete()
     account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
     user_note = ""
@@ -139,12 +185,13 @@ def deployment_terminate(
             deployment_id=deployment_id,
             to_status=DeploymentStatus.TERMINATED,
             actor=actor,
-            reason=f"{reason}{user_note}",
+            reason=f"{reason}{user_note}{_verification_note(verified, 'deleted')}",
         )
         listeners.notify_terminated(deployment_id=deployment_id, actor=actor)
         notify.notify_server_event(
             deployment, event="server_terminated", reason=reason, occurrence="final"
         )
+    deployment.panel_verified = verified
     return deployment
 
 
@@ -189,6 +236,15 @@ def deployment_change_build(
     applied = (server.limits.memory, server.limits.cpu, server.limits.disk)
     wanted = (limits["memory"], limits["cpu"], limits["disk"])
     if applied != wanted:
+        from provisioning.fleet.drift import drift_record
+
+        drift_record(
+            kind="limits_mismatch",
+            deployment_id=deployment.pk,
+            panel_server_id=deployment.panel_server_id,
+            details={"expected": list(wanted), "panel_shows": list(applied)},
+            source="verify:build",
+        )
         raise PanelOperationFailed(
             f"The panel shows memory/cpu/disk {applied} after the change, not {wanted}."
         )
@@ -200,7 +256,7 @@ def deployment_change_build(
         plan_name=plan_name,
         actor=actor,
         reason=f"Plan changed from {deployment.plan_name} to {plan_name}; panel limits "
-        f"read back as {applied[0]} MB / {applied[1]}% / {applied[2]} MB",
+        f"read back as {applied[0]} MB / {applied[1]}% / {applied[2]} MB (verified)",
     )
 
 

@@ -169,7 +169,7 @@ def test_admin_actions_and_timeline(saga, active, staff, client):
     )
     active.refresh_from_db()
     assert active.status == DeploymentStatus.SUSPENDED
-    assert active.events.last().reason == "Abuse report #12"
+    assert active.events.last().reason == "Abuse report #12; verified suspended on the panel"
 
     confirm = client.post(changelist, {"action": "terminate", "_selected_action": [active.pk]})
     assert b"Yes, delete the server" in confirm.content

@@ -73,10 +73,12 @@ def test_unpaid_renewal_reminds_suspends_unsuspends_on_payment(saga, active, sta
         renewal_invoices_issue()
     invoice = Invoice.objects.get(kind=InvoiceKind.RENEWAL)
     with _at(due - dt.timedelta(days=settings.BILLING_REMINDER_DAYS)):
-        assert dunning_run() == {"suspend": [], "terminate": [], "unsuspend": []}
+        counts = dunning_run()
+        assert (counts["suspend"], counts["terminate"], counts["unsuspend"]) == (0, 0, 0)
+        assert counts["reminders"] == 1
     assert Delivery.objects.filter(event="invoice_reminder").exists()
     with _at(due + dt.timedelta(days=1)):
-        assert dunning_run()["suspend"] == []  # overdue, still in the grace period
+        assert dunning_run()["suspend"] == 0  # overdue, still in the grace period
     assert Delivery.objects.filter(event="invoice_overdue").count() == 1
 
     with _at(due + dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)):
@@ -106,7 +108,7 @@ def test_still_unpaid_after_the_termination_grace_is_terminated(saga, active, se
     assert active.status == DeploymentStatus.SUSPENDED
     suspended_at = timezone.localtime(active.suspended_at).date()
     with _at(suspended_at + dt.timedelta(days=settings.TERMINATION_GRACE_DAYS - 1)):
-        assert dunning_run()["terminate"] == []
+        assert dunning_run()["terminate"] == 0
     with _at(suspended_at + dt.timedelta(days=settings.TERMINATION_GRACE_DAYS + 1)):
         dunning.apply()
     active.refresh_from_db()

@@ -51,7 +51,7 @@ def test_staff_suspended_server_with_not_yet_due_invoice_is_not_terminated(
     )
     with _at(due - dt.timedelta(days=7)):
         renewal_invoices_issue()  # invoice due in 7 days, not overdue
-        assert dunning_run()["terminate"] == []  # was: [active.pk]
+        assert dunning_run()["terminate"] == 0  # was: [active.pk]
 
 
 # F4: staff/admin termination leaves the renewal invoice payable.
@@ -87,7 +87,7 @@ def test_renewal_issued_late_is_not_suspended_in_the_same_hour(saga, active, set
     PlanPrice.objects.create(**saved)
     with _at(due + dt.timedelta(days=10)):
         assert renewal_invoices_issue() == 1
-        assert dunning_run()["suspend"] == []  # was: suspended at once, no notice period
+        assert dunning_run()["suspend"] == 0  # was: suspended at once, no notice period
 
 
 # F7: admin actions carry no `permissions`: a view-only staff user can mark invoices paid.

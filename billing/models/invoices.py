@@ -70,9 +70,22 @@ class Invoice(TimeStampedModel):
     paid_at = models.DateTimeField(null=True, blank=True)
     period_start = models.DateField(null=True, blank=True)
     period_end = models.DateField(null=True, blank=True)
+    # When the dunning job queued each renewal message (set with the messages, in their
+    # transaction): a re-run selects only invoices still missing one, so it costs nothing.
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    overdue_notice_sent_at = models.DateTimeField(null=True, blank=True)
+    suspension_warning_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-issued_at", "-id")
+        indexes = [
+            # Dunning reads unpaid renewals by due date only.
+            models.Index(
+                fields=["due_date", "id"],
+                condition=Q(status="unpaid", kind="renewal"),
+                name="invoice_unpaid_renewal_due_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing.models import (
@@ -48,6 +49,20 @@ def invoice_number_next(*, year: int) -> str:
     sequence.last_number += 1
     sequence.save(update_fields=["last_number"])
     return f"{settings.BILLING_INVOICE_PREFIX}-{year}-{sequence.last_number:06d}"
+
+
+def invoice_numbers_reserve(*, year: int, count: int) -> list[str]:
+    """Take `count` consecutive gap-free numbers of `year` at once (the renewal job's batch):
+    one row update, however many invoices. Call inside the transaction that inserts them, so a
+    rollback returns the whole block and the numbers stay gap-free."""
+    if count <= 0:
+        return []
+    InvoiceSequence.objects.bulk_create([InvoiceSequence(year=year)], ignore_conflicts=True)
+    # The UPDATE locks the row until commit: a concurrent batch waits for this one's block.
+    InvoiceSequence.objects.filter(year=year).update(last_number=F("last_number") + count)
+    last = InvoiceSequence.objects.values_list("last_number", flat=True).get(year=year)
+    prefix = settings.BILLING_INVOICE_PREFIX
+    return [f"{prefix}-{year}-{number:06d}" for number in range(last - count + 1, last + 1)]
 
 
 def invoice_create(

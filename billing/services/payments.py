@@ -114,10 +114,13 @@ def invoice_mark_paid(
             from billing.services.renewals import renewal_paid  # (renewals imports this module)
 
             if renewal_paid(invoice=invoice, actor=actor):
-                from billing.tasks import unsuspend_paid
+                from billing.services.renewals import unpaid_server_unsuspend_request
 
-                # The panel call happens in a task, after this payment is committed.
-                unsuspend_paid.delay_on_commit(invoice.deployment_id)
+                # A panel operation row, run by the drain after this payment commits.
+                unpaid_server_unsuspend_request(
+                    deployment_id=invoice.deployment_id,
+                    reason=f"Renewal invoice {invoice.number} paid",
+                )
     logger.info("invoice %s paid by %s", invoice.number, provider)
     return payment
 

@@ -7,9 +7,13 @@ the server's state under a row lock before acting.
 
 import datetime as dt
 import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -17,18 +21,41 @@ from billing.models import (
     AddonPrice,
     BillingCycle,
     Invoice,
+    InvoiceEvent,
     InvoiceKind,
+    InvoiceLine,
     InvoiceLineKind,
     InvoiceStatus,
     Order,
+    OrderAddon,
     Plan,
     PlanPrice,
 )
-from billing.notify import notify_invoice_due
-from billing.services.invoices import PricedLine, invoice_cancel, invoice_create
+from billing.notify import invoice_message_context
+from billing.services.invoices import PricedLine, invoice_cancel, invoice_numbers_reserve
 from common.actors import Actor
 from common.dates import add_months, billing_today
 from common.errors import ApplicationError
+from common.money import quantize
+from notifications.services import BulkMessage, notification_send_many
+from provisioning.fleet.operations import (
+    OperationRequest,
+    OperationResult,
+    panel_operations_request,
+)
+from provisioning.models import (
+    OPEN_OPERATION_STATUSES,
+    PanelOperation,
+    PanelOperationKind,
+    PanelOperationStatus,
+)
+from provisioning.operations import (
+    PanelServerMissing,
+    deployment_suspend,
+    deployment_terminate,
+    deployment_unsuspend,
+)
+from provisioning.pterodactyl import PterodactylClient
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_set_next_due_date
 
@@ -36,81 +63,269 @@ logger = logging.getLogger(__name__)
 
 LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
 NONPAYMENT = "nonpayment"
+# PanelOperation.params["source"] of the operations billing decides (run by dunning_execute).
+DUNNING_SOURCE = "dunning"
 
 
-def _renewal_lines(order: Order, deployment: Deployment) -> list[PricedLine]:
-    """Today's catalog prices for the server's current plan (after any plan change), cycle and
-    add-ons (no setup fee, no coupon: those apply to the first invoice only)."""
-    cycle_label = BillingCycle(order.billing_cycle).label
-    plan = Plan.objects.filter(slug=deployment.plan_slug).first() or order.plan
-    price = PlanPrice.objects.filter(
-        plan=plan, billing_cycle=order.billing_cycle, currency=order.currency
-    ).first()
-    if price is None:
-        raise ApplicationError(
-            f"{plan.name} has no {order.billing_cycle} price in {order.currency}; "
-            "cannot issue its renewal invoice."
+@dataclass(frozen=True)
+class _Catalog:
+    """Today's prices, loaded once per run (the catalog is small; the fleet is not)."""
+
+    plans_by_slug: dict[str, tuple[int, str]]
+    plans_by_id: dict[int, tuple[int, str]]
+    plan_prices: dict[tuple[int, str, str], Decimal]
+    addon_prices: dict[tuple[int, str, str], Decimal]
+
+    @classmethod
+    def load(cls) -> "_Catalog":
+        plans = list(Plan.objects.order_by().values_list("pk", "slug", "name"))
+        return cls(
+            plans_by_slug={slug: (pk, name) for pk, slug, name in plans},
+            plans_by_id={pk: (pk, name) for pk, _slug, name in plans},
+            plan_prices={
+                (plan_id, cycle, currency): amount
+                for plan_id, cycle, currency, amount in PlanPrice.objects.order_by().values_list(
+                    "plan_id", "billing_cycle", "currency", "amount"
+                )
+            },
+            addon_prices={
+                (addon_id, cycle, currency): amount
+                for addon_id, cycle, currency, amount in AddonPrice.objects.order_by().values_list(
+                    "addon_id", "billing_cycle", "currency", "amount"
+                )
+            },
         )
-    lines = [PricedLine(InvoiceLineKind.PLAN, f"{plan.name} renewal ({cycle_label})", price.amount)]
-    for item in order.order_addons.select_related("addon"):
-        addon_price = AddonPrice.objects.filter(
-            addon=item.addon, billing_cycle=order.billing_cycle, currency=order.currency
-        ).first()
-        amount = addon_price.amount if addon_price else item.amount
-        lines.append(PricedLine(InvoiceLineKind.ADDON, f"{item.name} ({cycle_label})", amount))
-    return lines
+
+    def lines(self, *, order: dict, plan_slug: str, addons: list[dict]) -> list[PricedLine] | str:
+        """Today's catalog prices for the server's current plan (after any plan change), cycle
+        and add-ons (no setup fee, no coupon: those apply to the first invoice only); or why
+        the renewal cannot be priced."""
+        cycle, currency = order["billing_cycle"], order["currency"]
+        cycle_label = BillingCycle(cycle).label
+        plan_id, plan_name = self.plans_by_slug.get(plan_slug) or self.plans_by_id[order["plan_id"]]
+        price = self.plan_prices.get((plan_id, cycle, currency))
+        if price is None:
+            return (
+                f"{plan_name} has no {cycle} price in {currency}; cannot issue its renewal invoice."
+            )
+        lines = [PricedLine(InvoiceLineKind.PLAN, f"{plan_name} renewal ({cycle_label})", price)]
+        for item in addons:
+            amount = self.addon_prices.get((item["addon_id"], cycle, currency), item["amount"])
+            lines.append(
+                PricedLine(InvoiceLineKind.ADDON, f"{item['name']} ({cycle_label})", amount)
+            )
+        return lines
+
+
+def _batch_size() -> int:
+    return max(1, settings.FLEET_BATCH_SIZE)
+
+
+def renewals_run(
+    *, today: dt.date | None = None, dry_run: bool = False, batch_size: int | None = None
+) -> dict[str, int]:
+    """Issue the next period's invoice for every live server due within
+    BILLING_RENEWAL_INVOICE_DAYS, in batches: each batch writes its invoices, lines, history
+    rows and messages in a constant number of statements, and queues one send task.
+
+    Safe to run twice or concurrently: the batch's servers are locked (SKIP LOCKED) and checked
+    for an invoice of the period in the same statement, and the partial unique index
+    (deployment, period_start) backs it up. Invoice numbers come as one block per batch.
+    """
+    today = today or billing_today()
+    horizon = today + dt.timedelta(days=settings.BILLING_RENEWAL_INVOICE_DAYS)
+    size = batch_size or _batch_size()
+    catalog = _Catalog.load()
+    counts = {"invoices": 0, "not_priced": 0, "batches": 0}
+    after = 0
+    while True:
+        with transaction.atomic():
+            batch = _renewal_batch(
+                after=after,
+                horizon=horizon,
+                today=today,
+                size=size,
+                catalog=catalog,
+                dry_run=dry_run,
+            )
+        if batch is None:
+            break
+        after, issued, not_priced = batch
+        counts["batches"] += 1
+        counts["invoices"] += issued
+        counts["not_priced"] += not_priced
+    return counts
 
 
 def renewal_invoices_issue(*, today: dt.date | None = None) -> int:
-    """Issue the next period's invoice for every live server due within
-    BILLING_RENEWAL_INVOICE_DAYS. Returns how many were issued."""
-    today = today or billing_today()
-    horizon = today + dt.timedelta(days=settings.BILLING_RENEWAL_INVOICE_DAYS)
+    """Issue every due renewal invoice now; returns how many were issued."""
+    return renewals_run(today=today)["invoices"]
+
+
+def _due_for_renewal(*, after: int, horizon: dt.date):
     already = Invoice.objects.filter(
         deployment=OuterRef("pk"), kind=InvoiceKind.RENEWAL, period_start=OuterRef("next_due_date")
     )
-    due = (
-        Deployment.objects.filter(status__in=LIVE, next_due_date__lte=horizon)
-        .annotate(invoiced=Exists(already))
-        .filter(invoiced=False)
-        .values_list("pk", flat=True)
+    # order_by("pk") replaces the model's default ordering (-created_at): keyset pages on the
+    # primary key, a plan PostgreSQL keeps whatever the statistics say.
+    return (
+        Deployment.objects.filter(status__in=LIVE, next_due_date__lte=horizon, pk__gt=after)
+        .filter(~Exists(already))
+        .order_by("pk")
     )
-    issued = 0
-    for deployment_id in list(due):
-        try:
-            with transaction.atomic():
-                renewal_invoice_create(deployment_id=deployment_id)
-            issued += 1
-        except IntegrityError:
-            continue  # issued meanwhile by a concurrent run
-        except ApplicationError as exc:
-            logger.error("renewal of deployment %s not invoiced: %s", deployment_id, exc.message)
-    return issued
 
 
-def renewal_invoice_create(*, deployment_id: int) -> Invoice:
-    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
-    order = Order.objects.select_related("plan").get(deployment=deployment)
-    months = BillingCycle(order.billing_cycle).months
-    start = deployment.next_due_date
-    # Anniversaries keep the first period's day (Jan 31 -> Feb 28 -> Mar 31, no drift).
-    anchor_day = billing_today(order.confirmed_at).day if order.confirmed_at else start.day
+def _renewal_batch(
+    *,
+    after: int,
+    horizon: dt.date,
+    today: dt.date,
+    size: int,
+    catalog: _Catalog,
+    dry_run: bool,
+) -> tuple[int, int, int] | None:
+    """One batch (inside the caller's transaction): (last id seen, issued, not priced)."""
+    due = _due_for_renewal(after=after, horizon=horizon)
+    if not dry_run:
+        due = due.select_for_update(skip_locked=True, of=("self",))
+    servers = list(due.values("pk", "customer_id", "name", "plan_slug", "next_due_date")[:size])
+    if not servers:
+        return None
+    last_id = servers[-1]["pk"]
+    orders = {
+        row["deployment_id"]: row
+        for row in Order.objects.filter(deployment_id__in=[s["pk"] for s in servers])
+        .order_by()
+        .values("pk", "deployment_id", "billing_cycle", "currency", "confirmed_at", "plan_id")
+    }
+    addons: dict[int, list[dict]] = defaultdict(list)
+    for item in (
+        OrderAddon.objects.filter(order_id__in=[o["pk"] for o in orders.values()])
+        .order_by("order_id", "pk")
+        .values("order_id", "addon_id", "name", "amount")
+    ):
+        addons[item["order_id"]].append(item)
     # Issued late (e.g. its price was missing): the customer still gets the reminder period.
-    due_date = max(start, billing_today() + dt.timedelta(days=settings.BILLING_REMINDER_DAYS))
-    invoice = invoice_create(
-        customer=deployment.customer,
-        currency=order.currency,
-        lines=_renewal_lines(order, deployment),
-        kind=InvoiceKind.RENEWAL,
-        order=order,
-        deployment=deployment,
-        actor=Actor.system("renewals"),
-        due_date=due_date,
-        period_start=start,
-        period_end=add_months(start, months, anchor_day=anchor_day),
+    earliest_due = today + dt.timedelta(days=settings.BILLING_REMINDER_DAYS)
+    planned: list[tuple[dict, dict, list[PricedLine], dt.date, dt.date]] = []
+    not_priced = 0
+    for server in servers:
+        order = orders.get(server["pk"])
+        if order is None:
+            logger.error("renewal of deployment %s not invoiced: it has no order", server["pk"])
+            not_priced += 1
+            continue
+        lines = catalog.lines(
+            order=order, plan_slug=server["plan_slug"], addons=addons.get(order["pk"], [])
+        )
+        if isinstance(lines, str):
+            logger.error("renewal of deployment %s not invoiced: %s", server["pk"], lines)
+            not_priced += 1
+            continue
+        start = server["next_due_date"]
+        # Anniversaries keep the first period's day (Jan 31 -> Feb 28 -> Mar 31, no drift).
+        anchor_day = (
+            billing_today(order["confirmed_at"]).day if order["confirmed_at"] else start.day
+        )
+        months = BillingCycle(order["billing_cycle"]).months
+        period_end = add_months(start, months, anchor_day=anchor_day)
+        planned.append((server, order, lines, max(start, earliest_due), period_end))
+    if dry_run or not planned:
+        return last_id, len(planned), not_priced
+    _renewal_invoices_write(planned, today=today)
+    return last_id, len(planned), not_priced
+
+
+def _renewal_invoices_write(
+    planned: list[tuple[dict, dict, list[PricedLine], dt.date, dt.date]], *, today: dt.date
+) -> None:
+    """Headers, lines, history and messages of one batch: a constant number of statements."""
+    now = timezone.now()
+    numbers = invoice_numbers_reserve(year=today.year, count=len(planned))
+    invoices = []
+    for number, (server, order, lines, due_date, period_end) in zip(numbers, planned, strict=True):
+        currency = order["currency"].upper()
+        subtotal = sum((quantize(line.amount, currency) for line in lines), Decimal("0"))
+        invoices.append(
+            Invoice(
+                number=number,
+                customer_id=server["customer_id"],
+                order_id=order["pk"],
+                deployment_id=server["pk"],
+                kind=InvoiceKind.RENEWAL,
+                currency=currency,
+                subtotal=subtotal,
+                discount_total=Decimal("0"),
+                total=subtotal,
+                status=InvoiceStatus.UNPAID,
+                issued_at=now,
+                due_date=due_date,
+                period_start=server["next_due_date"],
+                period_end=period_end,
+            )
+        )
+    # PostgreSQL returns the new ids (RETURNING), so lines and events need no lookup.
+    Invoice.objects.bulk_create(invoices)
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            kind=line.kind,
+            description=line.description[:255],
+            quantity=line.quantity,
+            unit_amount=quantize(line.unit_amount, invoice.currency),
+            amount=quantize(line.amount, invoice.currency),
+            position=position,
+        )
+        for invoice, (_server, _order, lines, _due, _end) in zip(invoices, planned, strict=True)
+        for position, line in enumerate(lines)
     )
-    notify_invoice_due(invoice, event="invoice_created")
-    return invoice
+    actor = Actor.system("renewals")
+    InvoiceEvent.objects.bulk_create(
+        InvoiceEvent(
+            invoice=invoice,
+            actor=None,
+            actor_label=actor.label,
+            from_status="",
+            to_status=InvoiceStatus.UNPAID,
+            reason=f"Issued for Order #{invoice.order_id} (renewal {invoice.period_start} to "
+            f"{invoice.period_end})",
+        )
+        for invoice in invoices
+    )
+    users = get_user_model().objects.in_bulk({invoice.customer_id for invoice in invoices})
+    names = {server["pk"]: server["name"] for server, *_rest in planned}
+    notification_send_many(
+        event="invoice_created",
+        messages=[
+            BulkMessage(
+                user=users[invoice.customer_id],
+                context=invoice_message_context(invoice, server_name=names[invoice.deployment_id]),
+                event_key=f"invoice_created:{invoice.number}",
+            )
+            for invoice in invoices
+        ],
+    )
+
+
+def renewal_invoice_create(*, deployment_id: int) -> Invoice | None:
+    """Issue the renewal invoice of one server now if it is due (the same path as the job)."""
+    deployment = Deployment.objects.get(pk=deployment_id)
+    if deployment.status not in LIVE or deployment.next_due_date is None:
+        return None
+    with transaction.atomic():
+        _renewal_batch(
+            after=deployment_id - 1,
+            horizon=deployment.next_due_date,
+            today=billing_today(),
+            size=1,
+            catalog=_Catalog.load(),
+            dry_run=False,
+        )
+    return Invoice.objects.filter(
+        deployment_id=deployment_id,
+        kind=InvoiceKind.RENEWAL,
+        period_start=deployment.next_due_date,
+    ).first()
 
 
 def renewal_paid(*, invoice: Invoice, actor: Actor) -> bool:
@@ -135,48 +350,187 @@ def renewal_paid(*, invoice: Invoice, actor: Actor) -> bool:
 def _unpaid_renewals():
     return Invoice.objects.filter(
         kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID, deployment__status__in=LIVE
-    ).select_related("deployment", "customer")
+    )
 
 
-def dunning_run(*, today: dt.date | None = None) -> dict[str, list[int]]:
-    """Reminders, overdue notices, and the lists of servers to suspend or terminate.
+def _overdue_invoice(today: dt.date):
+    """An unpaid renewal of the outer deployment past its due date plus the suspension grace."""
+    grace = dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)
+    return Invoice.objects.filter(
+        deployment=OuterRef("pk"),
+        kind=InvoiceKind.RENEWAL,
+        status=InvoiceStatus.UNPAID,
+        due_date__lte=today - grace,
+    )
 
-    Returns deployment ids to suspend and to terminate; the caller queues one panel task each
-    (a task per panel call, so the rate budget and retries apply per server).
+
+def dunning_run(*, today: dt.date | None = None, dry_run: bool = False) -> dict[str, int]:
+    """Reminders, overdue notices, suspension warnings, and the panel work of unpaid servers.
+
+    Messages go out in batches (one send task a batch); each invoice records when each message
+    was queued, so a re-run selects nothing new. Suspensions, terminations and unsuspensions
+    become PanelOperation rows (one open per server, a constraint): the drain task works them
+    off inside the panel budget and checks each one again when its turn comes. Returns counts.
     """
     today = today or billing_today()
     grace = dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)
+    warning = dt.timedelta(days=settings.SUSPENSION_WARNING_DAYS)
     reminder_day = today + dt.timedelta(days=settings.BILLING_REMINDER_DAYS)
-    for invoice in _unpaid_renewals().filter(due_date__lte=reminder_day, due_date__gte=today):
-        with transaction.atomic():
-            notify_invoice_due(invoice, event="invoice_reminder")
-    to_suspend: list[int] = []
-    for invoice in _unpaid_renewals().filter(due_date__lt=today):
-        with transaction.atomic():
-            notify_invoice_due(
-                invoice, event="invoice_overdue", suspension_date=invoice.due_date + grace
-            )
-        if invoice.due_date + grace <= today and (
-            invoice.deployment.status == DeploymentStatus.ACTIVE
-        ):
-            to_suspend.append(invoice.deployment_id)
+    counts = {
+        "reminders": _notices_send(
+            event="invoice_reminder",
+            marker="reminder_sent_at",
+            invoices=_unpaid_renewals().filter(due_date__lte=reminder_day, due_date__gte=today),
+            dry_run=dry_run,
+        ),
+        "overdue_notices": _notices_send(
+            event="invoice_overdue",
+            marker="overdue_notice_sent_at",
+            invoices=_unpaid_renewals().filter(due_date__lt=today),
+            dry_run=dry_run,
+            with_suspension_date=True,
+        ),
+        # The day(s) before the suspension: suspension date = due date + grace.
+        "suspension_warnings": _notices_send(
+            event="suspension_warning",
+            marker="suspension_warning_sent_at",
+            invoices=_unpaid_renewals().filter(
+                deployment__status=DeploymentStatus.ACTIVE,
+                due_date__lte=today - grace + warning,
+                due_date__gt=today - grace,
+            ),
+            dry_run=dry_run,
+            with_suspension_date=True,
+        ),
+    }
+    overdue = _overdue_invoice(today)
     cutoff = timezone.now() - dt.timedelta(days=settings.TERMINATION_GRACE_DAYS)
     unpaid_suspended = Deployment.objects.filter(
         status=DeploymentStatus.SUSPENDED, suspension_cause=NONPAYMENT
     )
-    to_terminate = [
-        d.pk
-        for d in unpaid_suspended.filter(suspended_at__lte=cutoff)
-        if _has_overdue_renewal(d.pk, today=today)
-    ]
+    counts["suspend"] = _operations_request(
+        kind=PanelOperationKind.SUSPEND,
+        servers=Deployment.objects.filter(status=DeploymentStatus.ACTIVE).filter(Exists(overdue)),
+        reason="Renewal invoice unpaid past the grace period",
+        dry_run=dry_run,
+    )
+    counts["terminate"] = _operations_request(
+        kind=PanelOperationKind.TERMINATE,
+        servers=unpaid_suspended.filter(suspended_at__lte=cutoff).filter(Exists(overdue)),
+        reason="Suspended and unpaid past the termination grace period",
+        dry_run=dry_run,
+    )
     # Paid, but still suspended (e.g. the panel was down when the payment came): every run
-    # retries until the panel takes the unsuspension.
-    to_unsuspend = [d.pk for d in unpaid_suspended if not _has_overdue_renewal(d.pk, today=today)]
-    return {
-        "suspend": sorted(set(to_suspend)),
-        "terminate": to_terminate,
-        "unsuspend": to_unsuspend,
-    }
+    # asks again until the panel takes the unsuspension.
+    counts["unsuspend"] = _operations_request(
+        kind=PanelOperationKind.UNSUSPEND,
+        servers=unpaid_suspended.filter(~Exists(overdue)),
+        reason="Renewal paid",
+        dry_run=dry_run,
+    )
+    return counts
+
+
+def _notices_send(
+    *,
+    event: str,
+    marker: str,
+    invoices,
+    dry_run: bool,
+    with_suspension_date: bool = False,
+) -> int:
+    """Queue `event` for every invoice of the set not yet marked, in batches; returns the count
+    of invoices messaged (or that would be, in a dry run)."""
+    grace = dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)
+    pending = invoices.filter(**{f"{marker}__isnull": True}).order_by("pk")
+    total, after = 0, 0
+    while True:
+        with transaction.atomic():
+            batch = pending.filter(pk__gt=after)
+            if not dry_run:
+                batch = batch.select_for_update(skip_locked=True, of=("self",))
+            rows = list(batch.select_related("deployment")[: _batch_size()])
+            if not rows:
+                return total
+            after = rows[-1].pk
+            total += len(rows)
+            if dry_run:
+                continue
+            users = get_user_model().objects.in_bulk({row.customer_id for row in rows})
+            notification_send_many(
+                event=event,
+                messages=[
+                    BulkMessage(
+                        user=users[row.customer_id],
+                        context=invoice_message_context(
+                            row,
+                            server_name=row.deployment.name,
+                            suspension_date=row.due_date + grace if with_suspension_date else None,
+                        ),
+                        event_key=f"{event}:{row.number}",
+                    )
+                    for row in rows
+                ],
+            )
+            Invoice.objects.filter(pk__in=[row.pk for row in rows]).update(
+                **{marker: timezone.now()}
+            )
+
+
+def _operations_request(*, kind: str, servers, reason: str, dry_run: bool) -> int:
+    """Request `kind` for every server of the set that has no open panel operation (and whose
+    last one of this kind did not fail within the hour), in batches; returns how many rows
+    were new (a re-run: 0)."""
+    recently_failed = PanelOperation.objects.filter(
+        deployment=OuterRef("pk"),
+        kind=kind,
+        status=PanelOperationStatus.FAILED,
+        finished_at__gte=timezone.now() - dt.timedelta(hours=1),
+    )
+    open_operation = PanelOperation.objects.filter(
+        deployment=OuterRef("pk"), status__in=OPEN_OPERATION_STATUSES
+    )
+    wanted = (
+        servers.filter(~Exists(open_operation), ~Exists(recently_failed))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    total, after = 0, 0
+    while True:
+        ids = list(wanted.filter(pk__gt=after)[: _batch_size()])
+        if not ids:
+            return total
+        after = ids[-1]
+        if dry_run:
+            total += len(ids)
+            continue
+        total += panel_operations_request(
+            requests=[
+                OperationRequest(
+                    kind=kind,
+                    reason=reason,
+                    deployment_id=deployment_id,
+                    params={"source": DUNNING_SOURCE, "cause": NONPAYMENT},
+                )
+                for deployment_id in ids
+            ],
+            actor=Actor.system("dunning"),
+        )
+
+
+def unpaid_server_unsuspend_request(*, deployment_id: int, reason: str) -> int:
+    """Ask the drain to lift a non-payment suspension (a renewal was just paid)."""
+    return panel_operations_request(
+        requests=[
+            OperationRequest(
+                kind=PanelOperationKind.UNSUSPEND,
+                reason=reason,
+                deployment_id=deployment_id,
+                params={"source": DUNNING_SOURCE, "cause": NONPAYMENT},
+            )
+        ],
+        actor=Actor.system("renewals"),
+    )
 
 
 def renewal_invoices_cancel_for(*, deployment_id: int, reason: str) -> None:
@@ -203,38 +557,67 @@ def _already(exc: ApplicationError) -> bool:
     return getattr(exc, "code", "") in ("invalid_state", "invalid_transition")
 
 
-def unpaid_server_suspend(*, deployment_id: int) -> str:
-    """Suspend on the panel if still unpaid past the grace period (checked again here)."""
-    from provisioning.operations import deployment_suspend, deployment_unsuspend
-
-    if not _has_overdue_renewal(deployment_id):
-        return "paid meanwhile"
+def dunning_execute(*, operation: PanelOperation, client: PterodactylClient) -> OperationResult:
+    """Run one panel operation the dunning job decided (the drain calls this when its turn
+    comes): each kind checks again that it is still wanted. A server missing on the panel goes
+    to staff once; retrying would not help."""
+    executors = {
+        PanelOperationKind.SUSPEND: unpaid_server_suspend,
+        PanelOperationKind.TERMINATE: unpaid_server_terminate,
+        PanelOperationKind.UNSUSPEND: paid_server_unsuspend,
+    }
+    execute = executors.get(operation.kind)
+    if execute is None:
+        raise ValueError(f"dunning does not run {operation.kind} operations")
     try:
-        deployment_suspend(
+        return execute(deployment_id=operation.deployment_id, client=client)
+    except PanelServerMissing as exc:
+        dunning_panel_problem(
+            deployment_id=operation.deployment_id, operation=operation.kind, error=exc.message
+        )
+        return OperationResult(
+            outcome=f"server missing on the panel; staff alerted ({exc.message})", failed=True
+        )
+
+
+def _verified(deployment: Deployment) -> bool | None:
+    return getattr(deployment, "panel_verified", None)
+
+
+def unpaid_server_suspend(
+    *, deployment_id: int, client: PterodactylClient | None = None
+) -> OperationResult:
+    """Suspend on the panel if still unpaid past the grace period (checked again here)."""
+    if not _has_overdue_renewal(deployment_id):
+        return OperationResult(outcome="paid meanwhile", skipped=True)
+    try:
+        deployment = deployment_suspend(
             deployment_id=deployment_id,
             actor=Actor.system("dunning"),
             reason="Renewal invoice unpaid past the grace period",
             cause=NONPAYMENT,
+            client=client,
         )
     except ApplicationError as exc:
         if _already(exc):
-            return "not active"
+            return OperationResult(outcome="not active", skipped=True)
         raise
     if not _has_overdue_renewal(deployment_id):
         # Paid while the panel call ran (the payment saw the server still active).
-        deployment_unsuspend(
+        deployment = deployment_unsuspend(
             deployment_id=deployment_id,
             actor=Actor.system("dunning"),
             reason="Renewal paid during the suspension",
+            client=client,
         )
-        return "paid during suspension"
-    return "suspended"
+        return OperationResult(outcome="paid during suspension", verified=_verified(deployment))
+    return OperationResult(outcome="suspended", verified=_verified(deployment))
 
 
-def unpaid_server_terminate(*, deployment_id: int) -> str:
+def unpaid_server_terminate(
+    *, deployment_id: int, client: PterodactylClient | None = None
+) -> OperationResult:
     """Terminate a server suspended for non-payment that is still overdue past the grace."""
-    from provisioning.operations import deployment_terminate
-
     deployment = Deployment.objects.get(pk=deployment_id)
     cutoff = timezone.now() - dt.timedelta(days=settings.TERMINATION_GRACE_DAYS)
     if not (
@@ -244,41 +627,58 @@ def unpaid_server_terminate(*, deployment_id: int) -> str:
         and deployment.suspended_at <= cutoff
         and _has_overdue_renewal(deployment_id)
     ):
-        return "not due"
+        follow_up = None
+        if (
+            deployment.status == DeploymentStatus.SUSPENDED
+            and deployment.suspension_cause == NONPAYMENT
+            and not _has_overdue_renewal(deployment_id)
+        ):
+            # Paid while the termination waited: lift the suspension next.
+            follow_up = OperationRequest(
+                kind=PanelOperationKind.UNSUSPEND,
+                reason="Renewal paid",
+                deployment_id=deployment_id,
+                params={"source": DUNNING_SOURCE, "cause": NONPAYMENT},
+            )
+        return OperationResult(outcome="not due", skipped=True, follow_up=follow_up)
     try:
         # Its unpaid renewal invoices are voided by billing's termination listener.
-        deployment_terminate(
+        deployment = deployment_terminate(
             deployment_id=deployment_id,
             actor=Actor.system("dunning"),
             reason="Suspended and unpaid past the termination grace period",
+            client=client,
         )
     except ApplicationError as exc:
         if _already(exc):
-            return "already terminated"
+            return OperationResult(outcome="already terminated", skipped=True)
         raise
-    return "terminated"
+    return OperationResult(outcome="terminated", verified=_verified(deployment))
 
 
-def paid_server_unsuspend(*, deployment_id: int) -> str:
+def paid_server_unsuspend(
+    *, deployment_id: int, client: PterodactylClient | None = None
+) -> OperationResult:
     """Lift a non-payment suspension once nothing is overdue (never a staff suspension)."""
-    from provisioning.operations import deployment_unsuspend
-
     deployment = Deployment.objects.get(pk=deployment_id)
     if deployment.status != DeploymentStatus.SUSPENDED:
-        return "not suspended"
+        return OperationResult(outcome="not suspended", skipped=True)
     if deployment.suspension_cause != NONPAYMENT:
-        return "suspended by staff"
+        return OperationResult(outcome="suspended by staff", skipped=True)
     if _has_overdue_renewal(deployment_id):
-        return "still owes an overdue invoice"
+        return OperationResult(outcome="still owes an overdue invoice", skipped=True)
     try:
-        deployment_unsuspend(
-            deployment_id=deployment_id, actor=Actor.system("renewals"), reason="Renewal paid"
+        deployment = deployment_unsuspend(
+            deployment_id=deployment_id,
+            actor=Actor.system("renewals"),
+            reason="Renewal paid",
+            client=client,
         )
     except ApplicationError as exc:
         if _already(exc):
-            return "not suspended"
+            return OperationResult(outcome="not suspended", skipped=True)
         raise
-    return "unsuspended"
+    return OperationResult(outcome="unsuspended", verified=_verified(deployment))
 
 
 def dunning_panel_problem(*, deployment_id: int, operation: str, error: str) -> None:

@@ -40,5 +40,25 @@ PANEL_OPERATIONS_RETRY_BACKOFF = env.float("PANEL_OPERATIONS_RETRY_BACKOFF", def
 # One drain task works at most this long, then hands over to a new task (no long holders).
 PANEL_OPERATIONS_DRAIN_SECONDS = env.int("PANEL_OPERATIONS_DRAIN_SECONDS", default=60)
 
+# Health job: servers whose live power state is read per run through the client API (the
+# application API has none), the stalest first; the others keep their last known state. These
+# reads share the client-API budget (PTERODACTYL_CLIENT_RATE_LIMIT_PER_MINUTE) with the
+# customers' power buttons: keep this well below it per FLEET_HEALTH_INTERVAL.
+HEALTH_RESOURCE_CHECKS_PER_RUN = env.int("HEALTH_RESOURCE_CHECKS_PER_RUN", default=200)
+# Restart a server that should run (active, the customer's last power action not stop/kill)
+# when the panel reports it offline: the health job requests a RESTART panel operation.
+AUTO_RESTART_CRASHED_SERVERS = env.bool("AUTO_RESTART_CRASHED_SERVERS", default=False)
+# At most one automatic restart per server in this many minutes (no restart loop for a server
+# that crashes on start).
+AUTO_RESTART_MIN_INTERVAL_MINUTES = env.int("AUTO_RESTART_MIN_INTERVAL_MINUTES", default=30)
+
 # Days before the suspension date that a customer with an overdue invoice is warned.
 SUSPENSION_WARNING_DAYS = env.int("SUSPENSION_WARNING_DAYS", default=1)
+
+# Repairs the reconcile job requests by itself for the drift it finds (the admin's "Repair"
+# action works for every kind regardless): "suspension" (make the panel's suspension match
+# ours), "build" (push the plan + add-on limits), "adopt_orphans" (link a panel server carrying
+# a live deployment's external id to it, database only), "delete_orphans" (delete panel servers
+# and users with our external-id prefix that nothing of ours owns). Orphans are off by default:
+# deleting is for an operator who has looked at the list first.
+RECONCILE_REPAIRS = env.list("RECONCILE_REPAIRS", default=["suspension", "build"])

@@ -11,7 +11,7 @@ with backoff, and an operation that keeps failing alerts staff once.
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
@@ -89,3 +89,25 @@ class OperationResult:
     verified: bool | None = None
     # Checked again when its turn came and no longer wanted: nothing was sent to the panel.
     skipped: bool = False
+    # A terminal failure the executor already reported to staff (no second alert).
+    failed: bool = False
+    # Work that became necessary meanwhile (e.g. paid during a pending termination: unsuspend),
+    # requested once this operation is closed.
+    follow_up: OperationRequest | None = None
+
+
+class OperationExecutor(Protocol):
+    def __call__(self, *, operation: PanelOperation, client: Any) -> OperationResult: ...
+
+
+# Executors of operations decided outside provisioning, by params["source"] (billing registers
+# "dunning" at startup, as with provisioning.listeners): provisioning never imports billing.
+_executors: dict[str, OperationExecutor] = {}
+
+
+def register_operation_executor(source: str, executor: OperationExecutor) -> None:
+    _executors[source] = executor
+
+
+def operation_executor_for(source: str) -> OperationExecutor | None:
+    return _executors.get(source)

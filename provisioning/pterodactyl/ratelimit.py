@@ -106,6 +106,10 @@ class InProcessRateLimiter:
             self._sleep(wait)
             waited += wait
 
+    def try_acquire(self) -> float:
+        """Take a slot without waiting: 0 when taken, else the seconds until the next one."""
+        return self._try_acquire()
+
     def block_for(self, seconds: float) -> None:
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
@@ -240,6 +244,18 @@ class RedisRateLimiter:
                 raise _give_up(waited, wait, self.limit, self.window)
             self._sleep(wait)
             waited += wait
+
+    def try_acquire(self) -> float:
+        """Take a slot without waiting: 0 when taken, else the seconds until the next one."""
+        if time.monotonic() < self._redis_retry_at:
+            return self._fallback.try_acquire()
+        try:
+            wait = self._try_acquire()
+        except Exception as exc:  # any Redis failure: degrade to a per-process budget
+            self._log_redis_failure(exc)
+            return self._fallback.try_acquire()
+        self._redis_failed_logged = False
+        return wait
 
     def block_for(self, seconds: float) -> None:
         try:

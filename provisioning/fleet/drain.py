@@ -1,0 +1,353 @@
+"""The drain: works pending panel operations off, most urgent first, inside their budget.
+
+Each operation is claimed in a short transaction (SKIP LOCKED, a lease), its panel calls run
+with no transaction open, and the outcome is written back. The operations have their own share
+of the panel budget (PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE, a Redis-shared limiter below the
+global one), and take twice the share per call while provisioning runs are in flight, so a
+backlog of 10,000 suspensions never slows a customer's new server. Workers never sleep: when
+the share is used up the drain hands over to a task scheduled for when it is free again.
+
+A worker killed mid-operation leaves a lease that expires; the next drain claims the row again
+and its executor checks the server's state first, so nothing is done twice.
+"""
+
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from common.actors import Actor
+from common.errors import ApplicationError
+from common.logging import redact
+from notifications.services import notification_send
+from provisioning.fleet.operations import (
+    OperationResult,
+    operation_executor_for,
+    panel_operations_request,
+)
+from provisioning.models import (
+    ACTIVE_RUN_STATUSES,
+    PanelOperation,
+    PanelOperationKind,
+    PanelOperationStatus,
+    ProvisioningRequest,
+    ProvisioningRequestStatus,
+    ProvisioningRun,
+)
+from provisioning.pterodactyl import PanelError, PanelRateLimited, PterodactylClient
+from provisioning.pterodactyl.ratelimit import build_rate_limiter
+
+logger = logging.getLogger(__name__)
+
+S = PanelOperationStatus
+K = PanelOperationKind
+# Application-API requests an operation makes (action + read-back; terminate may remove the
+# panel user too). Its share of the budget is taken before it starts.
+CALLS_PER_OPERATION = {
+    K.SUSPEND: 2,
+    K.UNSUSPEND: 2,
+    K.TERMINATE: 3,
+    K.RESTART: 1,
+    K.REAPPLY_SUSPENSION: 3,
+    K.REAPPLY_BUILD: 3,
+    K.DELETE_ORPHAN_SERVER: 2,
+    K.DELETE_ORPHAN_USER: 2,
+}
+LEASE_SECONDS = 300
+ATTEMPT_LOG_LENGTH = 10
+_limiters: dict[tuple[str, int, str | None], Any] = {}
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: str
+    retryable: bool
+    retry_after: float | None = None
+
+
+def _operations_limiter() -> Any:
+    """The operations' own budget, shared by every worker through Redis when configured."""
+    key = (
+        settings.PTERODACTYL_URL or "-",
+        settings.PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE,
+        settings.PTERODACTYL_RATE_LIMIT_REDIS_URL,
+    )
+    if key not in _limiters:
+        _limiters[key] = build_rate_limiter(
+            base_url=key[0], limit_per_minute=key[1], redis_url=key[2], bucket="operations"
+        )
+    return _limiters[key]
+
+
+def _provisioning_busy() -> bool:
+    """A customer is waiting for a new server: provisioning comes first."""
+    return (
+        ProvisioningRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).exists()
+        or ProvisioningRequest.objects.filter(status=ProvisioningRequestStatus.PENDING).exists()
+    )
+
+
+def _take_budget(limiter: Any, calls: int) -> float:
+    """Take `calls` slots; 0 when all were taken, else the seconds to wait for the rest."""
+    for _ in range(calls):
+        wait = limiter.try_acquire()
+        if wait > 0:
+            return wait
+    return 0.0
+
+
+def panel_operations_drain(*, max_seconds: float | None = None) -> dict[str, int]:
+    """Run due operations until none is left, the time is up or the budget is used up."""
+    budget_seconds = settings.PANEL_OPERATIONS_DRAIN_SECONDS if max_seconds is None else max_seconds
+    deadline = time.monotonic() + budget_seconds
+    counts: Counter[str] = Counter()
+    limiter = _operations_limiter()
+    busy = _provisioning_busy()
+    client: PterodactylClient | None = None
+    while True:
+        if time.monotonic() >= deadline:
+            _hand_over(countdown=0)
+            counts["handed_over"] += 1
+            break
+        operation = _claim()
+        if operation is None:
+            break
+        wait = _take_budget(
+            limiter, CALLS_PER_OPERATION.get(operation.kind, 2) * (2 if busy else 1)
+        )
+        if wait > 0:
+            _release(operation, wait)
+            _hand_over(countdown=wait)
+            counts["deferred_for_budget"] += 1
+            break
+        if client is None:
+            try:
+                client = PterodactylClient.from_settings()
+            except ImproperlyConfigured as exc:
+                _release(operation, 60)
+                logger.error("panel operations wait: %s", exc)
+                counts["panel_not_configured"] += 1
+                break
+        outcome = _execute(operation, client)
+        counts[outcome] += 1
+    return dict(counts)
+
+
+def _claim() -> PanelOperation | None:
+    now = timezone.now()
+    with transaction.atomic():
+        operation = (
+            PanelOperation.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(status=S.PENDING, next_attempt_at__lte=now)
+                # A worker died inside the operation: its lease ran out.
+                | Q(status=S.RUNNING, lease_expires_at__lt=now)
+            )
+            .order_by("priority", "next_attempt_at", "pk")
+            .first()
+        )
+        if operation is None:
+            return None
+        operation.status = S.RUNNING
+        operation.attempts += 1
+        operation.lease_expires_at = now + timedelta(seconds=LEASE_SECONDS)
+        operation.started_at = operation.started_at or now
+        operation.save(
+            update_fields=["status", "attempts", "lease_expires_at", "started_at", "updated_at"]
+        )
+    return operation
+
+
+def _release(operation: PanelOperation, wait: float) -> None:
+    """Give a claimed operation back untouched (the budget was used up)."""
+    PanelOperation.objects.filter(pk=operation.pk, status=S.RUNNING).update(
+        status=S.PENDING,
+        attempts=max(0, operation.attempts - 1),
+        lease_expires_at=None,
+        next_attempt_at=timezone.now() + timedelta(seconds=wait),
+    )
+
+
+def _hand_over(*, countdown: float) -> None:
+    """Continue in a fresh task (no worker holds on to a long drain, none sleeps)."""
+    from celery import current_app
+
+    from provisioning.tasks import drain_panel_operations
+
+    if current_app.conf.task_always_eager:
+        return  # eager mode runs countdowns at once: beat's next drain continues instead
+    drain_panel_operations.apply_async(countdown=max(0.0, countdown))
+
+
+def _execute(operation: PanelOperation, client: PterodactylClient) -> str:
+    """Run one claimed operation and record its outcome; returns the counter name."""
+    try:
+        result = _dispatch(operation, client)
+    except PanelRateLimited as exc:
+        failure = _Failure(str(exc), True, getattr(exc, "retry_after", None))
+    except PanelError as exc:
+        failure = _Failure(str(exc), exc.retryable)
+    except ApplicationError as exc:
+        cause = exc.__cause__
+        retryable = isinstance(cause, PanelError) and cause.retryable
+        failure = _Failure(exc.message, retryable)
+    except Exception as exc:  # a defect: record it, tell staff, never loop on it
+        logger.exception("panel operation %s failed unexpectedly", operation.pk)
+        failure = _Failure(f"{type(exc).__name__}: {exc}", False)
+    else:
+        _finish(operation, result)
+        return "skipped" if result.skipped else ("failed" if result.failed else "succeeded")
+    return _fail(operation, failure)
+
+
+def _dispatch(operation: PanelOperation, client: PterodactylClient) -> OperationResult:
+    source = operation.params.get("source", "")
+    executor = operation_executor_for(source) if source else None
+    if executor is not None:
+        return executor(operation=operation, client=client)
+    if operation.kind in (
+        K.REAPPLY_SUSPENSION,
+        K.REAPPLY_BUILD,
+        K.DELETE_ORPHAN_SERVER,
+        K.DELETE_ORPHAN_USER,
+    ):
+        from provisioning.fleet.repairs import repair_execute
+
+        return repair_execute(operation=operation, client=client)
+    return _lifecycle_execute(operation, client)
+
+
+def _lifecycle_execute(operation: PanelOperation, client: PterodactylClient) -> OperationResult:
+    """Operations requested by staff or the health job, without billing's checks."""
+    from provisioning import operations as ops
+    from servers.models import Deployment, DeploymentStatus
+    from servers.services import deployment_record
+
+    actor = Actor(label=operation.requested_by)
+    deployment = Deployment.objects.get(pk=operation.deployment_id)
+    if operation.kind == K.RESTART:
+        if deployment.status != DeploymentStatus.ACTIVE or not deployment.panel_identifier:
+            return OperationResult(outcome=f"not restarted: {deployment.status}", skipped=True)
+        from provisioning.pterodactyl import PterodactylClientAPI
+
+        PterodactylClientAPI.from_settings().send_power_signal(deployment.panel_identifier, "start")
+        deployment_record(
+            deployment_id=deployment.pk,
+            actor=actor,
+            reason=f"Started automatically: {operation.reason}"[:1000],
+        )
+        # The panel caches live state for 20 s: the next health run reads the result.
+        return OperationResult(outcome="start signal sent")
+    actions = {
+        K.SUSPEND: lambda: ops.deployment_suspend(
+            deployment_id=deployment.pk,
+            actor=actor,
+            reason=operation.reason,
+            cause=operation.params.get("cause", "staff"),
+            client=client,
+        ),
+        K.UNSUSPEND: lambda: ops.deployment_unsuspend(
+            deployment_id=deployment.pk, actor=actor, reason=operation.reason, client=client
+        ),
+        K.TERMINATE: lambda: ops.deployment_terminate(
+            deployment_id=deployment.pk, actor=actor, reason=operation.reason, client=client
+        ),
+    }
+    try:
+        done = actions[operation.kind]()
+    except ApplicationError as exc:
+        if exc.code in ("invalid_state", "invalid_transition"):
+            return OperationResult(outcome=f"not needed: {exc.message}", skipped=True)
+        raise
+    return OperationResult(outcome=f"{operation.kind} done", verified=done.panel_verified)
+
+
+def _log_entry(operation: PanelOperation, result: str) -> list[dict]:
+    entry = {"at": timezone.now().isoformat(), "attempt": operation.attempts, "result": result}
+    return [*operation.attempt_log, entry][-ATTEMPT_LOG_LENGTH:]
+
+
+def _finish(operation: PanelOperation, result: OperationResult) -> None:
+    status = S.SKIPPED if result.skipped else (S.FAILED if result.failed else S.SUCCEEDED)
+    outcome = redact(result.outcome)[:2000]
+    with transaction.atomic():
+        PanelOperation.objects.filter(pk=operation.pk).update(
+            status=status,
+            outcome=outcome,
+            verified=result.verified,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            last_error=outcome if result.failed else operation.last_error,
+            attempt_log=_log_entry(operation, outcome),
+            updated_at=timezone.now(),
+        )
+        if result.follow_up is not None:
+            panel_operations_request(
+                requests=[result.follow_up], actor=Actor(label=operation.requested_by)
+            )
+
+
+def _fail(operation: PanelOperation, failure: _Failure) -> str:
+    message = redact(failure.message)[:2000]
+    now = timezone.now()
+    if failure.retryable and operation.attempts < settings.PANEL_OPERATIONS_MAX_ATTEMPTS:
+        backoff = settings.PANEL_OPERATIONS_RETRY_BACKOFF * 2 ** (operation.attempts - 1)
+        delay = max(failure.retry_after or 0.0, backoff * random.uniform(0.5, 1.0))  # noqa: S311
+        PanelOperation.objects.filter(pk=operation.pk).update(
+            status=S.PENDING,
+            next_attempt_at=now + timedelta(seconds=delay),
+            lease_expires_at=None,
+            last_error=message,
+            attempt_log=_log_entry(operation, f"retry in {delay:.0f} s: {message}"),
+            updated_at=now,
+        )
+        return "retrying"
+    with transaction.atomic():
+        PanelOperation.objects.filter(pk=operation.pk).update(
+            status=S.FAILED,
+            finished_at=now,
+            lease_expires_at=None,
+            last_error=message,
+            outcome=f"failed after {operation.attempts} attempt(s)",
+            attempt_log=_log_entry(operation, f"failed: {message}"),
+            updated_at=now,
+        )
+        _alert_staff(operation, message)
+    return "failed"
+
+
+def _alert_staff(operation: PanelOperation, message: str) -> None:
+    """One message per failed operation (the event key), whatever retried before it."""
+    from servers.models import Deployment
+
+    deployment = (
+        Deployment.objects.select_related("customer").filter(pk=operation.deployment_id).first()
+    )
+    context: dict[str, object] = {
+        "title": f"Panel operation failed: {operation.get_kind_display()}",
+        "detail": f"{operation} failed after {operation.attempts} attempt(s): {message}",
+        "admin_url": settings.PORTAL_BASE_URL.rstrip("/")
+        + reverse("admin:provisioning_paneloperation_change", args=[operation.pk]),
+    }
+    if deployment is not None:
+        context |= {
+            "deployment_id": deployment.pk,
+            "server_name": deployment.name,
+            "customer_email": deployment.customer.email,
+        }
+    notification_send(
+        event="fleet_alert_staff",
+        staff=True,
+        context=context,
+        event_key=f"panel-operation:{operation.pk}",
+    )
