@@ -1,5 +1,7 @@
 """What billing tells customers. Called inside the transaction that records the event."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.urls import reverse
 
@@ -82,16 +84,31 @@ def notify_payment_received(invoice: Invoice, payment: Payment | None) -> None:
     )
 
 
+def invoice_url_builder() -> Callable[[int], str]:
+    """invoice id -> its page, without a URL resolver call per invoice (fleet jobs)."""
+    marker = 987654321
+    template = _url("invoice-detail", marker)
+    head, tail = template.split(str(marker))
+    return lambda invoice_id: f"{head}{invoice_id}{tail}"
+
+
 def invoice_message_context(
-    invoice: Invoice, *, server_name: str = "", suspension_date: object = None
+    invoice: Invoice | dict,
+    *,
+    server_name: str = "",
+    suspension_date: object = None,
+    url: Callable[[int], str] | None = None,
 ) -> dict[str, object]:
-    """What invoice_created, invoice_reminder, invoice_overdue and suspension_warning show."""
+    """What invoice_created, invoice_reminder, invoice_overdue and suspension_warning show
+    (from an Invoice, or a dict of its fields: the fleet jobs build no model instances)."""
+    get = invoice.get if isinstance(invoice, dict) else lambda name: getattr(invoice, name)
+    invoice_id = get("id") if isinstance(invoice, dict) else invoice.pk
     context: dict[str, object] = {
-        "invoice_number": invoice.number,
-        "amount": str(invoice.total),
-        "currency": invoice.currency,
-        "due_date": invoice.due_date.isoformat(),
-        "invoice_url": _url("invoice-detail", invoice.pk),
+        "invoice_number": get("number"),
+        "amount": str(get("total")),
+        "currency": get("currency"),
+        "due_date": get("due_date").isoformat(),
+        "invoice_url": url(invoice_id) if url else _url("invoice-detail", invoice_id),
     }
     if server_name:
         context["server_name"] = server_name

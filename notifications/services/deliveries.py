@@ -36,6 +36,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from common.actors import Actor
+from common.bulk import copy_insert, copy_insert_ignore_conflicts
 from common.errors import ConflictError
 from common.logging import redact
 from common.state import apply_transition
@@ -202,10 +203,18 @@ def notification_send(
 
 
 @dataclass(frozen=True)
+class Recipient:
+    """A customer as bulk sends need them (no model instance per message at fleet scale)."""
+
+    pk: int
+    email: str
+
+
+@dataclass(frozen=True)
 class BulkMessage:
     """One customer's occurrence of an event, for `notification_send_many`."""
 
-    user: AbstractBaseUser
+    user: AbstractBaseUser | Recipient
     context: dict
     event_key: str
 
@@ -259,49 +268,42 @@ def notification_send_many(*, event: str, messages: list[BulkMessage]) -> int:
         )
         if not targets:
             unreachable.append(message)
-        stored_context = json.loads(json.dumps(message.context, cls=DjangoJSONEncoder))
         rows.extend(
-            Delivery(
-                event=event,
-                event_key=message.event_key,
-                recipient=target.recipient,
-                channel=target.channel,
-                audience=Audience.CUSTOMER,
-                user=message.user,
-                language=target.language,
-                context=stored_context,
-                next_attempt_at=now,
-            )
+            {
+                "event": event,
+                "event_key": message.event_key,
+                "recipient": target.recipient,
+                "channel": target.channel,
+                "audience": Audience.CUSTOMER,
+                "user_id": message.user.pk,
+                "language": target.language,
+                "context": message.context,
+                "next_attempt_at": now,
+            }
             for target in targets
         )
     with transaction.atomic():
-        # ON CONFLICT DO NOTHING: a concurrent send of the same occurrence wins, once.
-        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-        created = list(
-            Delivery.objects.filter(
-                event=event,
-                event_key__in=[m.event_key for m in pending],
-                created_at__gte=now,
-                status=S.QUEUED,
-            )
-            .exclude(events__isnull=False)
-            .order_by("pk")
-        )
-        DeliveryEvent.objects.bulk_create(
-            DeliveryEvent(
-                delivery=delivery,
-                actor=SYSTEM.user,
-                actor_label=SYSTEM.label,
-                from_status="",
-                to_status=S.QUEUED,
-                reason=f"queued for {delivery.event_key}",
-            )
-            for delivery in created
+        # ON CONFLICT DO NOTHING: a concurrent send of the same occurrence wins, once; the ids
+        # returned are exactly the rows this call created.
+        created = sorted(copy_insert_ignore_conflicts(Delivery, rows, returning="event_key"))
+        copy_insert(
+            DeliveryEvent,
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "actor_id": None,
+                    "actor_label": SYSTEM.label,
+                    "from_status": "",
+                    "to_status": S.QUEUED,
+                    "reason": f"queued for {event_key}",
+                }
+                for delivery_id, event_key in created
+            ],
         )
         if created:
             from notifications.tasks import deliver_many
 
-            ids = [delivery.pk for delivery in created]
+            ids = [delivery_id for delivery_id, _key in created]
             transaction.on_commit(lambda: deliver_many.delay(ids))
         for message in unreachable:  # rare: no e-mail and no usable WhatsApp number
             _no_targets(event=event, event_key=message.event_key, user=message.user, staff=False)
