@@ -50,7 +50,9 @@ class JobReport:
     run_id: int | None = None
 
     def summary(self) -> str:
-        counts = ", ".join(f"{key}={value}" for key, value in self.counts.items()) or "-"
+        # Long texts (a dry run's listing) are printed on their own lines, not in the summary.
+        short = {k: v for k, v in self.counts.items() if not isinstance(v, str) or len(v) <= 60}
+        counts = ", ".join(f"{key}={value}" for key, value in short.items()) or "-"
         mode = " (dry run)" if self.dry_run else ""
         text = f"{self.name}{mode}: {self.status} in {self.duration_ms / 1000:.2f} s; {counts}"
         return f"{text}; error: {self.error}" if self.error else text

@@ -7,17 +7,20 @@ suspend, unsuspend, terminate (confirmation page), reinstall and reset panel pas
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from common.actors import Actor
 from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline
 from common.errors import ApplicationError
 from provisioning import operations
+from provisioning.fleet.drift import drift_repairs_request, drifts_dismiss, repair_for
 from provisioning.models import (
     AllocationClaim,
+    DriftItem,
     PanelAccount,
     ProvisioningRequest,
     ProvisioningRequestEvent,
@@ -358,5 +361,126 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
 
 admin.site.unregister(Deployment)
 admin.site.register(Deployment, ProvisionedDeploymentAdmin)
+
+
+# --- drift (billing <-> panel), found by the reconcile job -----------------------------------
+
+
+class DriftStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("open", "Open"), ("resolved", "Resolved")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DriftItem]) -> QuerySet[DriftItem]:
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(DriftItem)
+class DriftItemAdmin(ReadOnlyAdmin):
+    """The drift list: what billing and the panel disagree on, with one-click repair."""
+
+    list_display = (
+        "id",
+        "kind",
+        "deployment_link",
+        "panel_server_id",
+        "panel_user_id",
+        "summary",
+        "repair_kind",
+        "detected_at",
+        "last_seen_at",
+        "state",
+        "repair_operation",
+    )
+    list_filter = ("kind", DriftStateFilter, "source")
+    search_fields = ("deployment__name", "deployment__customer__email", "resolution")
+    list_select_related = ("deployment", "repair_operation")
+    # Fleet-sized table: no COUNT(*) over the whole table on every page.
+    show_full_result_count = False
+    ordering = ("-detected_at", "-id")
+    actions = ("repair", "dismiss")
+    readonly_fields = (
+        "kind",
+        "deployment",
+        "panel_server_id",
+        "panel_user_id",
+        "details",
+        "source",
+        "detected_at",
+        "last_seen_at",
+        "resolved_at",
+        "resolution",
+        "resolved_by",
+        "repair_operation",
+    )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[DriftItem], search_term: str
+    ) -> tuple[QuerySet[DriftItem], bool]:
+        # A number finds the deployment, panel server or panel user of that id (exact, indexed).
+        term = search_term.strip().lstrip("#")
+        if term.isdigit():
+            number = int(term)
+            return (
+                queryset.filter(
+                    Q(deployment_id=number) | Q(panel_server_id=number) | Q(panel_user_id=number)
+                ),
+                False,
+            )
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_repair_permission(self, request: HttpRequest) -> bool:
+        # The form stays read-only; the change permission gates repair and dismiss.
+        return request.user.has_perm("provisioning.change_driftitem")
+
+    @admin.display(description="deployment", ordering="deployment")
+    def deployment_link(self, item: DriftItem) -> str:
+        if item.deployment_id is None:
+            return "-"
+        url = reverse("admin:servers_deployment_change", args=[item.deployment_id])
+        return format_html('<a href="{}">{}</a>', url, item.deployment)
+
+    @admin.display(description="details")
+    def summary(self, item: DriftItem) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in item.details.items() if k != "repair")
+        return shown[:160]
+
+    @admin.display(description="repair")
+    def repair_kind(self, item: DriftItem) -> str:
+        return repair_for(kind=item.kind, details=item.details) or "by hand"
+
+    @admin.display(description="state")
+    def state(self, item: DriftItem) -> str:
+        return "open" if item.is_open else f"resolved: {item.resolution}"[:80]
+
+    @admin.action(permissions=["repair"], description="Repair (request the repair operation)")
+    def repair(self, request: HttpRequest, queryset: QuerySet[DriftItem]) -> None:
+        actor = Actor.staff(request.user)
+        items = list(queryset.filter(resolved_at__isnull=True))
+        result = drift_repairs_request(
+            items=items, actor=actor, reason=f"Drift repair requested by {actor.label}"
+        )
+        self.message_user(
+            request,
+            f"{result.requested} repair operation(s) requested, {result.adopted} orphan "
+            f"server(s) adopted, {result.already_open} already in progress, "
+            f"{result.not_repairable} without an automatic repair (handle by hand).",
+            messages.SUCCESS if result.requested or result.adopted else messages.WARNING,
+        )
+
+    @admin.action(permissions=["repair"], description="Dismiss (close without a repair)")
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[DriftItem]) -> None:
+        closed = drifts_dismiss(
+            item_ids=queryset.filter(resolved_at__isnull=True).values_list("pk", flat=True),
+            actor=Actor.staff(request.user),
+        )
+        self.message_user(request, f"{closed} drift item(s) dismissed.", messages.SUCCESS)
+
 
 from provisioning.fleet import admin as _fleet_admin  # noqa: E402, F401  (panel operations)

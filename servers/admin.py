@@ -1,8 +1,22 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-from common.admin import StatusEventInline
+from common.admin import ReadOnlyAdmin, StatusEventInline
 from common.logging import mask_secret_values
-from servers.models import Deployment, DeploymentEvent, Egg, EggVariable, Location, Nest, Node
+from servers.models import (
+    Deployment,
+    DeploymentEvent,
+    Egg,
+    EggVariable,
+    HealthIncident,
+    Location,
+    Nest,
+    Node,
+    ServerHealth,
+)
 
 
 @admin.register(Location)
@@ -107,3 +121,137 @@ class DeploymentAdmin(admin.ModelAdmin):
     @admin.display(description="Variables")
     def variables_masked(self, deployment: Deployment) -> object:
         return mask_secret_values(deployment.variables)
+
+
+# ---------------------------------------------------------------------- fleet health
+
+
+def _deployment_link(deployment_id: int | None, name: str = "") -> str:
+    if deployment_id is None:
+        return "-"
+    url = reverse("admin:servers_deployment_change", args=[deployment_id])
+    return format_html('<a href="{}">#{} {}</a>', url, deployment_id, name)
+
+
+@admin.register(ServerHealth)
+class ServerHealthAdmin(ReadOnlyAdmin):
+    """The fleet health page: what the last health run saw of every live server (read-only;
+    the `health` job writes it)."""
+
+    list_display = (
+        "deployment_column",
+        "deployment_status",
+        "reachable",
+        "installed",
+        "suspended_on_panel",
+        "panel_status",
+        "power_state",
+        "power_state_since",
+        "last_checked_at",
+        "resources_checked_at",
+        "error_column",
+    )
+    # Each filter has an index (power_state / reachable / suspended_on_panel, then the key the
+    # changelist orders by).
+    list_filter = ("power_state", "reachable", "suspended_on_panel")
+    search_fields = ("deployment__name", "=deployment__id", "=panel_server_id")
+    list_select_related = ("deployment",)
+    show_full_result_count = False  # no COUNT(*) over the whole fleet on every page
+    fields = (
+        "deployment_column",
+        "deployment_status",
+        "panel_server_id",
+        "reachable",
+        "installed",
+        "suspended_on_panel",
+        "panel_status",
+        "power_state",
+        "power_state_since",
+        "last_checked_at",
+        "resources_checked_at",
+        "last_error",
+        "incidents_link",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Deployment", ordering="deployment")
+    def deployment_column(self, health: ServerHealth) -> str:
+        return _deployment_link(health.deployment_id, health.deployment.name)
+
+    @admin.display(description="Status here")
+    def deployment_status(self, health: ServerHealth) -> str:
+        return health.deployment.get_status_display()
+
+    @admin.display(description="Last error")
+    def error_column(self, health: ServerHealth) -> str:
+        error = health.last_error
+        return error if len(error) <= 80 else error[:79] + "…"
+
+    @admin.display(description="Incidents")
+    def incidents_link(self, health: ServerHealth) -> str:
+        url = reverse("admin:servers_healthincident_changelist")
+        return format_html(
+            '<a href="{}?deployment__id__exact={}">Incidents of this server</a>',
+            url,
+            health.deployment_id,
+        )
+
+
+class OpenIncidentFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("yes", "Open"), ("no", "Closed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(closed_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(closed_at__isnull=False)
+        return queryset
+
+
+@admin.register(HealthIncident)
+class HealthIncidentAdmin(ReadOnlyAdmin):
+    """Health incidents, one per occurrence (staff were alerted once for each)."""
+
+    list_display = (
+        "kind",
+        "target",
+        "opened_at",
+        "last_seen_at",
+        "closed_at",
+        "alerted_at",
+        "checks",
+    )
+    list_filter = (OpenIncidentFilter, "kind")
+    search_fields = ("deployment__name", "=deployment__id")
+    list_select_related = ("deployment",)
+    ordering = ("-opened_at",)  # health_incident_opened_idx / health_incident_open_idx
+    show_full_result_count = False
+    fields = (
+        "kind",
+        "target",
+        "health_link",
+        "opened_at",
+        "last_seen_at",
+        "closed_at",
+        "alerted_at",
+        "checks",
+        "detail",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Server", ordering="deployment")
+    def target(self, incident: HealthIncident) -> str:
+        if incident.deployment_id is None:
+            return "Panel"
+        return _deployment_link(incident.deployment_id, incident.deployment.name)
+
+    @admin.display(description="Health")
+    def health_link(self, incident: HealthIncident) -> str:
+        if incident.deployment_id is None:
+            return "-"
+        url = reverse("admin:servers_serverhealth_change", args=[incident.deployment_id])
+        return format_html('<a href="{}">Fleet health of this server</a>', url)

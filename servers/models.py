@@ -196,3 +196,141 @@ class EggVariable(models.Model):
 
     def __str__(self) -> str:
         return self.env_variable
+
+
+# ---------------------------------------------------------------------- fleet health
+
+
+class PowerState(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    OFFLINE = "offline", "Offline"
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    STOPPING = "stopping", "Stopping"
+
+
+class ServerHealth(models.Model):
+    """What the last health run saw of one live deployment on the panel (the fleet health page).
+
+    Written only by the `health` job, in batches (servers.health); one row per deployment, keyed
+    by it, so the admin URL of a server's health is /admin/servers/serverhealth/<deployment id>/.
+    A failed panel read changes no row: these columns always describe a successful read.
+    """
+
+    deployment = models.OneToOneField(
+        Deployment, primary_key=True, on_delete=models.CASCADE, related_name="health"
+    )
+    # Copied from the deployment for the admin's search and the panel link.
+    panel_server_id = models.PositiveIntegerField(null=True, blank=True)
+    reachable = models.BooleanField(
+        default=False, help_text="The server was in the panel's list at the last read."
+    )
+    installed = models.BooleanField(null=True, blank=True)
+    suspended_on_panel = models.BooleanField(default=False)
+    # The panel's `status`: "" when installed and normal (null on the panel), else installing,
+    # install_failed, reinstall_failed, suspended, restoring_backup.
+    panel_status = models.CharField(max_length=32, blank=True)
+    # From the client API (sampled: a budget of servers per run, the stalest first).
+    power_state = models.CharField(
+        max_length=16, choices=PowerState.choices, blank=True, default=PowerState.UNKNOWN
+    )
+    power_state_since = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    resources_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, help_text="Redacted.")
+
+    class Meta:
+        # No default ordering: the job reads every row; the admin orders by the key.
+        verbose_name = "server health"
+        verbose_name_plural = "fleet health"
+        indexes = [
+            # The admin's filters, each with the changelist's ORDER BY -pk behind it.
+            models.Index(fields=["power_state", "deployment"], name="server_health_power_idx"),
+            models.Index(fields=["reachable", "deployment"], name="server_health_reach_idx"),
+            models.Index(
+                fields=["suspended_on_panel", "deployment"], name="server_health_susp_idx"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(power_state__in=PowerState.values), name="server_health_power_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Health of deployment #{self.deployment_id}"
+
+
+class HealthIncidentKind(models.TextChoices):
+    PANEL_UNREACHABLE = "panel_unreachable", "Panel unreachable"
+    SERVER_MISSING = "server_missing", "Server missing on the panel"
+    SERVER_OFFLINE = "server_offline", "Server offline (should run)"
+    INSTALL_FAILED = "install_failed", "Install failed"
+
+
+# Incidents about the panel as a whole carry no deployment; all others carry one.
+PANEL_WIDE_INCIDENT_KINDS = (HealthIncidentKind.PANEL_UNREACHABLE,)
+
+
+class HealthIncident(models.Model):
+    """One occurrence of a health problem, from first seen to resolved: staff are alerted once
+    per incident (alerted_at), never once per check. The partial unique constraints make a
+    re-run (or two overlapping runs) refresh the open incident instead of opening a second."""
+
+    kind = models.CharField(max_length=32, choices=HealthIncidentKind.choices)
+    deployment = models.ForeignKey(
+        Deployment,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="health_incidents",
+    )
+    opened_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    # Health runs that saw it (1 when opened).
+    checks = models.PositiveIntegerField(default=1)
+    detail = models.TextField(blank=True, help_text="Redacted.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-opened_at"], name="health_incident_opened_idx"),
+            # The job's "open incidents" read and the admin's "open" filter.
+            models.Index(
+                fields=["-opened_at"],
+                condition=Q(closed_at__isnull=True),
+                name="health_incident_open_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=HealthIncidentKind.values), name="health_incident_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind__in=PANEL_WIDE_INCIDENT_KINDS, deployment__isnull=True)
+                    | (~Q(kind__in=PANEL_WIDE_INCIDENT_KINDS) & Q(deployment__isnull=False))
+                ),
+                name="health_incident_target_matches_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "deployment"],
+                condition=Q(closed_at__isnull=True, deployment__isnull=False),
+                name="health_incident_one_open_per_deployment",
+            ),
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=Q(closed_at__isnull=True, deployment__isnull=True),
+                name="health_incident_one_open_panel_wide",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"deployment #{self.deployment_id}" if self.deployment_id else "panel"
+        state = "closed" if self.closed_at else "open"
+        return f"{self.get_kind_display()}: {target} ({state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None

@@ -1,6 +1,7 @@
 """Writes on locations, nodes and deployments."""
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -87,6 +88,73 @@ def deployment_transition(
             extra_updates=extra,
         )
     return deployment
+
+
+@dataclass(frozen=True)
+class PanelServerLink:
+    """Point a deployment at another panel server (found by its external id)."""
+
+    deployment_id: int
+    recorded_panel_server_id: int | None  # what we expect it to point at now
+    panel_server_id: int
+    uuid: str
+    identifier: str
+    ip_address: str
+    port: int | None
+    reason: str
+
+
+def deployments_relink_panel_servers(*, links: list[PanelServerLink], actor: Actor) -> list[int]:
+    """Relink live deployments to their panel servers, compare-and-set on the recorded id (a
+    deployment changed meanwhile is left alone), with a history row each. Returns the ids
+    relinked. Constant statements for the set."""
+    wanted = {link.deployment_id: link for link in links}
+    now = timezone.now()
+    with transaction.atomic():
+        deployments = list(
+            Deployment.objects.select_for_update()
+            .filter(
+                pk__in=list(wanted),
+                status__in=[DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED],
+            )
+            .order_by("pk")
+        )
+        linked, events = [], []
+        for deployment in deployments:
+            link = wanted[deployment.pk]
+            if deployment.panel_server_id != link.recorded_panel_server_id:
+                continue
+            deployment.panel_server_id = link.panel_server_id
+            deployment.panel_server_uuid = link.uuid[:36]
+            deployment.panel_identifier = link.identifier[:8]
+            if link.ip_address and link.port:
+                deployment.ip_address, deployment.port = link.ip_address, link.port
+            deployment.updated_at = now
+            linked.append(deployment)
+            events.append(
+                DeploymentEvent(
+                    deployment=deployment,
+                    actor=actor.user,
+                    actor_label=actor.label,
+                    from_status=deployment.status,
+                    to_status=deployment.status,
+                    reason=link.reason[:2000],
+                )
+            )
+        if linked:
+            Deployment.objects.bulk_update(
+                linked,
+                [
+                    "panel_server_id",
+                    "panel_server_uuid",
+                    "panel_identifier",
+                    "ip_address",
+                    "port",
+                    "updated_at",
+                ],
+            )
+            DeploymentEvent.objects.bulk_create(events)
+    return [deployment.pk for deployment in linked]
 
 
 def deployment_set_next_due_date(

@@ -64,6 +64,7 @@ def test_renewals_issue_each_due_server_once_in_batches(catalog, settings):
     assert Delivery.objects.filter(event="invoice_created").count() == 30
 
 
+@pytest.mark.postgres  # COPY; the SQLite demo falls back to a savepoint per message
 def test_renewal_statements_per_batch_do_not_grow_with_rows(catalog, settings):
     settings.FLEET_BATCH_SIZE = 1000
     today = billing_today()
@@ -191,6 +192,7 @@ def test_dunning_messages_and_operations_once_per_server(catalog, settings):
     assert Delivery.objects.filter(event="invoice_overdue").count() == 20
 
 
+@pytest.mark.postgres
 def test_dunning_statements_do_not_grow_with_servers(catalog, settings):
     settings.FLEET_BATCH_SIZE = 1000
     _overdue_fleet(2, days_overdue=settings.SUSPENSION_GRACE_DAYS)
@@ -258,7 +260,7 @@ def test_staff_suspension_through_the_drain_is_read_back(saga, active, manual_st
 
 
 def test_drain_defers_when_the_operations_budget_is_used_up(saga, active, manual_steps, settings):
-    settings.PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE = 3  # one suspension costs 2 calls
+    settings.FLEET_PANEL_RATE_LIMIT_PER_MINUTE = 3  # one suspension costs 2 calls
     _request(PanelOperationKind.SUSPEND, active.pk, cause="staff")
     panel_operations_drain()
     _request(PanelOperationKind.UNSUSPEND, active.pk)

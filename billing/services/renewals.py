@@ -150,6 +150,7 @@ def renewals_run(
                 size=size,
                 catalog=catalog,
                 dry_run=dry_run,
+                timings=timings,
             )
         if batch is None:
             break

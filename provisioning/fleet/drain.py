@@ -1,10 +1,10 @@
 """The drain: works pending panel operations off, most urgent first, inside their budget.
 
 Each operation is claimed in a short transaction (SKIP LOCKED, a lease), its panel calls run
-with no transaction open, and the outcome is written back. The operations have their own share
-of the panel budget (PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE, a Redis-shared limiter below the
-global one), and take twice the share per call while provisioning runs are in flight, so a
-backlog of 10,000 suspensions never slows a customer's new server. Workers never sleep: when
+with no transaction open, and the outcome is written back. The operations draw on the fleet
+share of the panel budget (FLEET_PANEL_RATE_LIMIT_PER_MINUTE, provisioning.fleet.budget), and
+take twice the share per call while provisioning runs are in flight, so a backlog of 10,000
+suspensions never slows a customer's new server. Workers never sleep: when
 the share is used up the drain hands over to a task scheduled for when it is free again.
 
 A worker killed mid-operation leaves a lease that expires; the next drain claims the row again
@@ -30,6 +30,7 @@ from common.actors import Actor
 from common.errors import ApplicationError
 from common.logging import redact
 from notifications.services import notification_send
+from provisioning.fleet.budget import fleet_share_limiter
 from provisioning.fleet.operations import (
     OperationResult,
     operation_executor_for,
@@ -45,7 +46,6 @@ from provisioning.models import (
     ProvisioningRun,
 )
 from provisioning.pterodactyl import PanelError, PanelRateLimited, PterodactylClient
-from provisioning.pterodactyl.ratelimit import build_rate_limiter
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,11 @@ CALLS_PER_OPERATION = {
     K.RESTART: 1,
     K.REAPPLY_SUSPENSION: 3,
     K.REAPPLY_BUILD: 3,
-    K.DELETE_ORPHAN_SERVER: 2,
-    K.DELETE_ORPHAN_USER: 2,
+    K.DELETE_ORPHAN_SERVER: 3,
+    K.DELETE_ORPHAN_USER: 3,
 }
 LEASE_SECONDS = 300
 ATTEMPT_LOG_LENGTH = 10
-_limiters: dict[tuple[str, int, str | None], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -76,17 +75,8 @@ class _Failure:
 
 
 def _operations_limiter() -> Any:
-    """The operations' own budget, shared by every worker through Redis when configured."""
-    key = (
-        settings.PTERODACTYL_URL or "-",
-        settings.PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE,
-        settings.PTERODACTYL_RATE_LIMIT_REDIS_URL,
-    )
-    if key not in _limiters:
-        _limiters[key] = build_rate_limiter(
-            base_url=key[0], limit_per_minute=key[1], redis_url=key[2], bucket="operations"
-        )
-    return _limiters[key]
+    """The fleet share, taken without waiting (the drain hands over instead of sleeping)."""
+    return fleet_share_limiter()
 
 
 def _provisioning_busy() -> bool:

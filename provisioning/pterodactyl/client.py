@@ -58,6 +58,7 @@ from provisioning.pterodactyl.errors import (
 )
 from provisioning.pterodactyl.ratelimit import (
     DEFAULT_LIMIT_PER_MINUTE,
+    CombinedRateLimiter,
     InProcessRateLimiter,
     RateLimiter,
     build_rate_limiter,
@@ -656,8 +657,13 @@ class PterodactylClient(_ClientBase):
     _key_setting = "PTERODACTYL_ADMIN_API_KEY"
 
     @classmethod
-    def from_settings(cls, **overrides: Any) -> PterodactylClient:
-        """Build a client from Django settings (the only place this module touches Django)."""
+    def from_settings(
+        cls, *, share: RateLimiter | None = None, **overrides: Any
+    ) -> PterodactylClient:
+        """Build a client from Django settings (the only place this module touches Django).
+
+        `share`: a limiter every request also takes a slot from, before the shared budget (the
+        fleet jobs' share, so a fleet-wide read never uses the whole budget)."""
         from django.conf import settings
         from django.core.exceptions import ImproperlyConfigured
 
@@ -674,6 +680,10 @@ class PterodactylClient(_ClientBase):
             rate_default=DEFAULT_LIMIT_PER_MINUTE,
         )
         kwargs.update(overrides)
+        if share is not None:
+            kwargs["rate_limiter"] = CombinedRateLimiter(
+                share, kwargs.get("rate_limiter") or InProcessRateLimiter(DEFAULT_LIMIT_PER_MINUTE)
+            )
         return cls(url, key, **kwargs)
 
     # ================================================================== users

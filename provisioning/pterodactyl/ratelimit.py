@@ -35,6 +35,7 @@ DEFAULT_MAX_WAIT_SECONDS = 30.0
 
 __all__ = [
     "DEFAULT_LIMIT_PER_MINUTE",
+    "CombinedRateLimiter",
     "InProcessRateLimiter",
     "RateLimiter",
     "RedisRateLimiter",
@@ -279,6 +280,32 @@ class RedisRateLimiter:
 
     def __repr__(self) -> str:
         return f"RedisRateLimiter(key={self.key!r}, limit={self.limit}/{self.window:g}s)"
+
+
+class CombinedRateLimiter:
+    """Takes a slot from each limiter in turn: a share of the budget (e.g. the fleet jobs'),
+    then the budget itself, so work inside a share can never crowd out the rest."""
+
+    def __init__(self, *limiters: Any) -> None:
+        self.limiters = limiters
+
+    def acquire(self) -> None:
+        for limiter in self.limiters:
+            limiter.acquire()
+
+    def try_acquire(self) -> float:
+        for limiter in self.limiters:
+            wait = limiter.try_acquire()
+            if wait > 0:
+                return wait
+        return 0.0
+
+    def block_for(self, seconds: float) -> None:
+        for limiter in self.limiters:
+            limiter.block_for(seconds)
+
+    def __repr__(self) -> str:
+        return f"CombinedRateLimiter{self.limiters!r}"
 
 
 def limiter_key(base_url: str, bucket: str = "application") -> str:
