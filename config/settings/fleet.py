@@ -30,9 +30,7 @@ FLEET_JOB_LEASE_SECONDS = env.int("FLEET_JOB_LEASE_SECONDS", default=1800)
 # rows worked off by a drain task. Their own share of the panel budget, per minute: kept below
 # PTERODACTYL_RATE_LIMIT_PER_MINUTE so provisioning always has the rest; while provisioning
 # runs are in flight the drain takes half of this share.
-FLEET_PANEL_RATE_LIMIT_PER_MINUTE = env.int(
-    "FLEET_PANEL_RATE_LIMIT_PER_MINUTE", default=120
-)
+FLEET_PANEL_RATE_LIMIT_PER_MINUTE = env.int("FLEET_PANEL_RATE_LIMIT_PER_MINUTE", default=120)
 # Attempts of one operation on retryable panel errors before staff are alerted.
 PANEL_OPERATIONS_MAX_ATTEMPTS = env.int("PANEL_OPERATIONS_MAX_ATTEMPTS", default=8)
 # Base of the exponential backoff (with jitter) between attempts, seconds.
