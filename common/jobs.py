@@ -137,6 +137,14 @@ def job_run(*, name: str, dry_run: bool = False, triggered_by: str = "beat") -> 
             run.save(update_fields=["finished_at", "duration_ms"])
             logger.info("job %s skipped: another run holds its lock", name)
             return JobReport(name, JobRunStatus.SKIPPED, dry_run, run_id=run.pk)
+        # We hold the lock, so no other run of this job is alive: one still "running" was
+        # killed (its batches committed so far stay; this run does the rest).
+        JobRun.objects.filter(name=name, status=JobRunStatus.RUNNING).exclude(pk=run.pk).update(
+            status=JobRunStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"interrupted: the process ended before the run finished (run #{run.pk} "
+            "took over)",
+        )
         status, counts, error = JobRunStatus.SUCCEEDED, {}, ""
         try:
             counts = dict(function(dry_run=dry_run) or {})

@@ -1,0 +1,70 @@
+"""A renewal job SIGKILLed halfway (a real `manage.py run_job` process): the next run finishes
+the work, nothing is invoiced twice, the numbers stay gap-free, and the killed run is marked
+interrupted."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from billing.models import Invoice, InvoiceKind
+from common.dates import billing_today
+from common.jobs import job_run
+from common.models import JobRun, JobRunStatus
+from tests.fleet import fleet_seed
+from tests.support import database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(django_settings.BASE_DIR)
+COUNT = 6000
+
+
+def test_renewal_job_killed_halfway_is_finished_by_the_next_run(catalog, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("the job subprocess needs the shared PostgreSQL test database")
+    import datetime as dt
+
+    fleet_seed(count=COUNT, next_due_date=billing_today() + dt.timedelta(days=2))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.django.test",
+        "TEST_DATABASE_URL": database_url(),
+        "TEST_CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "FLEET_BATCH_SIZE": "100",  # many small batches: the kill lands between commits
+    }
+    job = subprocess.Popen(
+        [sys.executable, "manage.py", "run_job", "renewals"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    invoices = Invoice.objects.filter(kind=InvoiceKind.RENEWAL)
+    try:
+        deadline = time.monotonic() + 60
+        while invoices.count() < 300 and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.02)
+        job.send_signal(signal.SIGKILL)
+    finally:
+        job.wait(timeout=30)
+    issued_before = invoices.count()
+    assert 0 < issued_before < COUNT, "the kill must land halfway"
+
+    report = job_run(name="renewals", triggered_by="test")  # the lock died with the process
+
+    assert report.status == JobRunStatus.SUCCEEDED
+    assert report.counts["invoices"] == COUNT - issued_before
+    assert invoices.count() == COUNT
+    assert invoices.values("deployment_id").distinct().count() == COUNT
+    year = billing_today().year
+    numbers = sorted(invoices.values_list("number", flat=True))
+    assert numbers == [f"INV-{year}-{n:06d}" for n in range(1, COUNT + 1)]
+    killed = JobRun.objects.exclude(pk=report.run_id).get()
+    assert killed.status == JobRunStatus.FAILED
+    assert killed.error.startswith("interrupted")
