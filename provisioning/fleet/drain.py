@@ -105,10 +105,6 @@ def panel_operations_drain(*, max_seconds: float | None = None) -> dict[str, int
     busy = _provisioning_busy()
     client: PterodactylClient | None = None
     while True:
-        if time.monotonic() >= deadline:
-            _hand_over(countdown=0)
-            counts["handed_over"] += 1
-            break
         operation = _claim()
         if operation is None:
             break
@@ -130,6 +126,11 @@ def panel_operations_drain(*, max_seconds: float | None = None) -> dict[str, int
                 break
         outcome = _execute(operation, client)
         counts[outcome] += 1
+        # At least one operation a task, so a short deadline still makes progress.
+        if time.monotonic() >= deadline:
+            _hand_over(countdown=0)
+            counts["handed_over"] += 1
+            break
     return dict(counts)
 
 

@@ -65,6 +65,7 @@ def seed_fleet(
                 status=DeploymentStatus.ACTIVE,
                 panel_server_id=server_id,
                 panel_identifier=f"{server_id:08x}"[-8:],
+                spec={"limits": {"memory": 1024, "disk": 5120, "cpu": 100}},
             )
             for server_id in ids
         ],
