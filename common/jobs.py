@@ -49,6 +49,11 @@ class JobReport:
     error: str = ""
     run_id: int | None = None
 
+    def headline(self) -> str:
+        mode = " (dry run)" if self.dry_run else ""
+        text = f"{self.name}{mode}: {self.status} in {self.duration_ms / 1000:.2f} s"
+        return f"{text}; error: {self.error}" if self.error else text
+
     def summary(self) -> str:
         # Long texts (a dry run's listing) are printed on their own lines, not in the summary.
         short = {k: v for k, v in self.counts.items() if not isinstance(v, str) or len(v) <= 60}
@@ -160,4 +165,6 @@ def job_run(*, name: str, dry_run: bool = False, triggered_by: str = "beat") -> 
             counts=counts,
             error=error,
         )
-    return JobReport(name, status, dry_run, counts, duration_ms, error, run.pk)
+    report = JobReport(name, status, dry_run, counts, duration_ms, error, run.pk)
+    logger.info("job %s", report.summary())
+    return report

@@ -130,6 +130,31 @@ class StatementCounter:
         return execute(sql, params, many, context)
 
 
+def admin_lists(paths: list[str], *, repeat: int = 3) -> None:
+    """Median time of each admin list page, and its ratio to a list of a handful of rows."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    admin = get_user_model().objects.create_superuser("bench-admin", "bench@example.com", "x")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(admin)
+
+    def timed(path: str) -> float:
+        times = []
+        for _ in range(repeat):
+            clock = time.monotonic()
+            response = client.get(path)
+            times.append(time.monotonic() - clock)
+            assert response.status_code == 200, (path, response.status_code)
+        return statistics.median(times)
+
+    baseline = timed("/admin/common/workerheartbeat/")
+    out(f"admin list baseline (worker heartbeats): {baseline * 1000:.0f} ms")
+    for path in paths:
+        seconds = timed(path)
+        out(f"  {path}: {seconds * 1000:.0f} ms ({seconds / baseline:.1f}x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000, help="servers due for renewal")
@@ -272,6 +297,23 @@ def main() -> int:
             f"{counter.count} statements, {len(published)} tasks published "
             f"({', '.join(sorted(set(published))) or '-'})"
         )
+
+    # Admin lists at fleet size, beside the admin's smallest list (worker heartbeats).
+    admin_lists(
+        [
+            "/admin/servers/deployment/",
+            "/admin/servers/deployment/?status__exact=active",
+            "/admin/billing/invoice/",
+            "/admin/billing/invoice/?status__exact=unpaid",
+            "/admin/billing/order/",
+            "/admin/provisioning/paneloperation/",
+            "/admin/provisioning/paneloperation/?status__exact=pending",
+            "/admin/notifications/delivery/",
+            "/admin/common/jobrun/",
+            "/admin/servers/serverhealth/",
+            "/admin/provisioning/driftitem/",
+        ]
+    )
 
     # Health: helper module, the panel simulator, application-API calls.
     try:

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         except (KeyError, OSError):
             user = "unknown"
         report = job_run(name=name, dry_run=dry_run, triggered_by=f"command:{user}")
-        self.stdout.write(report.summary())
+        self.stdout.write(report.headline())
         for key, value in report.counts.items():
             self.stdout.write(f"  {key}: {value}")
         if report.status == JobRunStatus.FAILED:
