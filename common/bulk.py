@@ -81,7 +81,12 @@ def _copy(table: str, columns: list[str], values: list[tuple]) -> None:
     quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
     sql = f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN"
     started = time.monotonic()
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    # wrap_database_errors: a unique violation is django.db.IntegrityError, as from any query.
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(sql) as copy,
+    ):
         for row in values:
             copy.write_row(row)
     _log(sql, started)

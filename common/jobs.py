@@ -84,8 +84,9 @@ def _lock_key(name: str) -> int:
 
 
 @contextmanager
-def job_lock(name: str) -> Iterator[bool]:
-    """Yield True when this process holds the job's lock, False when another run holds it."""
+def job_lock(name: str, *, lease_seconds: int | None = None) -> Iterator[bool]:
+    """Yield True when this process holds the job's lock, False when another run holds it.
+    `lease_seconds`: how long the lease row holds where there are no advisory locks."""
     if connection.vendor == "postgresql":
         key = _lock_key(name)
         with connection.cursor() as cursor:
@@ -99,7 +100,7 @@ def job_lock(name: str) -> Iterator[bool]:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
     holder = uuid.uuid4().hex
-    held = _lease_take(name, holder)
+    held = _lease_take(name, holder, lease_seconds or settings.FLEET_JOB_LEASE_SECONDS)
     try:
         yield held
     finally:
@@ -109,9 +110,9 @@ def job_lock(name: str) -> Iterator[bool]:
             )
 
 
-def _lease_take(name: str, holder: str) -> bool:
+def _lease_take(name: str, holder: str, lease_seconds: int) -> bool:
     now = timezone.now()
-    expires = now + timedelta(seconds=settings.FLEET_JOB_LEASE_SECONDS)
+    expires = now + timedelta(seconds=lease_seconds)
     try:
         with transaction.atomic():
             JobLease.objects.get_or_create(name=name, defaults={"expires_at": now, "holder": ""})

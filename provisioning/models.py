@@ -320,6 +320,14 @@ class PanelOperation(TimeStampedModel):
                 condition=Q(status="pending"),
                 name="panel_operation_due_idx",
             ),
+            # Running operations whose worker died: the drain's second claim query.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="running"),
+                name="panel_operation_lease_idx",
+            ),
+            # The admin list filtered by status, newest first.
+            models.Index(fields=["status", "-created_at"], name="panel_operation_status_idx"),
         ]
         constraints = [
             models.CheckConstraint(

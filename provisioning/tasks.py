@@ -1,6 +1,7 @@
 """Celery tasks of provisioning. Thin: they take ids and call the engine or a service."""
 
 from celery import shared_task
+from django.conf import settings
 
 from provisioning.saga import engine
 from provisioning.services import provisioning_start_queued, provisioning_sweep
@@ -31,7 +32,13 @@ def _dispatch(run_id: int, delay: float) -> None:
 engine.set_dispatcher(_dispatch)
 
 
-@shared_task(name="provisioning.drain_panel_operations")
+# Room for the drain's own deadline plus one operation's worst case (3 calls of up to ~125 s
+# with the client's retries): the soft limit is a retry, never a lost operation.
+@shared_task(
+    name="provisioning.drain_panel_operations",
+    soft_time_limit=settings.PANEL_OPERATIONS_DRAIN_SECONDS + 420,
+    time_limit=settings.PANEL_OPERATIONS_DRAIN_SECONDS + 480,
+)
 def drain_panel_operations() -> dict[str, int]:
     """Work off due panel operations (suspend, unsuspend, terminate, restart, repairs) inside
     their share of the panel budget; re-enqueues itself while work remains. Safe to run twice

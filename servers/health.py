@@ -371,6 +371,7 @@ _TITLES = {
     HealthIncidentKind.SERVER_MISSING: "Server missing on the panel: {name}",
     HealthIncidentKind.SERVER_OFFLINE: "Server offline: {name}",
     HealthIncidentKind.INSTALL_FAILED: "Server install failed: {name}",
+    HealthIncidentKind.PANEL_OPERATIONS_FAILING: "Panel operations paused: the panel keeps failing",
 }
 
 

@@ -266,10 +266,15 @@ class HealthIncidentKind(models.TextChoices):
     SERVER_MISSING = "server_missing", "Server missing on the panel"
     SERVER_OFFLINE = "server_offline", "Server offline (should run)"
     INSTALL_FAILED = "install_failed", "Install failed"
+    # The drain's circuit: panel operations keep failing with retryable errors (outage).
+    PANEL_OPERATIONS_FAILING = "panel_operations_failing", "Panel operations failing"
 
 
 # Incidents about the panel as a whole carry no deployment; all others carry one.
-PANEL_WIDE_INCIDENT_KINDS = (HealthIncidentKind.PANEL_UNREACHABLE,)
+PANEL_WIDE_INCIDENT_KINDS = (
+    HealthIncidentKind.PANEL_UNREACHABLE,
+    HealthIncidentKind.PANEL_OPERATIONS_FAILING,
+)
 
 
 class HealthIncident(models.Model):

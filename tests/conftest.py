@@ -45,7 +45,8 @@ def saga(settings, transactional_db) -> Iterator[SagaWorld]:
     settings.PROVISIONING_POLL_INTERVAL = 0
     settings.PROVISIONING_RETRY_BACKOFF = 0
     settings.PANEL_OPERATIONS_RETRY_BACKOFF = 0  # the drain retries at once in these tests
-    settings.FLEET_PANEL_RATE_LIMIT_PER_MINUTE = 1_000_000
+    settings.PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE = 1_000_000
+    settings.FLEET_READ_RATE_LIMIT_PER_MINUTE = 1_000_000
     settings.PROVISIONING_ENABLED = True
     settings.ADMINS = [("", "ops@example.com")]  # staff alerts need a recipient
     previous = celery_app.conf.task_always_eager

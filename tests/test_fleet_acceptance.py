@@ -7,7 +7,7 @@ from io import StringIO
 from django.core.management import call_command
 
 from common.models import JobRun
-from provisioning.fleet.budget import fleet_panel_client, fleet_share_limiter
+from provisioning.fleet.budget import fleet_panel_client, read_share_limiter
 from provisioning.models import DriftItem, PanelOperation
 from tests.test_fleet_drift import fleet  # noqa: F401 (fixture)
 
@@ -58,12 +58,12 @@ def test_drift_on_the_panel_is_listed_then_repaired_by_run_job(saga, fleet, sett
     assert list(JobRun.objects.values_list("status", flat=True)) == ["succeeded"] * 3
 
 
-def test_fleet_reads_draw_on_the_fleet_share(saga, settings):
-    settings.FLEET_PANEL_RATE_LIMIT_PER_MINUTE = 2
+def test_fleet_reads_draw_on_their_share(saga, settings):
+    settings.FLEET_READ_RATE_LIMIT_PER_MINUTE = 2
     client = fleet_panel_client()
 
     client.list_locations()
     client.list_locations()
 
-    assert fleet_share_limiter().try_acquire() > 0  # the share is used up
+    assert read_share_limiter().try_acquire() > 0  # the share is used up
     assert len(saga.calls("GET", "/api/application/locations")) == 2

@@ -21,7 +21,7 @@ from notifications.models import Delivery
 from provisioning.fleet.drain import panel_operations_drain
 from provisioning.fleet.operations import OperationRequest, panel_operations_request
 from provisioning.models import PanelOperation, PanelOperationKind, PanelOperationStatus
-from servers.models import DeploymentEvent, DeploymentStatus
+from servers.models import Deployment, DeploymentEvent, DeploymentStatus
 from tests.fleet import fleet_seed
 from tests.test_renewals import active  # noqa: F401 (fixture)
 
@@ -260,7 +260,7 @@ def test_staff_suspension_through_the_drain_is_read_back(saga, active, manual_st
 
 
 def test_drain_defers_when_the_operations_budget_is_used_up(saga, active, manual_steps, settings):
-    settings.FLEET_PANEL_RATE_LIMIT_PER_MINUTE = 3  # one suspension costs 2 calls
+    settings.PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE = 3  # one suspension costs 2 calls
     _request(PanelOperationKind.SUSPEND, active.pk, cause="staff")
     panel_operations_drain()
     _request(PanelOperationKind.UNSUSPEND, active.pk)
@@ -285,7 +285,7 @@ def test_retryable_failures_back_off_then_alert_staff_once(saga, active, manual_
     assert [entry["result"][:5] for entry in operation.attempt_log] == ["retry", "retry", "faile"]
     alerts = Delivery.objects.filter(event="fleet_alert_staff")
     assert alerts.count() == 1
-    assert alerts.get().event_key == f"panel-operation:{operation.pk}"
+    assert alerts.get().event_key.startswith("panel-operations-failed:suspend:")  # per kind, hour
     active.refresh_from_db()
     assert active.status == DeploymentStatus.ACTIVE  # nothing pretended
 
@@ -335,3 +335,137 @@ def test_most_urgent_operation_runs_first(saga, active, place_order, staff):
         (PanelOperationKind.SUSPEND, "succeeded"),  # suspensions outrank terminations
         (PanelOperationKind.TERMINATE, "succeeded"),
     ]
+
+
+# --- review: outages, one drain, paying customers first ----------------------------------
+
+
+def _suspend_all(deployment_ids):
+    return panel_operations_request(
+        requests=[
+            OperationRequest(
+                kind=PanelOperationKind.SUSPEND,
+                reason="Abuse report",
+                deployment_id=pk,
+                params={"cause": "staff"},
+            )
+            for pk in deployment_ids
+        ],
+        actor=Actor.system("test"),
+    )
+
+
+@pytest.fixture
+def panel_fleet(saga, catalog, customer):
+    """Six live servers on the simulator (straight into its state) and in our rows."""
+    from tests.benchmarks.bench_fleet_health import seed_fleet
+    from tests.factories import LocationFactory
+
+    return seed_fleet(saga.sim, count=6, customer=customer, location=LocationFactory())
+
+
+def test_panel_outage_pauses_the_drain_with_one_incident(saga, panel_fleet, manual_steps):
+    from servers.models import HealthIncident
+
+    saga.fault("status", method="POST", path=r"/suspend$", status=503, times=100)
+    _suspend_all(panel_fleet)
+
+    counts = panel_operations_drain()
+
+    assert counts == {"retrying": 3, "circuit_opened": 1}
+    incident = HealthIncident.objects.get(closed_at__isnull=True)
+    assert incident.kind == "panel_operations_failing"
+    alerts = Delivery.objects.filter(event="fleet_alert_staff")
+    assert alerts.count() == 1  # one incident, not one per operation
+    assert not PanelOperation.objects.filter(status="failed").exists()
+    untouched = PanelOperation.objects.filter(attempts=0, status="pending")
+    assert untouched.count() == 3  # never tried: no attempt spent
+
+    # Still down: the probe is put back without spending its attempt.
+    PanelOperation.objects.update(next_attempt_at=timezone.now())
+    assert panel_operations_drain() == {"probe_failed": 1, "paused": 1}
+    assert sorted(PanelOperation.objects.values_list("attempts", flat=True)) == [0, 0, 0, 1, 1, 1]
+
+    saga.sim.faults.clear()  # the panel is back
+    PanelOperation.objects.update(next_attempt_at=timezone.now())
+    assert panel_operations_drain() == {"succeeded": 6, "circuit_closed": 1}
+    assert HealthIncident.objects.get().closed_at is not None
+    assert alerts.count() == 1
+    assert set(Deployment.objects.filter(pk__in=panel_fleet).values_list("status", flat=True)) == {
+        DeploymentStatus.SUSPENDED
+    }
+
+
+def test_only_one_drain_runs_at_a_time(saga, panel_fleet, manual_steps):
+    _suspend_all(panel_fleet[:1])
+    locked, release = threading.Event(), threading.Event()
+
+    def other_drain() -> None:  # holds the drain's lock on its own connection
+        try:
+            with job_lock("panel-operations-drain") as held:
+                assert held
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_drain)
+    thread.start()
+    assert locked.wait(timeout=30)
+    try:
+        assert panel_operations_drain() == {"another_drain_running": 1}
+    finally:
+        release.set()
+        thread.join()
+    assert panel_operations_drain() == {"succeeded": 1}
+
+
+def test_a_paid_unsuspension_goes_before_pending_work(saga, panel_fleet, manual_steps):
+    deployment_id = panel_fleet[0]
+    _request(PanelOperationKind.SUSPEND, deployment_id, cause="nonpayment")
+    panel_operations_drain()
+    _request(PanelOperationKind.REAPPLY_BUILD, deployment_id)  # pending repair
+
+    from billing.services.renewals import unpaid_server_unsuspend_request
+
+    assert unpaid_server_unsuspend_request(deployment_id=deployment_id, reason="paid") == 1
+
+    repair = PanelOperation.objects.get(kind=PanelOperationKind.REAPPLY_BUILD)
+    assert repair.status == "skipped"
+    assert repair.outcome.startswith("superseded by a unsuspend")
+    unsuspend = PanelOperation.objects.get(kind=PanelOperationKind.UNSUSPEND)
+    assert (unsuspend.status, unsuspend.params["source"]) == ("pending", "dunning")
+
+
+def test_a_paid_unsuspension_waits_for_a_running_operation(saga, panel_fleet, manual_steps):
+    deployment_id = panel_fleet[0]
+    _request(PanelOperationKind.SUSPEND, deployment_id, cause="nonpayment")
+    PanelOperation.objects.update(
+        status="running", attempts=1, lease_expires_at=timezone.now() + dt.timedelta(minutes=5)
+    )
+    from billing.services.renewals import unpaid_server_unsuspend_request
+
+    assert unpaid_server_unsuspend_request(deployment_id=deployment_id, reason="paid") == 0
+
+    running = PanelOperation.objects.get()
+    assert running.params["follow_up"]["kind"] == PanelOperationKind.UNSUSPEND
+    # The running one ends (its lease runs out and the drain finishes it): the follow-up comes.
+    PanelOperation.objects.update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    panel_operations_drain()
+    kinds = list(PanelOperation.objects.order_by("pk").values_list("kind", "status"))
+    assert kinds[0] == (PanelOperationKind.SUSPEND, "succeeded")
+    assert kinds[1][0] == PanelOperationKind.UNSUSPEND
+
+
+def test_servers_missing_from_a_list_are_looked_up_before_they_count(saga, panel_fleet):
+    from provisioning.fleet.budget import fleet_panel_client, servers_confirm_absent
+    from servers.models import Deployment as D
+
+    server_ids = sorted(
+        D.objects.filter(pk__in=panel_fleet).values_list("panel_server_id", flat=True)
+    )
+    del saga.panel.servers[server_ids[0]]  # really gone
+
+    found = servers_confirm_absent(client=fleet_panel_client(), absent_ids=server_ids[:3])
+
+    assert sorted(found) == server_ids[1:3]

@@ -51,7 +51,7 @@ def test_a_backlog_of_operations_is_drained_by_a_real_worker(settings, tmp_path)
         "TEST_PTERODACTYL_URL": panel_url,
         "TEST_PTERODACTYL_ADMIN_API_KEY": sim.seed.admin_api_key,
         "PTERODACTYL_RATE_LIMIT_PER_MINUTE": "100000",
-        "FLEET_PANEL_RATE_LIMIT_PER_MINUTE": "100000",
+        "PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE": "100000",
         "PTERODACTYL_HTTP_MAX_RETRIES": "0",
         # One operation a task: every further one comes through a hand-over on the broker.
         "PANEL_OPERATIONS_DRAIN_SECONDS": "0",

@@ -26,11 +26,17 @@ FLEET_BATCH_SIZE = env.int("FLEET_BATCH_SIZE", default=1000)
 # job killed halfway blocks the next run for at most this many seconds.
 FLEET_JOB_LEASE_SECONDS = env.int("FLEET_JOB_LEASE_SECONDS", default=1800)
 
-# Panel operations decided by the jobs (suspend, unsuspend, terminate, restart, repairs) are
-# rows worked off by a drain task. Their own share of the panel budget, per minute: kept below
-# PTERODACTYL_RATE_LIMIT_PER_MINUTE so provisioning always has the rest; while provisioning
-# runs are in flight the drain takes half of this share.
-FLEET_PANEL_RATE_LIMIT_PER_MINUTE = env.int("FLEET_PANEL_RATE_LIMIT_PER_MINUTE", default=120)
+# Our application-API budget (PTERODACTYL_RATE_LIMIT_PER_MINUTE, 200 of the panel's 240) is
+# shared; the fleet work takes two capped shares of it, each its own Redis-shared limiter, so
+# provisioning always keeps the rest (at the defaults at least 60/min, ~6 new servers a minute):
+# - the drain of panel operations (suspend, unsuspend, terminate, restart, repairs), which also
+#   takes half of its share while provisioning runs are in flight;
+PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE = env.int(
+    "PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE", default=100
+)
+# - the health and reconcile jobs' list reads (100 servers a call: at 100k servers a full read
+#   is 1,000 calls, 25 minutes at the default; overlapping scheduled runs are skipped).
+FLEET_READ_RATE_LIMIT_PER_MINUTE = env.int("FLEET_READ_RATE_LIMIT_PER_MINUTE", default=40)
 # Attempts of one operation on retryable panel errors before staff are alerted.
 PANEL_OPERATIONS_MAX_ATTEMPTS = env.int("PANEL_OPERATIONS_MAX_ATTEMPTS", default=8)
 # Base of the exponential backoff (with jitter) between attempts, seconds.
@@ -42,7 +48,7 @@ PANEL_OPERATIONS_DRAIN_SECONDS = env.int("PANEL_OPERATIONS_DRAIN_SECONDS", defau
 # application API has none), the stalest first; the others keep their last known state. These
 # reads share the client-API budget (PTERODACTYL_CLIENT_RATE_LIMIT_PER_MINUTE) with the
 # customers' power buttons: keep this well below it per FLEET_HEALTH_INTERVAL.
-HEALTH_RESOURCE_CHECKS_PER_RUN = env.int("HEALTH_RESOURCE_CHECKS_PER_RUN", default=200)
+HEALTH_RESOURCE_CHECKS_PER_RUN = env.int("HEALTH_RESOURCE_CHECKS_PER_RUN", default=600)
 # Restart a server that should run (active, the customer's last power action not stop/kill)
 # when the panel reports it offline: the health job requests a RESTART panel operation.
 AUTO_RESTART_CRASHED_SERVERS = env.bool("AUTO_RESTART_CRASHED_SERVERS", default=False)

@@ -322,6 +322,11 @@ def deliveries_attempt_many(*, delivery_ids: list[int], max_seconds: float) -> "
     import time
 
     deadline = time.monotonic() + max_seconds
+    # The batch is in hand: the stalled-delivery sweeper leaves it alone meanwhile (it would
+    # otherwise re-enqueue the rows not reached yet as one task each).
+    Delivery.objects.filter(pk__in=delivery_ids, status=S.QUEUED).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=max_seconds)
+    )
     retries: list[tuple[int, int]] = []
     done = 0
     for position, delivery_id in enumerate(delivery_ids):

@@ -70,9 +70,18 @@ class PanelOperationAdmin(ReadOnlyAdmin):
     def retry_now(self, request: HttpRequest, queryset: QuerySet[PanelOperation]) -> None:
         from provisioning.tasks import drain_panel_operations
 
-        pending = queryset.filter(status=PanelOperationStatus.PENDING).update(
-            next_attempt_at=timezone.now()
-        )
+        who = f"staff:{request.user.get_username()}"
+        now = timezone.now()
+        pending = 0
+        for operation in queryset.filter(status=PanelOperationStatus.PENDING):
+            entry = {
+                "at": now.isoformat(),
+                "attempt": operation.attempts,
+                "result": f"{who}: retry now",
+            }
+            pending += PanelOperation.objects.filter(
+                pk=operation.pk, status=PanelOperationStatus.PENDING
+            ).update(next_attempt_at=now, attempt_log=[*operation.attempt_log, entry][-10:])
         failed = 0
         for operation in queryset.filter(status=PanelOperationStatus.FAILED):
             # A new row (the failed one stays as history); the constraint keeps it single.
@@ -82,7 +91,7 @@ class PanelOperationAdmin(ReadOnlyAdmin):
                 panel_user_id=operation.panel_user_id,
                 kind=operation.kind,
                 priority=operation.priority,
-                requested_by=f"staff:{request.user.get_username()}",
+                requested_by=who,
                 reason=f"Retry of operation #{operation.pk}: {operation.reason}"[:2000],
                 params=operation.params,
                 next_attempt_at=timezone.now(),

@@ -33,7 +33,11 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.logging import redact
-from provisioning.fleet.budget import fleet_panel_client
+from provisioning.fleet.budget import (
+    CONFIRM_ABSENT_LIMIT,
+    fleet_panel_client,
+    servers_confirm_absent,
+)
 from provisioning.fleet.operations import OperationRequest, panel_operations_request
 from provisioning.models import PanelOperation, PanelOperationKind
 from provisioning.pterodactyl import (
@@ -131,6 +135,8 @@ def health_job(*, dry_run: bool) -> dict[str, int | str]:
 
     members = fleet_members()
     run.counts["deployments"] = len(members)
+    if not _confirm_absent(run, panel, members):
+        return run.counts
     open_incidents = health_incidents_open()
     crashed = {pk for kind, pk in open_incidents if kind == K.SERVER_OFFLINE}
     fresh = _read_resources(run, members, panel, crashed=crashed)
@@ -188,6 +194,32 @@ def _read_panel(run: _Run) -> dict[int, _PanelServer] | None:
     # The client walks pages until the last one: ceil(N/100), and one call for an empty panel.
     run.counts["application_api_calls"] = max(1, math.ceil(len(servers) / PER_PAGE))
     return servers
+
+
+def _confirm_absent(run: _Run, panel: dict[int, _PanelServer], members: list[FleetMember]) -> bool:
+    """Look up, one by one, the servers the list did not show (a page may shift during a long
+    read); False when the panel failed meanwhile (then nothing is judged this run)."""
+    absent = [
+        m.panel_server_id
+        for m in members
+        if m.panel_server_id is not None and m.panel_server_id not in panel
+    ]
+    if not absent:
+        return True
+    try:
+        found = servers_confirm_absent(client=fleet_panel_client(), absent_ids=absent)
+    except PanelError as exc:
+        _panel_unreachable(run, redact(str(exc)))
+        return False
+    run.add("application_api_calls", min(len(absent), CONFIRM_ABSENT_LIMIT))
+    for server_id, server in found.items():
+        panel[server_id] = _PanelServer(
+            identifier=server.identifier,
+            status=server.status or "",
+            suspended=server.suspended,
+            installed=server.container.installed,
+        )
+    return True
 
 
 def _panel_unreachable(run: _Run, error: str) -> None:

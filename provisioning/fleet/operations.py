@@ -9,6 +9,7 @@ with backoff, and an operation that keeps failing alerts staff once.
 """
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,12 +18,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.actors import Actor
+from common.bulk import copy_insert_ignore_conflicts
 from provisioning.models import (
     OPEN_OPERATION_STATUSES,
     OPERATION_PRIORITY,
     PanelOperation,
     PanelOperationKind,
+    PanelOperationStatus,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,41 +43,113 @@ class OperationRequest:
 
 
 def panel_operations_request(
-    *, requests: Iterable[OperationRequest], actor: Actor, not_before: dt.datetime | None = None
+    *,
+    requests: Iterable[OperationRequest],
+    actor: Actor,
+    not_before: dt.datetime | None = None,
+    supersede: bool = False,
 ) -> int:
     """Insert the operations that are not already open; returns how many were new.
 
-    A constant number of statements whatever the count (bulk INSERT .. ON CONFLICT DO NOTHING
-    against the one-open-operation constraints), so a job may call it with a whole batch.
+    A constant number of statements whatever the count (COPY into a staging table, then
+    INSERT .. ON CONFLICT DO NOTHING RETURNING against the one-open-operation constraints), so
+    a job may call it with a whole batch. `supersede` (a paying customer's unsuspension): a
+    less urgent operation still pending on the same server gives way; one already running gets
+    this request as its follow-up, requested as soon as it ends.
     """
+    requests = list(requests)
+    if not requests:
+        return 0
     now = timezone.now()
     rows = [
-        PanelOperation(
-            deployment_id=request.deployment_id,
-            panel_server_id=request.panel_server_id,
-            panel_user_id=request.panel_user_id,
-            kind=request.kind,
-            priority=OPERATION_PRIORITY.get(request.kind, 50),
-            requested_by=actor.label[:200],
-            reason=request.reason,
-            params=request.params,
-            next_attempt_at=not_before or now,
-        )
+        {
+            "deployment_id": request.deployment_id,
+            "panel_server_id": request.panel_server_id,
+            "panel_user_id": request.panel_user_id,
+            "kind": request.kind,
+            "priority": OPERATION_PRIORITY.get(request.kind, 50),
+            "requested_by": actor.label[:200],
+            "reason": request.reason,
+            "params": request.params,
+            "next_attempt_at": not_before or now,
+        }
         for request in requests
     ]
-    if not rows:
-        return 0
     with transaction.atomic():
-        PanelOperation.objects.bulk_create(rows, ignore_conflicts=True)
-        # ON CONFLICT DO NOTHING returns no ids: count what this call inserted by its stamp.
-        created = PanelOperation.objects.filter(
-            created_at__gte=now, requested_by=actor.label[:200], status__in=OPEN_OPERATION_STATUSES
-        ).count()
+        if supersede:
+            _supersede(requests, actor=actor, now=now)
+        created = copy_insert_ignore_conflicts(PanelOperation, rows, returning="deployment_id")
+        if supersede:
+            inserted = {deployment_id for _pk, deployment_id in created}
+            _follow_up_on_running(
+                [r for r in requests if r.deployment_id and r.deployment_id not in inserted]
+            )
     if created:
         from provisioning.tasks import drain_panel_operations
 
         transaction.on_commit(lambda: drain_panel_operations.delay())
-    return created
+    return len(created)
+
+
+def _supersede(requests: list[OperationRequest], *, actor: Actor, now: dt.datetime) -> None:
+    for request in requests:
+        if request.deployment_id is None:
+            continue
+        PanelOperation.objects.filter(
+            deployment_id=request.deployment_id,
+            status=PanelOperationStatus.PENDING,
+            priority__gt=OPERATION_PRIORITY.get(request.kind, 50),
+        ).update(
+            status=PanelOperationStatus.SKIPPED,
+            outcome=f"superseded by a {request.kind} requested by {actor.label}"[:2000],
+            finished_at=now,
+            updated_at=now,
+        )
+
+
+def _follow_up_on_running(requests: list[OperationRequest]) -> None:
+    """Record each request on the operation running on its server (the drain requests it when
+    that one ends), so it is neither dropped nor left to the next hourly job."""
+    for request in requests:
+        running = (
+            PanelOperation.objects.select_for_update()
+            .filter(deployment_id=request.deployment_id, status__in=OPEN_OPERATION_STATUSES)
+            .first()
+        )
+        if running is None or running.kind == request.kind:
+            continue
+        running.params = {
+            **running.params,
+            "follow_up": {
+                "kind": request.kind,
+                "reason": request.reason,
+                "params": request.params,
+            },
+        }
+        running.save(update_fields=["params", "updated_at"])
+        logger.info(
+            "panel operation %s requested after operation %s on deployment %s",
+            request.kind,
+            running.pk,
+            request.deployment_id,
+        )
+
+
+def follow_up_of(operation_id: int) -> OperationRequest | None:
+    """The request recorded on an operation while it was running (see `supersede`)."""
+    params = PanelOperation.objects.filter(pk=operation_id).values_list("params", flat=True)
+    wanted = (params.first() or {}).get("follow_up")
+    if not wanted:
+        return None
+    deployment_id = PanelOperation.objects.values_list("deployment_id", flat=True).get(
+        pk=operation_id
+    )
+    return OperationRequest(
+        kind=wanted["kind"],
+        reason=wanted["reason"],
+        deployment_id=deployment_id,
+        params=wanted.get("params", {}),
+    )
 
 
 @dataclass(frozen=True)

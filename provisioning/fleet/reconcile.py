@@ -32,7 +32,7 @@ from common.actors import Actor
 from common.logging import redact
 from common.models import JobRun, JobRunStatus
 from notifications.services import notification_send
-from provisioning.fleet.budget import fleet_panel_client
+from provisioning.fleet.budget import fleet_panel_client, servers_confirm_absent
 from provisioning.fleet.drift import (
     LIVE_STATUSES,
     REPAIR_NAMES,
@@ -239,6 +239,7 @@ def drift_findings(*, client: PterodactylClient | None = None) -> DriftScan:
     client = client or fleet_panel_client()
     read_started = timezone.now()
     fleet = panel_fleet_read(client=client)
+    _confirm_absent(client, fleet)
     scan = DriftScan(
         read_started=read_started,
         compared_at=timezone.now(),
@@ -251,6 +252,24 @@ def drift_findings(*, client: PterodactylClient | None = None) -> DriftScan:
     _find_orphan_servers(fleet, scan, batch, known | adopted)
     _find_orphan_users(fleet, scan, batch)
     return scan
+
+
+def _confirm_absent(client: PterodactylClient, fleet: PanelFleet) -> None:
+    """Servers our live deployments hold that the (long) list read did not show are looked up
+    one by one before they count as missing: a page may shift while the list is walked."""
+    held = Deployment.objects.filter(
+        status__in=LIVE_STATUSES, panel_server_id__isnull=False
+    ).values_list("panel_server_id", flat=True)
+    absent = [server_id for server_id in held.order_by() if server_id not in fleet.servers]
+    for server in servers_confirm_absent(client=client, absent_ids=absent).values():
+        view = PanelServerView.from_server(server)
+        fleet.servers[view.id] = view
+        fleet.owned[view.user_id] += 1
+        for allocation in server.allocations or ():
+            fleet.allocation_owner[allocation.id] = view.id
+        pk = _deployment_pk(view.external_id)
+        if pk is not None:
+            fleet.by_external[pk] = view.id
 
 
 def _pages(queryset: Any, fields: tuple[str, ...], batch: int) -> Iterator[list[tuple]]:
