@@ -27,7 +27,7 @@ from billing.models import (
 from billing.services.orders import order_cancel
 from billing.services.payments import payment_record_manual
 from common.actors import Actor
-from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline
+from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline, indexed_values_filter
 from common.errors import ApplicationError
 from common.logging import mask_secret_values
 from provisioning.admin import provisioning_timeline_html
@@ -147,10 +147,18 @@ class OrderAdmin(admin.ModelAdmin):
         "created_at",
         "confirmed_at",
     )
-    list_filter = ("status", "plan", "billing_cycle", "location")
+    # Fleet-sized: no filter or date hierarchy that reads the whole table for its choices, and
+    # no full COUNT(*) on every page (docs/adr/0007).
+    list_filter = (
+        "status",
+        "plan",
+        indexed_values_filter("billing_cycle", "billing cycle"),
+        "location",
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("id", "customer__username", "customer__email", "server_name")
     list_select_related = ("customer", "plan", "location")
-    date_hierarchy = "created_at"
+    show_full_result_count = False
     readonly_fields = (
         "customer",
         "plan",
@@ -269,10 +277,16 @@ class InvoiceAdmin(admin.ModelAdmin):
         "due_date",
         "paid_at",
     )
-    list_filter = ("status", "kind", "currency")
+    list_filter = (
+        "status",
+        "kind",
+        indexed_values_filter("currency", "currency"),
+        ("issued_at", admin.DateFieldListFilter),
+        ("due_date", admin.DateFieldListFilter),
+    )
     search_fields = ("number", "customer__username", "customer__email", "order__id")
     list_select_related = ("customer", "order")
-    date_hierarchy = "issued_at"
+    show_full_result_count = False
     readonly_fields = (
         "number",
         "customer",

@@ -67,7 +67,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ("status", "channel", "event", "audience", "language")
     search_fields = ("event_key", "recipient", "provider_message_id", "user__username")
     list_select_related = ("user", "fallback_for", "fallback")
-    date_hierarchy = "created_at"
+    list_filter = (*list_filter, ("created_at", admin.DateFieldListFilter))
+    show_full_result_count = False
     inlines = [DeliveryEventInline]
     actions = ["retry_failed"]
     fields = (

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from common.admin import ReadOnlyAdmin, StatusEventInline
+from common.admin import ReadOnlyAdmin, StatusEventInline, indexed_values_filter
 from common.logging import mask_secret_values
 from servers.models import (
     Deployment,
@@ -81,10 +81,17 @@ class DeploymentAdmin(admin.ModelAdmin):
         "connection_address",
         "panel_server_id",
     )
-    list_filter = ("status", "location", "plan_slug", "billing_cycle")
+    # Fleet-sized: filter choices from the indexes, no date hierarchy scan, no full COUNT(*).
+    list_filter = (
+        "status",
+        "location",
+        indexed_values_filter("plan_slug", "plan"),
+        indexed_values_filter("billing_cycle", "billing cycle"),
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("name", "customer__username", "customer__email", "panel_identifier")
     list_select_related = ("customer", "location")
-    date_hierarchy = "created_at"
+    show_full_result_count = False
     readonly_fields = (
         "customer",
         "plan_slug",

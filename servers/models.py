@@ -111,6 +111,8 @@ class Deployment(TimeStampedModel):
 
     class Meta:
         ordering = ("-created_at",)
+        # The admin filter's choices (common.admin.distinct_values: a loose index scan).
+        indexes = [models.Index(fields=["billing_cycle"], name="deployment_billing_cycle_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=DeploymentStatus.values), name="deployment_status_valid"

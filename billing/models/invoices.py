@@ -79,6 +79,9 @@ class Invoice(TimeStampedModel):
     class Meta:
         ordering = ("-issued_at", "-id")
         indexes = [
+            # The admin's list order and its currency filter's choices.
+            models.Index(fields=["-issued_at", "-id"], name="invoice_issued_idx"),
+            models.Index(fields=["currency"], name="invoice_currency_idx"),
             # Dunning reads unpaid renewals by due date only.
             models.Index(
                 fields=["due_date", "id"],

@@ -60,6 +60,8 @@ class Order(TimeStampedModel):
 
     class Meta:
         ordering = ("-created_at",)
+        # The admin filter's choices (common.admin.distinct_values: a loose index scan).
+        indexes = [models.Index(fields=["billing_cycle"], name="order_billing_cycle_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=OrderStatus.values), name="order_status_valid"

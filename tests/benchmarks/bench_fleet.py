@@ -264,6 +264,31 @@ def main() -> int:
         "batch (the same for every batch: tests/test_fleet_jobs.py checks it)"
     )
 
+    # Two `run_job renewals` at the same moment (two beats): each invoice exactly once.
+    reset()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "run_job", "renewals"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate()[0] for process in processes]
+    headlines = [output.splitlines()[0] if output else "-" for output in outputs]
+    invoices = Invoice.objects.filter(kind=InvoiceKind.RENEWAL)
+    year = today.year
+    numbers = set(invoices.values_list("number", flat=True))
+    gap_free = numbers == {f"INV-{year}-{n:06d}" for n in range(1, len(numbers) + 1)}
+    out(
+        f"two concurrent run_job renewals: {' | '.join(headlines)}; {invoices.count()} invoices "
+        f"for {invoices.values('deployment_id').distinct().count()} servers (of {args.count}), "
+        f"numbers gap-free: {gap_free}"
+    )
+
     # Peak RSS with a tenth of the fleet due: bounded by the batch, not by N.
     reset()
     small = max(args.batch_size, args.count // 10)
