@@ -28,12 +28,14 @@ PERIODIC_TASKS: dict[str, tuple[str, int, str]] = {
 }
 
 
-# Fleet jobs run through `common.run_job` (the task behind `manage.py run_job NAME`).
+# Fleet jobs run through `common.run_job` (the task behind `manage.py run_job NAME`), all on
+# the billing queue: a 100k-server health read holds its worker for minutes, and the saga's
+# steps on the provisioning queue must never wait behind it.
 FLEET_JOB_QUEUES = {
     "renewals": "billing",
     "dunning": "billing",
-    "health": "provisioning",
-    "reconcile": "provisioning",
+    "health": "billing",
+    "reconcile": "billing",
 }
 # Beat entries of earlier versions, removed when the schedule is installed.
 OBSOLETE_PERIODIC_TASKS = (

@@ -69,7 +69,7 @@ def test_a_backlog_of_operations_is_drained_by_a_real_worker(settings, tmp_path)
                 "-P",
                 "solo",
                 "-Q",
-                "provisioning",
+                "billing",  # fleet work's queue (off the saga's provisioning queue)
                 "-l",
                 "warning",
                 "--without-gossip",

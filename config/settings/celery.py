@@ -71,6 +71,10 @@ CELERY_TASK_QUEUES = [
     for name in ("default", "provisioning", "notifications", "billing")
 ]
 CELERY_TASK_ROUTES = {
+    # Fleet work (the drain of panel operations, the jobs) stays off the provisioning queue so
+    # saga steps never wait behind it.
+    "provisioning.drain_panel_operations": {"queue": "billing"},
+    "common.run_job": {"queue": "billing"},
     "provisioning.*": {"queue": "provisioning"},
     "servers.*": {"queue": "provisioning"},
     "notifications.*": {"queue": "notifications"},
