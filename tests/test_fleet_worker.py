@@ -3,7 +3,6 @@ hands the rest over to a fresh task, and a backlog of panel operations is worked
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from provisioning.simulator.wsgi import build_server
 from servers.models import Deployment, DeploymentStatus
 from tests.benchmarks.bench_fleet_health import seed_fleet
 from tests.factories import LocationFactory, UserFactory
-from tests.support import database_url
+from tests.support import celery_worker_command, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 ROOT = Path(django_settings.BASE_DIR)
@@ -59,23 +58,8 @@ def test_a_backlog_of_operations_is_drained_by_a_real_worker(settings, tmp_path)
     logs = tmp_path / "worker.log"
     with logs.open("w") as log_file:
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-P",
-                "solo",
-                "-Q",
-                "billing",  # fleet work's queue (off the saga's provisioning queue)
-                "-l",
-                "warning",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            # The billing queue: fleet work's (off the saga's provisioning queue).
+            celery_worker_command("billing"),
             cwd=ROOT,
             env=env,
             stdout=log_file,

@@ -159,14 +159,7 @@ def panel_fleet_read(*, client: PterodactylClient) -> PanelFleet:
     returned, so nothing is judged on half a read)."""
     fleet = PanelFleet()
     for server in client.iter_servers(include=["allocations"], per_page=PER_PAGE):
-        view = PanelServerView.from_server(server)
-        fleet.servers[view.id] = view
-        fleet.owned[view.user_id] += 1
-        for allocation in server.allocations or ():
-            fleet.allocation_owner[allocation.id] = view.id
-        pk = _deployment_pk(view.external_id)
-        if pk is not None:
-            fleet.by_external[pk] = view.id
+        _fleet_add(fleet, server)
     # The users' filter is a partial match: it narrows the read, the prefix test decides.
     for user in client.iter_users(external_id=USER_EXTERNAL_PREFIX, per_page=PER_PAGE):
         if user.external_id and user.external_id.startswith(USER_EXTERNAL_PREFIX):
@@ -262,14 +255,18 @@ def _confirm_absent(client: PterodactylClient, fleet: PanelFleet) -> None:
     ).values_list("panel_server_id", flat=True)
     absent = [server_id for server_id in held.order_by() if server_id not in fleet.servers]
     for server in servers_confirm_absent(client=client, absent_ids=absent).values():
-        view = PanelServerView.from_server(server)
-        fleet.servers[view.id] = view
-        fleet.owned[view.user_id] += 1
-        for allocation in server.allocations or ():
-            fleet.allocation_owner[allocation.id] = view.id
-        pk = _deployment_pk(view.external_id)
-        if pk is not None:
-            fleet.by_external[pk] = view.id
+        _fleet_add(fleet, server)
+
+
+def _fleet_add(fleet: PanelFleet, server: Server) -> None:
+    view = PanelServerView.from_server(server)
+    fleet.servers[view.id] = view
+    fleet.owned[view.user_id] += 1
+    for allocation in server.allocations or ():
+        fleet.allocation_owner[allocation.id] = view.id
+    pk = _deployment_pk(view.external_id)
+    if pk is not None:
+        fleet.by_external[pk] = view.id
 
 
 def _pages(queryset: Any, fields: tuple[str, ...], batch: int) -> Iterator[list[tuple]]:

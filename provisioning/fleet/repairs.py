@@ -39,7 +39,7 @@ from provisioning.models import (
     PanelOperationKind,
     ProvisioningRun,
 )
-from provisioning.pterodactyl import UNSET, PanelNotFound, PterodactylClient
+from provisioning.pterodactyl import UNSET, PanelNotFound, PterodactylClient, Server
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_record
 
@@ -101,21 +101,32 @@ def _missing(
     return OperationResult(outcome="the server is missing on the panel; nothing sent", skipped=True)
 
 
-def _reapply_suspension(operation: PanelOperation, client: PterodactylClient) -> OperationResult:
+def _live_server(
+    operation: PanelOperation, client: PterodactylClient, kinds: tuple[str, ...]
+) -> tuple[Deployment, Server] | OperationResult:
+    """The operation's live deployment and its panel server, or the result that ends the
+    repair (no longer live, or missing on the panel: the items are closed or moved on)."""
     deployment = _live_deployment(operation)
     if deployment is None:
         _close(
             operation,
-            SUSPENSION_KINDS,
+            kinds,
             "gone: the server is no longer live here",
             deployment_id=operation.deployment_id,
         )
         return OperationResult(outcome="not needed: the server is no longer live", skipped=True)
-    server_id = deployment.panel_server_id
     try:
-        server = client.get_server(server_id)
+        return deployment, client.get_server(deployment.panel_server_id)
     except PanelNotFound:
-        return _missing(operation, deployment, SUSPENSION_KINDS)
+        return _missing(operation, deployment, kinds)
+
+
+def _reapply_suspension(operation: PanelOperation, client: PterodactylClient) -> OperationResult:
+    found = _live_server(operation, client, SUSPENSION_KINDS)
+    if isinstance(found, OperationResult):
+        return found
+    deployment, server = found
+    server_id = deployment.panel_server_id
     want_suspended = deployment.status == DeploymentStatus.SUSPENDED
     if (server.status == "suspended") == want_suspended:
         _close(
@@ -170,20 +181,11 @@ def _reapply_suspension(operation: PanelOperation, client: PterodactylClient) ->
 
 def _reapply_build(operation: PanelOperation, client: PterodactylClient) -> OperationResult:
     kinds = (K.LIMITS_MISMATCH,)
-    deployment = _live_deployment(operation)
-    if deployment is None:
-        _close(
-            operation,
-            kinds,
-            "gone: the server is no longer live here",
-            deployment_id=operation.deployment_id,
-        )
-        return OperationResult(outcome="not needed: the server is no longer live", skipped=True)
+    found = _live_server(operation, client, kinds)
+    if isinstance(found, OperationResult):
+        return found
+    deployment, server = found
     server_id = deployment.panel_server_id
-    try:
-        server = client.get_server(server_id)
-    except PanelNotFound:
-        return _missing(operation, deployment, kinds)
     limits = deployment.spec.get("limits") or {}
     features = deployment.spec.get("feature_limits") or {}
     before = limits_difference(
