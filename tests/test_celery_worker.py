@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 
 from common.models import WorkerHeartbeat
-from tests.support import database_url
+from tests.support import celery_worker_command, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 
@@ -42,23 +42,7 @@ def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
         "CELERY_FILESYSTEM_BROKER_DIR": str(tmp_path / "broker"),
     }
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-P",
-            "solo",
-            "-Q",
-            QUEUES,
-            "-l",
-            "warning",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        celery_worker_command(QUEUES),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

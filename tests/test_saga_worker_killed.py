@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from provisioning.models import ProvisioningRun, ProvisioningStepAttempt, RunSta
 from provisioning.services import provisioning_sweep
 from provisioning.simulator import PanelSimulator
 from provisioning.simulator.wsgi import build_server
-from tests.support import database_url
+from tests.support import celery_worker_command, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 ROOT = Path(django_settings.BASE_DIR)
@@ -64,23 +63,7 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper(settings, place_order,
         "PROVISIONING_POLL_INTERVAL": "0.2",
         "PROVISIONING_RETRY_BACKOFF": "0",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        "-P",
-        "solo",
-        "-Q",
-        "provisioning",
-        "-l",
-        "warning",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
+    command = celery_worker_command("provisioning")
     logs = tmp_path / "workers.log"
     log_file = logs.open("w")
     worker_a = subprocess.Popen(
