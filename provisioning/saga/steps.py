@@ -169,7 +169,9 @@ class PanelUserStep(Step):
 
     def compensate(self, ctx: StepContext) -> StepOutcome:
         run = ctx.run
-        if not run.panel_user_id or not run.panel_user_created:
+        if not run.panel_user_id:
+            return self._compensate_unrecorded(ctx)
+        if not run.panel_user_created:
             return StepOutcome(summary={"kept_panel_user": run.panel_user_id})
         if panel_user_in_use(ctx.deployment, exclude_run_id=run.pk):
             # Another order of this customer is being provisioned (or live) with this user.
@@ -183,6 +185,28 @@ class PanelUserStep(Step):
         return StepOutcome(
             updates={"panel_user_created": False},
             summary={"deleted_panel_user": run.panel_user_id},
+        )
+
+
+    def _compensate_unrecorded(self, ctx: StepContext) -> StepOutcome:
+        """No user recorded, yet a create may have reached the panel (its reply lost, and the
+        lookup after it failed too): find it by our external id, as the server step does. A
+        customer whose account already points at a panel user keeps it: that one is not this
+        run's."""
+        account = PanelAccount.objects.filter(user_id=ctx.deployment.customer_id).first()
+        if account is None or account.panel_user_id:
+            return StepOutcome(summary={"kept_panel_user": account and account.panel_user_id})
+        user = ctx.client.find_user_by_external_id(account.external_id)
+        if user is None:
+            return StepOutcome(summary={"panel_user": "none created"})
+        if panel_user_in_use(ctx.deployment, exclude_run_id=ctx.run.pk):
+            return StepOutcome(summary={"kept_panel_user": user.id, "in_use": True})
+        try:
+            ctx.client.delete_user(user.id, missing_ok=True)
+        except PanelBadRequest:
+            return StepOutcome(summary={"kept_panel_user": user.id, "owns_servers": True})
+        return StepOutcome(
+            summary={"deleted_panel_user": user.id, "found_by": "external_id (reply was lost)"}
         )
 
 

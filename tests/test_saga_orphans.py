@@ -1,0 +1,66 @@
+"""Issue 9, item 3: no fault sequence leaves an orphan. A user create that reached the panel
+while its reply was lost, and every lookup of the step after it failed too, is found by our
+external id when the run rolls back (or, if the panel still cannot answer then, when staff roll
+back the run that needs attention)."""
+
+from billing.models import OrderStatus
+from common.actors import Actor
+from provisioning.models import PanelAccount, ProvisioningRun, RunStatus
+from provisioning.pterodactyl import PterodactylClient
+from provisioning.services import provisioning_abort
+from tests.conftest import PANEL_URL
+from tests.test_saga import pay
+
+LOOKUP = r"/users/external/"
+
+
+def _orphan(saga, customer):
+    """What the lost reply left behind: the panel made the user with our external id."""
+    client = PterodactylClient(PANEL_URL, saga.sim.seed.admin_api_key, max_retries=0)
+    return client.create_user(
+        email=customer.email,
+        username="alice_orphan",
+        first_name="Alice",
+        last_name="Orphan",
+        external_id=f"portal-user-{customer.pk}",
+    ).resource
+
+
+def test_a_user_created_behind_a_lost_reply_is_removed_on_rollback(
+    saga, place_order, staff, customer, settings
+):
+    orphan = _orphan(saga, customer)
+    # Every lookup of the step's attempts fails; the rollback's lookup gets through.
+    saga.fault(
+        "status", method="GET", path=LOOKUP, status=503, times=settings.PROVISIONING_RETRY_ATTEMPTS
+    )
+
+    order = pay(place_order(), staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert order.status == OrderStatus.CONFIRMED
+    assert orphan.id not in saga.panel.users
+    assert PanelAccount.objects.get(user=customer).panel_user_id is None
+    compensation = run.steps.filter(step="panel_user", direction="compensate").get()
+    assert compensation.summary["deleted_panel_user"] == orphan.id
+
+
+def test_a_rollback_that_cannot_look_it_up_needs_attention_then_finishes(
+    saga, place_order, staff, customer
+):
+    orphan = _orphan(saga, customer)
+    saga.fault("status", method="GET", path=LOOKUP, status=503, times=None)
+
+    pay(place_order(), staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.NEEDS_ATTENTION  # never "done" with the user unaccounted for
+    assert orphan.id in saga.panel.users
+
+    saga.sim.faults.clear()  # the panel answers again; staff roll back
+    provisioning_abort(run_id=run.pk, actor=Actor.staff(staff), reason="panel back")
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert orphan.id not in saga.panel.users
