@@ -18,6 +18,7 @@ GOOD = {
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     "EMAIL_URL": "smtp+tls://mailer:pw@smtp.example.com:587",
     "PORTAL_BASE_URL": "https://portal.example.com",
+    "ADMIN_EMAILS": "ops@example.com",
 }
 
 
@@ -42,6 +43,11 @@ def test_check_deploy_is_clean_with_production_settings():
     result = manage("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_start_up_says_when_nobody_is_set_to_receive_staff_alerts():
+    result = manage("check", "--deploy", ADMIN_EMAILS=None, ADMIN_PHONE=None)
+    assert "notifications.W001" in result.stderr
 
 
 def test_production_refuses_without_secret_key():

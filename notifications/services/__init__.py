@@ -27,6 +27,7 @@ from notifications.services.deliveries import (
     notification_secrets_purge,
     notification_send,
     notification_send_many,
+    staff_alert_recipients,
 )
 from notifications.services.profiles import customer_event_channels_set, customer_profile_upsert
 from notifications.services.webhooks import whatsapp_webhook_handshake, whatsapp_webhook_receive
@@ -51,6 +52,7 @@ __all__ = [
     "notification_secrets_purge",
     "notification_send",
     "notification_send_many",
+    "staff_alert_recipients",
     "whatsapp_webhook_handshake",
     "whatsapp_webhook_receive",
 ]

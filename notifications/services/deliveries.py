@@ -406,9 +406,40 @@ def _staff_targets(*, channels: list[str] | None = None) -> list[_Target]:
     for _name, address in settings.ADMINS:
         if address:
             targets.append(_Target(Channel.EMAIL, address, Language.ENGLISH))
+    if not targets:
+        # Nobody configured: an alert must still reach someone (the active superusers).
+        targets = [
+            _Target(Channel.EMAIL, address, Language.ENGLISH)
+            for address in staff_alert_fallback_emails()
+        ]
     if channels is not None:
         targets = [t for t in targets if t.channel in channels]
     return targets
+
+
+def staff_alert_fallback_emails() -> list[str]:
+    """Where staff alerts go when neither ADMIN_EMAILS nor ADMIN_PHONE is set."""
+    from django.contrib.auth import get_user_model
+
+    return list(
+        get_user_model()
+        .objects.filter(is_superuser=True, is_active=True)
+        .exclude(email="")
+        .order_by("pk")
+        .values_list("email", flat=True)[:20]
+    )
+
+
+def staff_alert_recipients() -> tuple[str, list[str]]:
+    """(how, who) staff alerts reach: "configured" (ADMIN_EMAILS / ADMIN_PHONE), "superusers"
+    (the fallback) or "nobody"; for start-up and the operators' commands."""
+    configured = [address for _name, address in settings.ADMINS if address]
+    if settings.WHATSAPP_ENABLED and settings.ADMIN_PHONE:
+        configured.append(settings.ADMIN_PHONE)
+    if configured:
+        return "configured", configured
+    fallback = staff_alert_fallback_emails()
+    return ("superusers", fallback) if fallback else ("nobody", [])
 
 
 def _no_targets(*, event: str, event_key: str, user: Any, staff: bool) -> None:

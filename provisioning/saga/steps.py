@@ -187,7 +187,6 @@ class PanelUserStep(Step):
             summary={"deleted_panel_user": run.panel_user_id},
         )
 
-
     def _compensate_unrecorded(self, ctx: StepContext) -> StepOutcome:
         """No user recorded, yet a create may have reached the panel (its reply lost, and the
         lookup after it failed too): find it by our external id, as the server step does. A

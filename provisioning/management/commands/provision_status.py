@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from notifications.services import staff_alert_recipients
 from provisioning.models import ProvisioningRun, RunStatus
 from provisioning.selectors import provisioning_status
 
@@ -19,6 +20,16 @@ class Command(BaseCommand):
         out(
             f"last 24 h: {status.succeeded_24h} succeeded, {status.failed_24h} failed, "
             f"success rate {'-' if rate is None else f'{rate:.0%}'}"
+        )
+        how, who = staff_alert_recipients()
+        out(
+            {
+                "configured": f"staff alerts go to:               {', '.join(who)}",
+                "superusers": "staff alerts go to:               the superusers "
+                f"{', '.join(who)} (ADMIN_EMAILS and ADMIN_PHONE are unset)",
+                "nobody": "staff alerts go to:               NOBODY: set ADMIN_EMAILS or give a "
+                "superuser an e-mail address",
+            }[how]
         )
         problems = (
             ProvisioningRun.objects.filter(status__in=[RunStatus.FAILED, RunStatus.NEEDS_ATTENTION])
