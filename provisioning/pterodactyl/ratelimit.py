@@ -51,10 +51,16 @@ class RateLimiter(Protocol):
         """Pause everyone sharing this limiter for ``seconds`` (after a 429 from the panel)."""
 
 
-def _give_up(waited: float, wait: float, limit: int, window: float) -> PanelRateLimited:
+def _give_up(
+    waited: float, wait: float, limit: int, window: float, *, blocked: bool = False
+) -> PanelRateLimited:
+    if blocked:
+        # The pause came from the panel's own 429 (its Retry-After), not from our budget.
+        reason = "the panel answered 429 and asked every request to wait (Retry-After)"
+    else:
+        reason = f"client-side rate limit: {limit} panel requests per {window:g} s used up"
     return PanelRateLimited(
-        f"client-side rate limit: {limit} panel requests per {window:g} s used up; gave up "
-        f"after waiting {waited:.1f} s (next slot in {wait:.1f} s)",
+        f"{reason}; gave up after waiting {waited:.1f} s (next request in {wait:.1f} s)",
         retry_after=round(wait, 3),
     )
 
@@ -81,12 +87,15 @@ class InProcessRateLimiter:
         self._lock = threading.Lock()
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
+        # Whether the last wait was the panel's Retry-After (for the error message).
+        self.last_wait_blocked = False
 
     def _try_acquire(self) -> float:
         """Take a slot and return 0, or return how long to wait for the next one."""
         with self._lock:
             now = self._clock()
-            if now < self._blocked_until:
+            self.last_wait_blocked = now < self._blocked_until
+            if self.last_wait_blocked:
                 return self._blocked_until - now
             while self._sent and self._sent[0] <= now - self.window:
                 self._sent.popleft()
@@ -102,7 +111,9 @@ class InProcessRateLimiter:
             if wait <= 0:
                 return
             if waited + wait > self.max_wait:
-                raise _give_up(waited, wait, self.limit, self.window)
+                raise _give_up(
+                    waited, wait, self.limit, self.window, blocked=self.last_wait_blocked
+                )
             # Sleep outside the lock so other threads can still see the state.
             self._sleep(wait)
             waited += wait
@@ -132,7 +143,8 @@ local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 if blocked > now then
-  return blocked - now
+  -- negative: a pause the panel asked for (429 Retry-After), not our budget
+  return now - blocked
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
@@ -196,6 +208,7 @@ class RedisRateLimiter:
             limit_per_minute, window_seconds=window_seconds, max_wait=max_wait, sleep=sleep
         )
         self._redis_failed_logged = False
+        self.last_wait_blocked = False
         # After a Redis failure, use the fallback for a while instead of paying a connection
         # timeout on every request (real monotonic time: this is about Redis, not the budget).
         self._redis_retry_at = 0.0
@@ -220,11 +233,14 @@ class RedisRateLimiter:
 
     def _try_acquire(self) -> float:
         member = f"{time.time_ns()}-{uuid.uuid4().hex}"
-        wait_ms = self._acquire_script(
-            keys=[self.key, f"{self.key}:blocked"],
-            args=[self._now_arg(), int(self.window * 1000), self.limit, member],
+        wait_ms = int(
+            self._acquire_script(
+                keys=[self.key, f"{self.key}:blocked"],
+                args=[self._now_arg(), int(self.window * 1000), self.limit, member],
+            )
         )
-        return int(wait_ms) / 1000.0
+        self.last_wait_blocked = wait_ms < 0
+        return abs(wait_ms) / 1000.0
 
     def acquire(self) -> None:
         waited = 0.0
@@ -242,7 +258,9 @@ class RedisRateLimiter:
             if wait <= 0:
                 return
             if waited + wait > self.max_wait:
-                raise _give_up(waited, wait, self.limit, self.window)
+                raise _give_up(
+                    waited, wait, self.limit, self.window, blocked=self.last_wait_blocked
+                )
             self._sleep(wait)
             waited += wait
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings as django_settings
 
 from provisioning.pterodactyl import PanelRateLimited
 from provisioning.pterodactyl.ratelimit import (
@@ -18,7 +19,8 @@ from provisioning.pterodactyl.ratelimit import (
 )
 from provisioning.tests.conftest import FakeClock
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# The suite's own Redis (TEST_REDIS_URL), never a hard-coded database.
+REDIS_URL = django_settings.TEST_REDIS_URL
 
 
 # =========================================================================== in-process
@@ -45,6 +47,16 @@ def test_in_process_gives_up_past_max_wait(clock):
     assert info.value.retry_after == 60.0
     assert info.value.retryable is True
     assert clock.sleeps == []
+
+
+def test_a_pause_the_panel_asked_for_is_named_as_such(clock):
+    limiter = InProcessRateLimiter(100, max_wait=30, clock=clock, sleep=clock.sleep)
+    limiter.block_for(45)  # the panel's 429 said Retry-After: 45
+    with pytest.raises(PanelRateLimited) as info:
+        limiter.acquire()
+    assert "the panel answered 429" in info.value.message
+    assert "used up" not in info.value.message
+    assert info.value.retry_after == 45.0
 
 
 def test_in_process_block_for_pauses_everyone(clock):
@@ -159,6 +171,16 @@ def test_redis_block_for_is_seen_by_every_worker(redis_client, redis_key, clock)
     worker_a.block_for(7)
     worker_b.acquire()
     assert clock.sleeps == [7.0]
+
+
+def test_redis_names_a_pause_the_panel_asked_for(redis_client, redis_key, clock):
+    worker_a = make_redis_limiter(redis_client, redis_key, clock, limit_per_minute=100)
+    worker_b = make_redis_limiter(redis_client, redis_key, clock, limit_per_minute=100, max_wait=30)
+    worker_a.block_for(45)
+    with pytest.raises(PanelRateLimited) as info:
+        worker_b.acquire()
+    assert "the panel answered 429" in info.value.message
+    assert info.value.retry_after == pytest.approx(45.0)
 
 
 def test_redis_limiter_with_the_servers_clock(redis_client, redis_key):
