@@ -141,6 +141,10 @@ class ProvisioningRun(TimeStampedModel):
     panel_identifier = models.CharField(max_length=8, blank=True)
     server_created_at = models.DateTimeField(null=True, blank=True)
     install_status = models.CharField(max_length=32, blank=True)
+    # Ports this run asked the panel to create, written BEFORE the call ({"node", "ip",
+    # "ports"}): a create whose reply was lost is still known to be ours, claimed as ours and
+    # deleted on rollback.
+    ports_requested = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ("-created_at",)

@@ -64,3 +64,59 @@ def test_a_rollback_that_cannot_look_it_up_needs_attention_then_finishes(
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert orphan.id not in saga.panel.users
+
+
+ALLOCATIONS = r"/nodes/\d+/allocations$"
+
+
+def _no_free_ports(saga) -> None:
+    """The node's only allocation is taken: the allocations step must create ports."""
+    rows = sorted(saga.panel.allocations.values(), key=lambda a: a.port)
+    for row in rows[1:]:
+        del saga.panel.allocations[row.id]
+    rows[0].server_id = 999_999  # someone else's server holds it
+
+
+def _free_ports_left(saga) -> list[int]:
+    return sorted(a.port for a in saga.panel.allocations.values() if a.server_id is None)
+
+
+def test_ports_created_behind_a_lost_reply_are_ours_and_deleted_on_rollback(
+    saga, place_order, staff
+):
+    _no_free_ports(saga)
+    saga.fault("lost_reply", method="POST", path=ALLOCATIONS, times=1)
+    # The server create is refused for good: the run rolls back after claiming the ports.
+    saga.fault("status", method="POST", path=r"/servers$", status=422, times=None)
+
+    pay(place_order(), staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert run.ports_requested["ports"]  # recorded before the call
+    assert _free_ports_left(saga) == []  # the port the lost reply made is gone again
+
+
+def test_ports_requested_but_never_claimed_are_deleted_on_rollback(
+    saga, place_order, staff, settings
+):
+    _no_free_ports(saga)
+    # Attempt 1 reads the node twice, then its create's reply is lost; every later attempt
+    # cannot read the node's allocations; the rollback can.
+    saga.fault("latency", method="GET", path=ALLOCATIONS, seconds=0, times=2)
+    saga.fault("lost_reply", method="POST", path=ALLOCATIONS, times=1)
+    saga.fault(
+        "status",
+        method="GET",
+        path=ALLOCATIONS,
+        status=503,
+        times=settings.PROVISIONING_RETRY_ATTEMPTS - 1,
+    )
+
+    pay(place_order(), staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert _free_ports_left(saga) == []
+    compensation = run.steps.filter(step="allocations", direction="compensate").get()
+    assert compensation.summary["deleted"] == run.ports_requested["ports"]

@@ -373,7 +373,12 @@ class AllocationsStep(Step):
         summary: dict[str, Any] = {"wanted": wanted, "already_claimed": len(claims)}
         if len(claims) < wanted:
             free = ctx.client.list_allocations(node.panel_id, assigned=False)
-            claims += _claim(run, deployment, node, free, wanted - len(claims), created=False)
+            # Ports an earlier attempt asked for (its reply may have been lost) are ours.
+            ours = _requested(run, node)
+            mine = [a for a in free if (a.ip, a.port) in ours]
+            others = [a for a in free if (a.ip, a.port) not in ours]
+            claims += _claim(run, deployment, node, mine, wanted - len(claims), created=True)
+            claims += _claim(run, deployment, node, others, wanted - len(claims), created=False)
         if len(claims) < wanted:
             created = self._create_ports(ctx, node, wanted - len(claims))
             summary["created_ports"] = [a.port for a in created]
@@ -401,6 +406,12 @@ class AllocationsStep(Step):
             port += 1
         if len(ports) < count:
             raise StepFailed(f"No free port numbers left on {ip} from BASE_PORT upward.")
+        # Recorded before the call (fenced): if the reply is lost, the ports are still ours.
+        asked = sorted({*ctx.run.ports_requested.get("ports", []), *ports})
+        ProvisioningRun.objects.filter(pk=ctx.run.pk, fence=ctx.run.fence).update(
+            ports_requested={"node": node.pk, "ip": ip, "ports": asked}
+        )
+        ctx.run.ports_requested = {"node": node.pk, "ip": ip, "ports": asked}
         made = ctx.client.create_allocations(node.panel_id, ip=ip, ports=ports)
         return [a for a in made if not a.assigned]
 
@@ -418,7 +429,36 @@ class AllocationsStep(Step):
                 except PanelBadRequest:
                     pass  # still held by a server; its force delete frees it for reuse
             claim.delete()
+        deleted += self._delete_unclaimed_requested(ctx)
         return StepOutcome(summary={"released": [c.port for c in claims], "deleted": deleted})
+
+    def _delete_unclaimed_requested(self, ctx: StepContext) -> list[int]:
+        """Ports this run asked for but never claimed (the create's reply was lost and the step
+        gave up): delete those still free on the panel and claimed by no one."""
+        requested = ctx.run.ports_requested
+        if not requested.get("ports"):
+            return []
+        node = Node.objects.get(pk=requested["node"])
+        ours = _requested(ctx.run, node)
+        held = set(
+            AllocationClaim.objects.filter(node=node).values_list("panel_allocation_id", flat=True)
+        )
+        deleted = []
+        for allocation in ctx.client.list_allocations(node.panel_id, assigned=False):
+            if (allocation.ip, allocation.port) in ours and allocation.id not in held:
+                try:
+                    ctx.client.delete_allocation(node.panel_id, allocation.id, missing_ok=True)
+                    deleted.append(allocation.port)
+                except PanelBadRequest:
+                    continue  # assigned meanwhile: no longer ours to delete
+        return deleted
+
+
+def _requested(run: ProvisioningRun, node: Node) -> set[tuple[str, int]]:
+    requested = run.ports_requested or {}
+    if requested.get("node") != node.pk:
+        return set()
+    return {(requested["ip"], int(port)) for port in requested.get("ports", [])}
 
 
 def _claim(
