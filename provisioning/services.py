@@ -5,6 +5,8 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from common.actors import Actor
@@ -277,13 +279,25 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
             next_run_at__lt=now - lost_after,
         ).values_list("pk", flat=True)
     )
+    lease = dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + engine.LEASE_MARGIN_SECONDS)
+    longest = dt.timedelta(seconds=2 * settings.PROVISIONING_TIMEOUT)
     for run_id in expired:
         # Clear the dead worker's lease so the next claim can take the step (fence + 1 there).
         # next_run_at stays set: if this resume message is lost too, the next sweep finds the
-        # run again as "lost".
-        ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now).update(
-            lease_expires_at=None, next_run_at=timezone.now()
+        # run again as "lost". The time the dead worker's lease held the run is given back to
+        # its PROVISIONING_TIMEOUT (a run killed late is not rolled back for it), up to twice
+        # the timeout in all, so a run that keeps killing workers still ends.
+        resumed = ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now).update(
+            lease_expires_at=None,
+            next_run_at=timezone.now(),
+            deadline_at=Least(F("deadline_at") + lease, F("started_at") + longest),
         )
+        if resumed:
+            logger.warning(
+                "provisioning run %s: its worker died; resumed, deadline moved by up to %s s",
+                run_id,
+                int(lease.total_seconds()),
+            )
     for run_id in expired + lost:
         with transaction.atomic():
             engine.schedule(run_id)
