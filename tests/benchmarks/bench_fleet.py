@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.bench_notifications import out, recreate_database  # noqa: E402
+from tests.benchmarks.bench_notifications import out, recreate_database, suite_redis_url  # noqa: E402
 
 RESET_TABLES = (
     "notifications_deliveryevent",
@@ -164,9 +164,10 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1000, help="FLEET_BATCH_SIZE")
     parser.add_argument("--db-name", default="portal_bench_fleet")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/10")
+    parser.add_argument("--broker", default=None, help="Redis URL (default: TEST_REDIS_URL)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
+    args.broker = args.broker or suite_redis_url()
 
     import redis
 

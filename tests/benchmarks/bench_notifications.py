@@ -77,6 +77,13 @@ def summary(name: str, values: list[float]) -> str:
     )
 
 
+def suite_redis_url() -> str:
+    """The suite's Redis (TEST_REDIS_URL of the test settings), never a pinned database."""
+    from config.django import test as test_settings
+
+    return test_settings.TEST_REDIS_URL
+
+
 def recreate_database(name: str, server_url: str, *, drop_only: bool = False) -> None:
     import psycopg
 
@@ -99,10 +106,11 @@ def main() -> int:
     parser.add_argument("--wa-latency-ms", type=float, default=0.0, help="fake API latency")
     parser.add_argument("--db-name", default="portal_bench")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--broker", default=None, help="Redis URL (default: TEST_REDIS_URL)")
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
+    args.broker = args.broker or suite_redis_url()
 
     FakeGraphAPI.latency = args.wa_latency_ms / 1000
     http = ThreadingHTTPServer(("127.0.0.1", 0), FakeGraphAPI)

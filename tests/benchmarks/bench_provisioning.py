@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.bench_notifications import out, recreate_database  # noqa: E402
+from tests.benchmarks.bench_notifications import out, recreate_database, suite_redis_url  # noqa: E402
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -43,10 +43,11 @@ def main() -> int:
     parser.add_argument("--queue-size", type=int, default=10, help="PROVISIONING_QUEUE_SIZE")
     parser.add_argument("--db-name", default="portal_bench_prov")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/11")
+    parser.add_argument("--broker", default=None, help="Redis URL (default: TEST_REDIS_URL)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
+    args.broker = args.broker or suite_redis_url()
 
     from provisioning.simulator import PanelSimulator
     from provisioning.simulator.wsgi import build_server
