@@ -279,7 +279,10 @@ def main() -> int:
         for _ in range(2)
     ]
     outputs = [process.communicate()[0] for process in processes]
-    headlines = [output.splitlines()[0] if output else "-" for output in outputs]
+    headlines = [
+        next((line for line in output.splitlines() if line.startswith("renewals")), "-")
+        for output in outputs
+    ]
     invoices = Invoice.objects.filter(kind=InvoiceKind.RENEWAL)
     year = today.year
     numbers = set(invoices.values_list("number", flat=True))

@@ -79,8 +79,11 @@ def summary(name: str, values: list[float]) -> str:
 
 def suite_redis_url() -> str:
     """The suite's Redis (TEST_REDIS_URL of the test settings), never a pinned database."""
-    from config.django import test as test_settings
+    import importlib
 
+    test_settings = importlib.import_module("config.django.test")
+    # Read before the benchmark sets TEST_DATABASE_URL: let Django import the settings anew.
+    sys.modules.pop("config.django.test", None)
     return test_settings.TEST_REDIS_URL
 
 
