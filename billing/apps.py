@@ -11,7 +11,7 @@ class BillingConfig(AppConfig):
 
         listeners.register(OrderProvisioningListener())
 
-        from billing.services.renewals import DUNNING_SOURCE, dunning_execute
+        from billing.services.dunning import DUNNING_SOURCE, dunning_execute
         from provisioning.fleet.operations import register_operation_executor
 
         # The drain runs dunning's panel operations through billing's own checks.

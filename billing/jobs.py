@@ -1,6 +1,7 @@
 """Billing's fleet jobs, run by `manage.py run_job NAME` and by beat (common.jobs)."""
 
-from billing.services.renewals import dunning_run, renewals_run
+from billing.services.dunning import dunning_run
+from billing.services.renewals import renewals_run
 
 
 def renewals_job(*, dry_run: bool) -> dict[str, int]:

@@ -1,8 +1,9 @@
 from celery import shared_task
 
 from billing.services.checkout_expiry import checkout_sessions_expire
+from billing.services.dunning import dunning_run
 from billing.services.maintenance import orders_cancel_stale_unpaid
-from billing.services.renewals import dunning_run, renewal_invoices_issue
+from billing.services.renewals import renewal_invoices_issue
 from billing.stripe_client import StripeUnavailable
 
 

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceEvent, InvoiceKind, InvoiceLine
-from billing.services.renewals import dunning_run, renewals_run
+from billing.services.dunning import dunning_run
+from billing.services.renewals import renewals_run
 from common.actors import Actor
 from common.dates import billing_today
 from common.jobs import job_lock, job_run
@@ -426,7 +427,7 @@ def test_a_paid_unsuspension_goes_before_pending_work(saga, panel_fleet, manual_
     panel_operations_drain()
     _request(PanelOperationKind.REAPPLY_BUILD, deployment_id)  # pending repair
 
-    from billing.services.renewals import unpaid_server_unsuspend_request
+    from billing.services.dunning import unpaid_server_unsuspend_request
 
     assert unpaid_server_unsuspend_request(deployment_id=deployment_id, reason="paid") == 1
 
@@ -443,7 +444,7 @@ def test_a_paid_unsuspension_waits_for_a_running_operation(saga, panel_fleet, ma
     PanelOperation.objects.update(
         status="running", attempts=1, lease_expires_at=timezone.now() + dt.timedelta(minutes=5)
     )
-    from billing.services.renewals import unpaid_server_unsuspend_request
+    from billing.services.dunning import unpaid_server_unsuspend_request
 
     assert unpaid_server_unsuspend_request(deployment_id=deployment_id, reason="paid") == 0
 

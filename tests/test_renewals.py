@@ -8,8 +8,9 @@ import time_machine
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceKind, InvoiceStatus
+from billing.services.dunning import dunning_run
 from billing.services.payments import payment_record_manual
-from billing.services.renewals import dunning_run, renewal_invoices_issue
+from billing.services.renewals import renewal_invoices_issue
 from billing.tasks import dunning, issue_renewal_invoices
 from common.actors import Actor
 from notifications.models import Delivery

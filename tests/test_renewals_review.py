@@ -6,8 +6,9 @@ import datetime as dt
 import time_machine
 
 from billing.models import Invoice, InvoiceKind, InvoiceStatus
+from billing.services.dunning import dunning_run
 from billing.services.payments import payment_record_manual
-from billing.services.renewals import dunning_run, renewal_invoices_issue
+from billing.services.renewals import renewal_invoices_issue
 from billing.tasks import dunning
 from common.actors import Actor
 from provisioning import operations

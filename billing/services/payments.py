@@ -114,7 +114,7 @@ def invoice_mark_paid(
             from billing.services.renewals import renewal_paid  # (renewals imports this module)
 
             if renewal_paid(invoice=invoice, actor=actor):
-                from billing.services.renewals import unpaid_server_unsuspend_request
+                from billing.services.dunning import unpaid_server_unsuspend_request
 
                 # A panel operation row, run by the drain after this payment commits.
                 unpaid_server_unsuspend_request(

@@ -192,7 +192,8 @@ def main() -> int:
     from django.db import connection
 
     from billing.models import Invoice, InvoiceKind
-    from billing.services.renewals import dunning_run, renewals_run
+    from billing.services.dunning import dunning_run
+    from billing.services.renewals import renewals_run
     from common.dates import billing_today
     from tests.fleet import fleet_seed
 
