@@ -7,6 +7,13 @@
 - customer_profile_upsert / customer_event_channels_set: contact profile and preferences.
 """
 
+from notifications.services.bulk import (
+    BatchOutcome,
+    BulkMessage,
+    Recipient,
+    deliveries_attempt_many,
+    notification_send_many,
+)
 from notifications.services.credentials import (
     credentials_resend_allowed,
     credentials_reveal_consume,
@@ -14,10 +21,6 @@ from notifications.services.credentials import (
 )
 from notifications.services.deliveries import (
     AttemptOutcome,
-    BatchOutcome,
-    BulkMessage,
-    Recipient,
-    deliveries_attempt_many,
     deliveries_resume_stalled,
     delivery_attempt,
     delivery_mark_failed,
@@ -26,7 +29,6 @@ from notifications.services.deliveries import (
     delivery_status_apply,
     notification_secrets_purge,
     notification_send,
-    notification_send_many,
     staff_alert_recipients,
 )
 from notifications.services.profiles import customer_event_channels_set, customer_profile_upsert
