@@ -137,17 +137,14 @@ def _follow_up_on_running(requests: list[OperationRequest]) -> None:
 
 def follow_up_of(operation_id: int) -> OperationRequest | None:
     """The request recorded on an operation while it was running (see `supersede`)."""
-    params = PanelOperation.objects.filter(pk=operation_id).values_list("params", flat=True)
-    wanted = (params.first() or {}).get("follow_up")
+    row = PanelOperation.objects.filter(pk=operation_id).values("params", "deployment_id").first()
+    wanted = ((row or {}).get("params") or {}).get("follow_up")
     if not wanted:
         return None
-    deployment_id = PanelOperation.objects.values_list("deployment_id", flat=True).get(
-        pk=operation_id
-    )
     return OperationRequest(
         kind=wanted["kind"],
         reason=wanted["reason"],
-        deployment_id=deployment_id,
+        deployment_id=row["deployment_id"],
         params=wanted.get("params", {}),
     )
 
