@@ -115,18 +115,3 @@ def invoice_message_context(
     if suspension_date is not None:
         context["suspension_date"] = str(suspension_date)
     return context
-
-
-def notify_invoice_due(invoice: Invoice, *, event: str, suspension_date: object = None) -> None:
-    """invoice_created (renewal), invoice_reminder or invoice_overdue: once per invoice."""
-    context = invoice_message_context(
-        invoice,
-        server_name=invoice.deployment.name if invoice.deployment_id else "",
-        suspension_date=suspension_date,
-    )
-    notification_send(
-        event=event,
-        user=invoice.customer,
-        context=context,
-        event_key=f"{event}:{invoice.number}",
-    )
