@@ -19,6 +19,11 @@ PERIODIC_TASKS: dict[str, tuple[str, int, str]] = {
     "billing: cancel stale unpaid orders": ("billing.cancel_stale_unpaid_orders", 3600, "billing"),
     "provisioning: drain panel operations": ("provisioning.drain_panel_operations", 60, "billing"),
     "provisioning: resume interrupted runs": ("provisioning.sweep", 30, "provisioning"),
+    "provisioning: node capacity readings": (
+        "provisioning.refresh_node_readings",
+        60,
+        "provisioning",
+    ),
     "notifications: resume stalled deliveries": (
         "notifications.resume_stalled",
         60,

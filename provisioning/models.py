@@ -13,6 +13,8 @@ class ProvisioningRequestStatus(models.TextChoices):
     # Waiting for the saga (or for staff, when PROVISIONING_ENABLED is false).
     PENDING = "pending", "Pending"
     IN_PROGRESS = "in_progress", "In progress"
+    # Paid, but no node in the location has room: placement is tried again until one has.
+    WAITING_CAPACITY = "waiting_capacity", "Waiting for capacity"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed (waiting for retry or manual setup)"
     CANCELLED = "cancelled", "Cancelled"
@@ -23,7 +25,8 @@ PROVISIONING_REQUEST_TRANSITIONS = TransitionTable(
     "Provisioning request",
     {
         S.PENDING: {S.IN_PROGRESS, S.CANCELLED},
-        S.IN_PROGRESS: {S.SUCCEEDED, S.FAILED},
+        S.IN_PROGRESS: {S.SUCCEEDED, S.FAILED, S.WAITING_CAPACITY},
+        S.WAITING_CAPACITY: {S.IN_PROGRESS, S.FAILED, S.CANCELLED},
         S.FAILED: {S.IN_PROGRESS, S.CANCELLED},
         S.SUCCEEDED: set(),
         S.CANCELLED: set(),
@@ -145,6 +148,16 @@ class ProvisioningRun(TimeStampedModel):
     # "ports"}): a create whose reply was lost is still known to be ours, claimed as ours and
     # deleted on rollback.
     ports_requested = models.JSONField(default=dict, blank=True)
+    # When a create was last sent (written BEFORE the call): a later try looks the object up by
+    # our external id first only if an earlier one may have reached the panel.
+    user_create_sent_at = models.DateTimeField(null=True, blank=True)
+    server_create_sent_at = models.DateTimeField(null=True, blank=True)
+    # How often a step sent the run back to an earlier one (the panel said a stored user or egg
+    # had changed); bounded by the engine.
+    rewinds = models.PositiveSmallIntegerField(default=0)
+    # Set while no node in the location has room (placement retried every
+    # PROVISIONING_CAPACITY_RETRY_INTERVAL); such a run holds no queue slot and no deadline runs.
+    waiting_for_capacity_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)

@@ -120,3 +120,37 @@ def notify_credentials(
         secrets={"panel_password": account.password} if account.password else {},
         event_key=f"{event}:deployment-{deployment.pk}:{occurrence}",
     )
+
+
+def notify_waiting_for_capacity(run: ProvisioningRun) -> None:
+    """Paid, but the location is full: the customer hears that the order is kept and starts by
+    itself (the "delayed" message), staff get one alert per run with what they can do."""
+    deployment = run.deployment
+    location = str(deployment.location) if deployment.location_id else "the chosen location"
+    notification_send(
+        event="provisioning_failed",
+        user=deployment.customer,
+        context={
+            **_base(deployment),
+            "order_id": _order_id(run),
+            "expected_time": f"as soon as a server in {location} has room (automatic)",
+        },
+        event_key=f"provisioning_waiting_capacity:run-{run.pk}",
+    )
+    limits = deployment.spec.get("limits", {})
+    notification_send(
+        event="fleet_alert_staff",
+        staff=True,
+        context={
+            "title": f"Paid order waiting for capacity: {run.request.order_reference}",
+            "detail": f"No node in {location} has room for {limits.get('memory')} MB / "
+            f"{limits.get('disk')} MB. The order starts by itself when room appears: add "
+            "capacity on the panel, move the order to another location, or refund it.",
+            "admin_url": settings.PORTAL_BASE_URL.rstrip("/")
+            + reverse("admin:servers_deployment_change", args=[deployment.pk]),
+            "deployment_id": str(deployment.pk),
+            "server_name": deployment.name,
+            "customer_email": deployment.customer.email,
+        },
+        event_key=f"waiting_capacity_staff:run-{run.pk}",
+    )

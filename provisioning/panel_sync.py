@@ -1,11 +1,12 @@
 """Importing the panel's locations, nodes, nests and eggs into our mirror tables."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.utils import timezone
 
 from provisioning.pterodactyl import PterodactylClient
-from servers.models import Egg, Location, Node
+from servers.models import Egg, Location, Nest, Node
 from servers.services import egg_upsert, location_upsert, node_upsert
 
 
@@ -39,6 +40,70 @@ class SyncReport:
 
 def _changed(instance: object | None, values: dict) -> bool:
     return instance is None or any(getattr(instance, k) != v for k, v in values.items())
+
+
+def egg_mirror_values(egg: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A panel egg as our mirror stores it: the egg's fields and its variables."""
+    fields = {
+        "name": egg.name,
+        "description": egg.description or "",
+        "docker_image": egg.docker_image or "",
+        "docker_images": dict(egg.docker_images),
+        "startup": egg.startup,
+    }
+    variables = [
+        {
+            "env_variable": v.env_variable,
+            "name": v.name,
+            "description": v.description,
+            "default_value": v.default_value,
+            "user_viewable": v.user_viewable,
+            "user_editable": v.user_editable,
+            "rules": v.rules,
+        }
+        for v in egg.variables or ()
+    ]
+    return fields, variables
+
+
+def egg_mirror_refresh(*, client: PterodactylClient, nest_id: int, egg_id: int) -> None:
+    """Read one egg (with its variables) from the panel into the mirror: one request."""
+    egg = client.get_egg(nest_id, egg_id)
+    fields, variables = egg_mirror_values(egg)
+    nest = Nest.objects.filter(panel_id=nest_id).first()
+    egg_upsert(
+        nest_panel_id=nest_id,
+        nest_name=nest.name if nest else f"Nest #{nest_id}",
+        egg_panel_id=egg.id,
+        egg_fields=fields,
+        variables=variables,
+    )
+
+
+def node_reading_store(*, panel_node: Any, reading_started: Any) -> int:
+    """Store one panel reading of a node's capacity in the mirror (placement and checkout read
+    capacity from there). `reading_started`: when the read began, so a server created while it
+    ran is still counted as in flight."""
+    return Node.objects.filter(panel_id=panel_node.id).update(
+        memory_mb=panel_node.memory,
+        memory_overallocate_percent=panel_node.memory_overallocate,
+        disk_mb=panel_node.disk,
+        disk_overallocate_percent=panel_node.disk_overallocate,
+        allocated_memory_mb=panel_node.allocated_resources.memory,
+        allocated_disk_mb=panel_node.allocated_resources.disk,
+        maintenance_mode=panel_node.maintenance_mode,
+        synced_at=reading_started,
+    )
+
+
+def node_readings_refresh(*, client: PterodactylClient) -> int:
+    """Read every node's capacity in one list request (100 nodes a page) into the mirror: the
+    periodic job that lets placement cost no request. Returns the nodes updated."""
+    reading_started = timezone.now()
+    return sum(
+        node_reading_store(panel_node=node, reading_started=reading_started)
+        for node in client.list_nodes()
+    )
 
 
 def panel_sync(*, client: PterodactylClient) -> SyncReport:
@@ -98,25 +163,7 @@ def panel_sync(*, client: PterodactylClient) -> SyncReport:
     seen_eggs = []
     for nest in client.list_nests():
         for egg in client.list_eggs(nest.id):
-            fields = {
-                "name": egg.name,
-                "description": egg.description or "",
-                "docker_image": egg.docker_image or "",
-                "docker_images": dict(egg.docker_images),
-                "startup": egg.startup,
-            }
-            variables = [
-                {
-                    "env_variable": v.env_variable,
-                    "name": v.name,
-                    "description": v.description,
-                    "default_value": v.default_value,
-                    "user_viewable": v.user_viewable,
-                    "user_editable": v.user_editable,
-                    "rules": v.rules,
-                }
-                for v in egg.variables or ()
-            ]
+            fields, variables = egg_mirror_values(egg)
             existing = Egg.objects.filter(panel_id=egg.id).first()
             before = (
                 None

@@ -5,8 +5,6 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.db.models.functions import Least
 from django.utils import timezone
 
 from common.actors import Actor
@@ -82,7 +80,11 @@ def provisioning_request_create(
 
 
 def _active_run_count() -> int:
-    return ProvisioningRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).count()
+    """Runs holding a queue slot: a run waiting for capacity does not (it makes no requests
+    until room appears, and must not keep orders for other locations waiting)."""
+    return ProvisioningRun.objects.filter(
+        status__in=ACTIVE_RUN_STATUSES, waiting_for_capacity_since__isnull=True
+    ).count()
 
 
 def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> ProvisioningRun:
@@ -279,24 +281,31 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
             next_run_at__lt=now - lost_after,
         ).values_list("pk", flat=True)
     )
-    lease = dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + engine.LEASE_MARGIN_SECONDS)
+    lease = dt.timedelta(seconds=engine.lease_seconds())
     longest = dt.timedelta(seconds=2 * settings.PROVISIONING_TIMEOUT)
     for run_id in expired:
         # Clear the dead worker's lease so the next claim can take the step (fence + 1 there).
         # next_run_at stays set: if this resume message is lost too, the next sweep finds the
-        # run again as "lost". The time the dead worker's lease held the run is given back to
-        # its PROVISIONING_TIMEOUT (a run killed late is not rolled back for it), up to twice
-        # the timeout in all, so a run that keeps killing workers still ends.
-        resumed = ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now).update(
-            lease_expires_at=None,
-            next_run_at=timezone.now(),
-            deadline_at=Least(F("deadline_at") + lease, F("started_at") + longest),
+        # run again as "lost". The time since the dead worker last renewed its lease is given
+        # back to the run's PROVISIONING_TIMEOUT (a run killed late is not rolled back for
+        # it), up to twice the timeout in all, so a run that keeps killing workers still ends.
+        row = (
+            ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now)
+            .values("lease_expires_at", "deadline_at", "started_at")
+            .first()
         )
+        if row is None:
+            continue
+        lost_time = timezone.now() - (row["lease_expires_at"] - lease)
+        deadline = min(row["deadline_at"] + lost_time, row["started_at"] + longest)
+        resumed = ProvisioningRun.objects.filter(
+            pk=run_id, lease_expires_at=row["lease_expires_at"]
+        ).update(lease_expires_at=None, next_run_at=timezone.now(), deadline_at=deadline)
         if resumed:
             logger.warning(
-                "provisioning run %s: its worker died; resumed, deadline moved by up to %s s",
+                "provisioning run %s: its worker died; resumed, deadline moved by %s s",
                 run_id,
-                int(lease.total_seconds()),
+                int((deadline - row["deadline_at"]).total_seconds()),
             )
     for run_id in expired + lost:
         with transaction.atomic():

@@ -1,10 +1,14 @@
 """Celery tasks of provisioning. Thin: they take ids and call the engine or a service."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
 from provisioning.saga import engine
 from provisioning.services import provisioning_start_queued, provisioning_sweep
+
+logger = logging.getLogger(__name__)
 
 FINISHED = {"succeeded", "failed", "needs_attention"}
 
@@ -23,6 +27,23 @@ def sweep() -> dict[str, int]:
     """Resume runs whose worker died (lease expired) or whose message was lost; start queued
     requests when there is room. Safe to run twice or concurrently."""
     return provisioning_sweep()
+
+
+@shared_task(name="provisioning.refresh_node_readings", soft_time_limit=60, time_limit=90)
+def refresh_node_readings() -> int:
+    """Every node's capacity into the mirror in one list request (a page per 100 nodes), so
+    placement and checkout read capacity without a request of their own. Safe to run twice."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from provisioning.panel_sync import node_readings_refresh
+    from provisioning.pterodactyl import PanelError, PterodactylClient
+
+    try:
+        return node_readings_refresh(client=PterodactylClient.for_workers())
+    except (ImproperlyConfigured, PanelError) as exc:
+        # Placement reads a stale node itself; the next run of this job tries again.
+        logger.warning("node readings not refreshed: %s", exc)
+        return 0
 
 
 def _dispatch(run_id: int, delay: float) -> None:

@@ -12,6 +12,7 @@ import pytest
 import responses
 
 from config.celery import app as celery_app
+from provisioning.pterodactyl.client import shared_limiters_reset
 from provisioning.simulator import PanelSimulator
 from provisioning.simulator.testing import install_responses
 
@@ -37,6 +38,7 @@ class SagaWorld:
 @pytest.fixture
 def saga(settings, transactional_db) -> Iterator[SagaWorld]:
     sim = PanelSimulator(install_delay=0, rng_seed=1)
+    shared_limiters_reset()  # no budget window or 429 pause carried over from another test
     settings.PTERODACTYL_URL = PANEL_URL
     settings.PTERODACTYL_ADMIN_API_KEY = sim.seed.admin_api_key
     settings.PTERODACTYL_RATE_LIMIT_PER_MINUTE = 1_000_000

@@ -93,8 +93,9 @@ def test_install_failure_rolls_back_everything(saga, place_order, staff):
     assert compensated == list(reversed(STEP_NAMES[: STEP_NAMES.index("install") + 1]))
 
 
-def _break_check(saga):
-    saga.fault("status", method="GET", path=r"/locations$", status=403, times=None)
+def _break_permission(saga):
+    # The check step makes no request (issue 9: at most 6 a server); the first one is refused.
+    saga.fault("status", method="POST", path=r"/users$", status=403, times=None)
 
 
 def _break_panel_user(saga):
@@ -102,11 +103,10 @@ def _break_panel_user(saga):
 
 
 def _break_resources(saga):
+    from servers.models import Egg
+
+    Egg.objects.all().delete()  # not mirrored: the step must read it, and the panel says 404
     saga.fault("status", method="GET", path=r"/eggs/\d+$", status=404, times=None)
-
-
-def _break_placement(saga):
-    saga.panel.nodes[1].memory = 512
 
 
 def _break_allocations(saga):
@@ -121,10 +121,9 @@ def _break_server(saga):
 @pytest.mark.parametrize(
     ("breaker", "failed_step", "message"),
     [
-        (_break_check, "check", "permission"),
+        (_break_permission, "panel_user", "permission"),
         (_break_panel_user, "panel_user", ""),
         (_break_resources, "resources", ""),
-        (_break_placement, "placement", "No node has room"),
         (_break_allocations, "allocations", "no IP allocation"),
         (_break_server, "server", ""),
     ],
@@ -163,7 +162,7 @@ def test_terminal_failure_at_each_step_is_fully_compensated(
 
 def test_retryable_faults_are_retried_without_duplicates(saga, place_order, staff):
     saga.fault("status", method="POST", path=r"/servers$", status=503, times=2)
-    saga.fault("rate_limit", method="GET", path=r"/nodes/\d+$", times=1, retry_after=0)
+    saga.fault("rate_limit", method="POST", path=r"/users$", times=1, retry_after=0)
 
     order = pay(place_order(), staff)
 
@@ -172,10 +171,16 @@ def test_retryable_faults_are_retried_without_duplicates(saga, place_order, staf
     run = ProvisioningRun.objects.get()
     server_attempts = list(run.steps.filter(step="server").values_list("status", flat=True))
     assert server_attempts == ["retrying", "retrying", "succeeded"]
-    assert list(run.steps.filter(step="placement").values_list("status", flat=True)) == [
+    # The panel's 429 ended the try and a countdown queued the next one (no sleeping inside).
+    assert list(run.steps.filter(step="panel_user").values_list("status", flat=True)) == [
         "retrying",
         "succeeded",
     ]
+    assert (
+        run.steps.filter(step="panel_user", status="retrying")
+        .get()
+        .error.startswith("POST /api/application/users: the panel's rate limit was hit (429")
+    )
 
 
 def test_retries_spent_roll_back(saga, place_order, staff, settings):
@@ -225,7 +230,10 @@ def test_egg_rules_rejecting_a_value_fail_terminally_with_a_clear_message(saga, 
     run = ProvisioningRun.objects.get()
     assert run.failed_step == "resources"
     assert "Server Jar File variable field format is invalid" in run.last_error
-    assert run.steps.filter(step="resources", direction="forward").count() == 1
+    # Checked against the mirror first; the panel's 422 on create re-read the egg (one GET),
+    # and the second check against the new rule failed terminally.
+    assert run.steps.filter(step="resources", direction="forward").count() == 2
+    assert len(saga.calls("GET", "/api/application/nests/1/eggs/1")) == 1
     assert order.status == OrderStatus.CONFIRMED
     assert panel_leftovers(saga) == {"servers": 0, "users": 0, "assigned_allocations": 0}
 

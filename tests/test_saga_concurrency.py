@@ -11,7 +11,7 @@ from common.actors import Actor
 from provisioning.models import AllocationClaim, ProvisioningRun, RunStatus
 from provisioning.saga import engine
 from provisioning.services import provisioning_start
-from servers.models import Deployment, DeploymentStatus
+from servers.models import Deployment, DeploymentStatus, Node
 from tests import factories
 from tests.support import race
 
@@ -62,22 +62,26 @@ def _assert_no_port_twice(saga) -> None:
     assert len(claims) == len(set(claims))
 
 
-def test_twenty_orders_for_five_slots(saga, place_order, staff):
+def test_twenty_paid_orders_for_five_slots_five_servers_fifteen_wait(saga, place_order, staff):
+    orders = _orders(place_order, 20)  # checkout saw room for all of them
+    # Then the node shrank on the panel: the next reading (the mirror is stale) shows room
+    # for exactly five Bronze.
     node = saga.panel.nodes[1]
-    node.memory, node.memory_overallocate = 5 * 1024, 0  # room for exactly five Bronze
-    orders = _orders(place_order, 20)
+    node.memory, node.memory_overallocate = 5 * 1024, 0
+    Node.objects.update(synced_at=None)
 
     results = race([_payer(order, staff) for order in orders])
 
     assert not [r for r in results if isinstance(r, Exception)], results
     statuses = [o.__class__.objects.get(pk=o.pk).status for o in orders]
     assert statuses.count(OrderStatus.COMPLETED) == 5
-    assert statuses.count(OrderStatus.CONFIRMED) == 15  # cleanly failed, waiting for staff
+    assert statuses.count(OrderStatus.PROVISIONING) == 15  # paid, waiting for room, not failed
     runs = ProvisioningRun.objects.all()
-    assert sorted(set(runs.values_list("status", flat=True))) == ["failed", "succeeded"]
-    assert runs.filter(status=RunStatus.FAILED, failed_step="placement").count() == 15
+    assert sorted(set(runs.values_list("status", flat=True))) == ["running", "succeeded"]
+    waiting = runs.filter(status=RunStatus.RUNNING)
+    assert waiting.filter(waiting_for_capacity_since__isnull=False).count() == 15
+    assert set(waiting.values_list("request__status", flat=True)) == {"waiting_capacity"}
     assert len(saga.panel.servers) == 5
-    assert len(saga.panel.users) - 2 == 5  # the 15 users created for failed runs were removed
     assert sum(1 for a in saga.panel.allocations.values() if a.server_id) == 5
     _assert_no_port_twice(saga)
 

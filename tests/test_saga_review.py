@@ -15,6 +15,7 @@ from provisioning.models import PanelAccount, ProvisioningRun, RunStatus
 from provisioning.saga import engine
 from provisioning.saga.steps import STEP_NAMES
 from provisioning.services import provisioning_abort, provisioning_retry, provisioning_sweep
+from servers.models import Egg
 from tests.test_saga import panel_leftovers, pay
 
 
@@ -131,6 +132,7 @@ def test_a_failing_order_keeps_the_panel_user_another_order_is_using(
     second = pay(place_order(plan_slug="starter"), staff)
     run_a = provisioning_retry(deployment_id=first.deployment_id, actor=Actor.staff(staff))
     _drive_until(run_a.pk, "placement")  # A has the panel user, no server yet
+    Egg.objects.filter(panel_id=2).delete()  # B must read its egg, and the panel says 404
     saga.fault("status", method="GET", path=r"/eggs/2$", status=404, times=None)
     run_b = provisioning_retry(deployment_id=second.deployment_id, actor=Actor.staff(staff))
     _drive_until(run_b.pk, "resources")

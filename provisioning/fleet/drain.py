@@ -151,7 +151,7 @@ def _drain(*, max_seconds: float | None) -> dict[str, int]:
             break
         if client is None:
             try:
-                client = PterodactylClient.from_settings()
+                client = PterodactylClient.for_workers()
             except ImproperlyConfigured as exc:
                 _release(operation, 60)
                 logger.error("panel operations wait: %s", exc)

@@ -58,6 +58,7 @@ from provisioning.pterodactyl.errors import (
 )
 from provisioning.pterodactyl.ratelimit import (
     DEFAULT_LIMIT_PER_MINUTE,
+    BoundedWaitLimiter,
     CombinedRateLimiter,
     InProcessRateLimiter,
     RateLimiter,
@@ -166,6 +167,7 @@ class _Transport:
         timeout: tuple[float, float],
         rate_limiter: RateLimiter | None,
         max_retries: int,
+        read_timeout_get: float | None = None,
         backoff_base: float,
         max_backoff: float,
         max_retry_after: float,
@@ -191,6 +193,9 @@ class _Transport:
         self.key_setting = key_setting
         self._api_key = api_key
         self.timeout = timeout
+        # A GET changes nothing and answers fast: it need not hold a worker as long as a
+        # create, which the panel may take a while to finish (Wings is called inside it).
+        self.read_timeout_get = read_timeout_get if read_timeout_get else timeout[1]
         self.rate_limiter = rate_limiter
         self.max_retries = max(0, max_retries)
         self.backoff_base = backoff_base
@@ -226,14 +231,21 @@ class _Transport:
                     return _Reply(204, None)
                 raise
             except PanelError as exc:
+                if (
+                    isinstance(exc, PanelRateLimited)
+                    and exc.status is not None
+                    and self.rate_limiter is not None
+                ):
+                    # The panel itself said 429 (another tool shares the admin's bucket): pause
+                    # every worker for its Retry-After, whether or not this call retries.
+                    self.rate_limiter.block_for(
+                        exc.retry_after if exc.retry_after is not None else 60.0
+                    )
                 delay = self._retry_delay(exc, attempt, retry)
                 if delay is None:
                     raise
                 if isinstance(exc, PanelUnavailable) and exc.outcome_unknown:
                     ambiguous = True
-                if isinstance(exc, PanelRateLimited) and self.rate_limiter is not None:
-                    # Another tool shares the admin's bucket: pause every worker, not just us.
-                    self.rate_limiter.block_for(delay)
                 logger.warning(
                     "panel %s %s failed (%s); retry %d/%d in %.2f s",
                     method,
@@ -294,6 +306,7 @@ class _Transport:
             data = json.dumps(body).encode()
         started = time.monotonic()
         where = f"{method} {self._prefixed(path)}"
+        timeout = (self.timeout[0], self.read_timeout_get if method == "GET" else self.timeout[1])
         try:
             response = self.session.request(
                 method,
@@ -301,7 +314,7 @@ class _Transport:
                 params=params,
                 data=data,
                 headers=headers,
-                timeout=self.timeout,
+                timeout=timeout,
                 allow_redirects=False,
             )
         except requests.exceptions.ConnectTimeout:
@@ -311,8 +324,7 @@ class _Transport:
             ) from None
         except requests.exceptions.ReadTimeout:
             raise PanelUnavailable(
-                f"{where}: no reply within {self.timeout[1]:g} s (the request may have been "
-                "processed)",
+                f"{where}: no reply within {timeout[1]:g} s (the request may have been processed)",
                 outcome_unknown=method != "GET",
             ) from None
         except requests.exceptions.SSLError as exc:
@@ -553,6 +565,7 @@ class _ClientBase:
         max_backoff: float = 30.0,
         max_retry_after: float = 120.0,
         random: Callable[[], float] = random_module.random,
+        read_timeout_get: float | None = None,
     ) -> None:
         self._t = _Transport(
             base_url,
@@ -566,6 +579,7 @@ class _ClientBase:
                 else InProcessRateLimiter(DEFAULT_LIMIT_PER_MINUTE, sleep=sleep)
             ),
             max_retries=max_retries,
+            read_timeout_get=read_timeout_get,
             backoff_base=backoff_base,
             max_backoff=max_backoff,
             max_retry_after=max_retry_after,
@@ -618,6 +632,13 @@ _shared_limiters: dict[tuple[str, str, int, str | None], RateLimiter] = {}
 _shared_limiters_lock = threading.Lock()
 
 
+def shared_limiters_reset() -> None:
+    """Forget the per-process limiters (their windows and 429 pauses): for tests, and for a
+    process that changed its panel settings."""
+    with _shared_limiters_lock:
+        _shared_limiters.clear()
+
+
 def _shared_limiter(
     base_url: str, bucket: str, per_minute: int, redis_url: str | None
 ) -> RateLimiter:
@@ -645,6 +666,8 @@ def _settings_kwargs(settings: Any, *, bucket: str, rate_setting: str, rate_defa
             float(getattr(settings, "PTERODACTYL_TIMEOUT_CONNECT", 5) or 5),
             float(getattr(settings, "PTERODACTYL_TIMEOUT_READ", 30) or 30),
         ),
+        "read_timeout_get": float(getattr(settings, "PTERODACTYL_TIMEOUT_READ_GET", 0) or 0)
+        or None,
         "rate_limiter": _shared_limiter(url, bucket, per_minute, redis_url) if url else None,
         "max_retries": int(getattr(settings, "PTERODACTYL_HTTP_MAX_RETRIES", 3)),
     }
@@ -685,6 +708,23 @@ class PterodactylClient(_ClientBase):
                 share, kwargs.get("rate_limiter") or InProcessRateLimiter(DEFAULT_LIMIT_PER_MINUTE)
             )
         return cls(url, key, **kwargs)
+
+    @classmethod
+    def for_workers(cls, **overrides: Any) -> PterodactylClient:
+        """A client for Celery workers: one try per request, no sleeping. A retryable error
+        (5xx, timeout, 429) goes straight back to the caller, whose scheduler retries later
+        with backoff (one retry layer, not two); a rate-limit wait longer than
+        PTERODACTYL_WORKER_RATE_WAIT seconds is raised as PanelRateLimited with the wait
+        in ``retry_after`` instead of being slept through."""
+        from django.conf import settings
+
+        client = cls.from_settings(**{"max_retries": 0, **overrides})
+        limiter = client._t.rate_limiter
+        if limiter is not None and "rate_limiter" not in overrides:
+            client._t.rate_limiter = BoundedWaitLimiter(
+                limiter, max_wait=float(getattr(settings, "PTERODACTYL_WORKER_RATE_WAIT", 0.25))
+            )
+        return client
 
     # ================================================================== users
 
@@ -934,11 +974,18 @@ class PterodactylClient(_ClientBase):
             return Created(found, CreateOrigin.RECOVERED, ("reply lost; adopted by external_id",))
         return Created(Server.from_api(reply.body))
 
-    def ensure_server(self, *, external_id: str, **fields: Any) -> Created[Server]:
-        """The server with this external id: the existing one, or a new one (create_server)."""
-        existing = self.find_server_by_external_id(external_id)
-        if existing is not None:
-            return Created(existing, CreateOrigin.EXISTING)
+    def ensure_server(
+        self, *, external_id: str, lookup_first: bool = True, **fields: Any
+    ) -> Created[Server]:
+        """The server with this external id: the existing one, or a new one (create_server).
+
+        ``lookup_first=False`` skips the GET before the POST, for a caller that knows no
+        earlier attempt can have reached the panel: the panel's unique external id still
+        turns a duplicate into a 422, which adopts the existing server."""
+        if lookup_first:
+            existing = self.find_server_by_external_id(external_id)
+            if existing is not None:
+                return Created(existing, CreateOrigin.EXISTING)
         try:
             return self.create_server(external_id=external_id, **fields)
         except PanelValidationError as exc:
@@ -1158,6 +1205,30 @@ class PterodactylClient(_ClientBase):
         if assigned is None:
             return list(items)
         return [item for item in items if item.assigned == assigned]
+
+    def first_free_allocations(
+        self, node_id: int, count: int, *, skip: Iterable[tuple[str, int]] = ()
+    ) -> list[Allocation]:
+        """Up to ``count`` free allocations of a node, lowest ports first in the panel's
+        order, reading only as many pages as it takes (a node with thousands of free ports
+        costs one request, not a walk through all of them). ``skip``: (ip, port) pairs the
+        caller cannot use (claimed by others), not counted."""
+        unusable = set(skip)
+        found: list[Allocation] = []
+        per_page = min(500, max(10, count + len(unusable)))
+        for item in self._paginate(
+            f"/nodes/{int(node_id)}/allocations",
+            Allocation.from_api,
+            "allocations",
+            params=[("filter[server_id]", "false")],
+            per_page=per_page,
+        ):
+            if item.assigned or (item.ip, item.port) in unusable:
+                continue
+            found.append(item)
+            if len(found) >= count:
+                break
+        return found
 
     def list_free_allocations(self, node_id: int) -> list[Allocation]:
         return self.list_allocations(node_id, assigned=False)

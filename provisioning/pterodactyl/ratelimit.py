@@ -35,6 +35,7 @@ DEFAULT_MAX_WAIT_SECONDS = 30.0
 
 __all__ = [
     "DEFAULT_LIMIT_PER_MINUTE",
+    "BoundedWaitLimiter",
     "CombinedRateLimiter",
     "InProcessRateLimiter",
     "RateLimiter",
@@ -324,6 +325,44 @@ class CombinedRateLimiter:
 
     def __repr__(self) -> str:
         return f"CombinedRateLimiter{self.limiters!r}"
+
+
+class BoundedWaitLimiter:
+    """Waits at most `max_wait` seconds for a slot of `limiter`, else raises PanelRateLimited at
+    once with the wait in `retry_after`: for workers, which hand the wait to a scheduled retry
+    (a countdown) instead of sleeping in a process other work needs."""
+
+    def __init__(self, limiter: Any, *, max_wait: float = 0.0, sleep: Any = time.sleep) -> None:
+        self.limiter = limiter
+        self.max_wait = max(0.0, max_wait)
+        self._sleep = sleep
+
+    def acquire(self) -> None:
+        waited = 0.0
+        while True:
+            wait = self.limiter.try_acquire()
+            if wait <= 0:
+                return
+            if waited + wait > self.max_wait:
+                blocked = bool(getattr(self.limiter, "last_wait_blocked", False))
+                limit = int(getattr(self.limiter, "limit", 0) or 0)
+                window = float(getattr(self.limiter, "window", 60.0) or 60.0)
+                raise _give_up(waited, wait, limit, window, blocked=blocked)
+            self._sleep(wait)
+            waited += wait
+
+    def try_acquire(self) -> float:
+        return self.limiter.try_acquire()
+
+    def block_for(self, seconds: float) -> None:
+        self.limiter.block_for(seconds)
+
+    @property
+    def last_wait_blocked(self) -> bool:
+        return bool(getattr(self.limiter, "last_wait_blocked", False))
+
+    def __repr__(self) -> str:
+        return f"BoundedWaitLimiter({self.limiter!r}, max_wait={self.max_wait:g})"
 
 
 def limiter_key(base_url: str, bucket: str = "application") -> str:

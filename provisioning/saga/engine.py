@@ -3,9 +3,17 @@
 - prepare: a short locked transaction claims the run (fence + 1, lease) and records the attempt;
 - call: the step talks to the panel with no transaction or lock open;
 - finalize: a new locked transaction records the outcome only if the fence is still ours.
-Retryable errors retry with exponential backoff and jitter up to PROVISIONING_RETRY_ATTEMPTS;
-terminal errors, spent retries or the PROVISIONING_TIMEOUT deadline start compensation, which
-undoes the steps in reverse order. A compensation that keeps failing ends in "needs attention".
+This is the only retry layer: the panel client a step uses tries each request once and never
+sleeps (PterodactylClient.for_workers), so a retryable error ends the task and the engine queues
+the next try with a countdown (exponential backoff with jitter, at least the panel's
+Retry-After), up to PROVISIONING_RETRY_ATTEMPTS. A rate-limit wait (ours or the panel's 429) is
+not a failure and spends no try. Terminal errors, spent retries or the PROVISIONING_TIMEOUT
+deadline start compensation, which undoes the steps in reverse order. A compensation that keeps
+failing ends in "needs attention".
+
+A step holds its run with a short lease (PROVISIONING_STEP_LEASE) that a heartbeat thread renews
+while the step runs, so the step of a killed worker is free again within seconds, not after the
+task's time limit.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +30,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from common.actors import Actor
@@ -41,14 +50,24 @@ from provisioning.models import (
     StepDirection,
 )
 from provisioning.pterodactyl import PanelError, PanelRateLimited, PterodactylClient
-from provisioning.saga.steps import STEPS, StepContext, StepFailed, StepOutcome
+from provisioning.saga.capacity_wait import capacity_wait_begin_or_continue
+from provisioning.saga.steps import (
+    STEP_NAMES,
+    STEPS,
+    StepContext,
+    StepFailed,
+    StepOutcome,
+    StepRewind,
+)
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_transition
 
 logger = logging.getLogger(__name__)
 
 COMPENSATION_ATTEMPTS = 5
-LEASE_MARGIN_SECONDS = 30
+# A step sent back to an earlier one (the panel said what it had changed) at most this often a
+# run, so a panel that keeps contradicting itself ends in a rollback, not a loop.
+MAX_REWINDS = 3
 
 # The function that queues `run_step` for a run (set by provisioning.tasks, so the engine does
 # not import Celery tasks). Always called through transaction.on_commit.
@@ -69,10 +88,77 @@ def schedule(run_id: int, delay: float = 0.0) -> None:
 
 
 def backoff_seconds(attempt: int, *, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, capped; a panel Retry-After wins if longer."""
+    """Exponential backoff with "equal" jitter (half fixed, half random, so runs that failed
+    together spread out but none retries at once), capped at PROVISIONING_RETRY_MAX_BACKOFF;
+    a panel Retry-After wins if longer."""
     base = settings.PROVISIONING_RETRY_BACKOFF
-    delay = random.uniform(0, min(300.0, base * 2**attempt)) if base > 0 else 0.0  # noqa: S311
+    if base > 0:
+        ceiling = min(settings.PROVISIONING_RETRY_MAX_BACKOFF, base * 2 ** max(0, attempt - 1))
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
+    else:
+        delay = 0.0
     return max(delay, retry_after or 0.0)
+
+
+def rate_wait_seconds(error: PanelRateLimited) -> float:
+    """When to try again after a rate-limit wait: the wait, plus up to a second of jitter so
+    the runs that waited together do not all come back in the same instant."""
+    return (error.retry_after if error.retry_after is not None else 60.0) + random.uniform(  # noqa: S311
+        0, 1
+    )
+
+
+def lease_seconds() -> int:
+    return max(3, int(settings.PROVISIONING_STEP_LEASE))
+
+
+class LeaseKeeper:
+    """Renews the run's lease while its step runs (a daemon thread, its own DB connection).
+
+    The update is fenced: once another worker took the run over (our lease had expired, or staff
+    aborted), renewing stops. A row locked by someone else is skipped, never waited for."""
+
+    def __init__(self, run_id: int, fence: int) -> None:
+        self.run_id = run_id
+        self.fence = fence
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-run-{run_id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        interval = lease_seconds() / 3
+        try:
+            while not self._stop.wait(interval):
+                if not self.renew():
+                    return
+        finally:
+            connection.close()
+
+    def renew(self) -> bool:
+        """One renewal; False when the run is no longer ours to hold."""
+        try:
+            with transaction.atomic():
+                mine = (
+                    ProvisioningRun.objects.select_for_update(skip_locked=True)
+                    .filter(pk=self.run_id, fence=self.fence)
+                    .values_list("pk", flat=True)
+                )
+                if not list(mine):
+                    return ProvisioningRun.objects.filter(pk=self.run_id, fence=self.fence).exists()
+                ProvisioningRun.objects.filter(pk=self.run_id, fence=self.fence).update(
+                    lease_expires_at=timezone.now() + dt.timedelta(seconds=lease_seconds())
+                )
+            return True
+        except DatabaseError:
+            logger.warning("run %s: lease renewal failed; trying again", self.run_id)
+            return True
 
 
 @dataclass(frozen=True)
@@ -100,20 +186,27 @@ def run_step(run_id: int, *, client_factory: Callable[[], PterodactylClient] | N
         run=run,
         deployment=run.deployment,
         attempt=claim.attempt,
-        client_factory=client_factory or PterodactylClient.from_settings,
+        client_factory=client_factory or PterodactylClient.for_workers,
     )
     outcome: StepOutcome | None = None
     error: BaseException | None = None
-    try:
-        if claim.direction == StepDirection.FORWARD:
-            outcome = step.execute(ctx)
-        else:
-            outcome = step.compensate(ctx)
-    except (PanelError, StepFailed, ImproperlyConfigured, SoftTimeLimitExceeded) as exc:
-        error = exc
-    except Exception as exc:
-        logger.exception("provisioning step %s of run %s crashed", step.name, run_id)
-        error = exc
+    with LeaseKeeper(claim.run_id, claim.fence):
+        try:
+            if claim.direction == StepDirection.FORWARD:
+                outcome = step.execute(ctx)
+            else:
+                outcome = step.compensate(ctx)
+        except (
+            PanelError,
+            StepFailed,
+            StepRewind,
+            ImproperlyConfigured,
+            SoftTimeLimitExceeded,
+        ) as exc:
+            error = exc
+        except Exception as exc:
+            logger.exception("provisioning step %s of run %s crashed", step.name, run_id)
+            error = exc
     return _finalize(claim, outcome, error)
 
 
@@ -143,9 +236,7 @@ def _prepare(run_id: int) -> Claim | None:
         forward = run.status == RunStatus.RUNNING
         index = run.step_index if forward else run.compensate_index
         run.fence += 1
-        run.lease_expires_at = now + dt.timedelta(
-            seconds=settings.CELERY_TASK_TIME_LIMIT + LEASE_MARGIN_SECONDS
-        )
+        run.lease_expires_at = now + dt.timedelta(seconds=lease_seconds())
         run.next_run_at = None
         run.save(
             update_fields=[
@@ -181,7 +272,7 @@ def _prepare(run_id: int) -> Claim | None:
 
 
 def _error_text(error: BaseException) -> str:
-    if isinstance(error, PanelError | StepFailed | ImproperlyConfigured):
+    if isinstance(error, PanelError | StepFailed | StepRewind | ImproperlyConfigured):
         text = str(error)
     elif isinstance(error, SoftTimeLimitExceeded):
         text = "the step ran past its time limit"
@@ -194,7 +285,7 @@ def _is_retryable(error: BaseException) -> bool:
     if isinstance(error, PanelError):
         return error.retryable
     # Time limits, DB hiccups, bugs: retry (bounded), then compensate.
-    return not isinstance(error, StepFailed | ImproperlyConfigured)
+    return not isinstance(error, StepFailed | StepRewind | ImproperlyConfigured)
 
 
 def _finalize(claim: Claim, outcome: StepOutcome | None, error: BaseException | None) -> str:
@@ -247,6 +338,13 @@ def _finalize_forward(
         _schedule_later(run, 0)
         return "compensating"
     if error is None and outcome is not None:
+        if outcome.waiting_for_capacity is not None:
+            attempt_row.status = StepAttemptStatus.WAITING
+            capacity_wait_begin_or_continue(run, reason=outcome.waiting_for_capacity, actor=actor)
+            _schedule_later(
+                run, outcome.poll_after or settings.PROVISIONING_CAPACITY_RETRY_INTERVAL
+            )
+            return "waiting_for_capacity"
         if outcome.poll_after is not None:
             attempt_row.status = StepAttemptStatus.WAITING
             _schedule_later(run, outcome.poll_after)
@@ -263,10 +361,24 @@ def _finalize_forward(
     assert error is not None  # noqa: S101
     text = _error_text(error)
     run.last_error = f"{step.name}: {text}"
+    if isinstance(error, PanelRateLimited):
+        # Waiting for the budget (ours, or the panel's Retry-After) is not the step failing.
+        attempt_row.status = StepAttemptStatus.RETRYING
+        _schedule_later(run, rate_wait_seconds(error))
+        logger.info("run %s step %s waits for the panel budget: %s", run.pk, step.name, text)
+        return "retrying"
+    if isinstance(error, StepRewind) and run.rewinds < MAX_REWINDS:
+        attempt_row.status = StepAttemptStatus.FAILED
+        run.rewinds += 1
+        run.attempt = 0
+        run.step_index = STEP_NAMES.index(error.to_step)
+        _schedule_later(run, 0)
+        logger.warning("run %s: back from %s to %s: %s", run.pk, step.name, error.to_step, text)
+        return "rewound"
     if _is_retryable(error) and run.attempt + 1 < settings.PROVISIONING_RETRY_ATTEMPTS:
         run.attempt += 1
         attempt_row.status = StepAttemptStatus.RETRYING
-        retry_after = error.retry_after if isinstance(error, PanelRateLimited) else None
+        retry_after = getattr(error, "retry_after", None)
         _schedule_later(run, backoff_seconds(run.attempt, retry_after=retry_after))
         logger.warning("run %s step %s failed (retry %s): %s", run.pk, step.name, run.attempt, text)
         return "retrying"
@@ -294,6 +406,10 @@ def _finalize_compensation(
         _schedule_later(run, 0)
         return "compensating"
     text = _error_text(error)
+    if isinstance(error, PanelRateLimited):
+        attempt_row.status = StepAttemptStatus.RETRYING
+        _schedule_later(run, rate_wait_seconds(error))
+        return "compensating"
     if run.attempt + 1 < COMPENSATION_ATTEMPTS:
         run.attempt += 1
         attempt_row.status = StepAttemptStatus.RETRYING

@@ -7,6 +7,7 @@ admin can act on, or lets the panel client's errors through (they say whether to
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,12 +20,12 @@ from django.utils import timezone
 from common.actors import Actor
 from provisioning.credentials import panel_password, panel_username
 from provisioning.models import AllocationClaim, PanelAccount, ProvisioningRun
+from provisioning.panel_sync import egg_mirror_refresh, node_reading_store
 from provisioning.pterodactyl import (
     Allocation,
     FeatureLimits,
     Limits,
     PanelBadRequest,
-    PanelNotFound,
     PanelUnavailable,
     PanelValidationError,
     PterodactylClient,
@@ -32,12 +33,31 @@ from provisioning.pterodactyl import (
 from provisioning.saga.placement import node_load, rank_nodes
 from servers.egg_rules import VariableRule, build_environment
 from servers.models import Deployment, Node
+from servers.selectors import egg_variable_rules
 
 logger = logging.getLogger(__name__)
 
 
 class StepFailed(Exception):
     """A terminal failure of a step; the message is shown to staff as is (no secrets)."""
+
+
+class StepRewind(Exception):
+    """The panel said something an earlier step took from our records has changed (the stored
+    panel user is gone, the egg's variables changed): run again from `to_step`, which reads it
+    afresh. The engine bounds how often a run may go back."""
+
+    def __init__(self, to_step: str, message: str) -> None:
+        super().__init__(message)
+        self.to_step = to_step
+
+
+def _mark_sent(ctx: StepContext, field_name: str) -> None:
+    """Record, fenced and before the call, that a create is about to be sent: if its reply is
+    lost, a later try knows the panel may have the object and looks it up first."""
+    now = timezone.now()
+    ProvisioningRun.objects.filter(pk=ctx.run.pk, fence=ctx.run.fence).update(**{field_name: now})
+    setattr(ctx.run, field_name, now)
 
 
 @dataclass
@@ -61,6 +81,8 @@ class StepOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
     # Not finished: run this step again after this many seconds (install polling).
     poll_after: float | None = None
+    # Set (with poll_after) when no node has room: why; the run waits for capacity.
+    waiting_for_capacity: str | None = None
 
 
 class Step:
@@ -86,8 +108,9 @@ class CheckPanel(Step):
                 "Auto-provisioning is not configured: set PTERODACTYL_URL and "
                 "PTERODACTYL_ADMIN_API_KEY (run `manage.py pterodactyl_check`)."
             )
-        locations = ctx.client.list_locations()
-        return StepOutcome(summary={"request": "GET /locations", "locations": len(locations)})
+        # No request: the first real call finds an unreachable panel just as fast, and every
+        # request here would be one more per server against the panel's rate limit.
+        return StepOutcome(summary={"configured": True, "requests": 0})
 
 
 class PanelUserStep(Step):
@@ -96,64 +119,73 @@ class PanelUserStep(Step):
     def execute(self, ctx: StepContext) -> StepOutcome:
         customer = ctx.deployment.customer
         account = _panel_account_prepare(customer)
-        client = ctx.client
         summary: dict[str, Any] = {"external_id": account.external_id}
         if account.panel_user_id:
-            try:
-                user = client.get_user(account.panel_user_id)
-                summary["found"] = "stored id"
-                return StepOutcome(
-                    updates={"panel_user_id": user.id, "panel_user_created": False},
-                    summary=summary,
-                )
-            except PanelNotFound:
-                summary["stored_id_missing"] = account.panel_user_id
-        user = client.find_user_by_external_id(account.external_id)
+            # A returning customer costs no request: if the panel lost that user, the server
+            # create says so (422 on `user`) and the run comes back here without the stored id.
+            summary["found"] = "stored id"
+            return StepOutcome(
+                updates={"panel_user_id": account.panel_user_id, "panel_user_created": False},
+                summary=summary,
+            )
+        client = ctx.client
+        user = None
         created = False
-        if user is not None:
-            summary["found"] = "external_id"
-            # Ours (our external id); if this run is the one that made it, keep that knowledge.
-            created = ctx.run.panel_user_created or not account.panel_user_id
-        else:
-            user = client.find_user_by_email(account.email)
-            if user is not None and user.root_admin:
-                # Sign-up does not prove e-mail ownership: never hand a panel administrator's
-                # account to a customer.
-                raise StepFailed(
-                    f"The panel user with e-mail {account.email} is a panel administrator; it "
-                    "is not attached to a customer. Give the customer another e-mail or link "
-                    "a user by hand (external id " + account.external_id + ")."
-                )
+        if ctx.run.user_create_sent_at is not None:
+            # An earlier try sent the create and never learnt its outcome: look before sending.
+            user = client.find_user_by_external_id(account.external_id)
             if user is not None:
-                summary["found"] = "exact email (adopted existing panel user)"
+                created, summary["found"] = True, "external_id (an earlier try created it)"
         if user is None:
-            try:
-                result = client.create_user(
-                    email=account.email,
-                    username=account.username,
-                    first_name=(customer.first_name or "Customer")[:191],
-                    last_name=(customer.last_name or f"#{customer.pk}")[:191],
-                    external_id=account.external_id,
-                    password=account.password,
-                )
-            except PanelValidationError as exc:
-                if exc.has("username", "unique"):
-                    # Rare clash of the generated name: pick another, try again later.
-                    PanelAccount.objects.filter(pk=account.pk).update(
-                        username=panel_username(seed=f"{account.email}{timezone.now()}")
-                    )
-                    raise PanelUnavailable("generated panel username was taken; retrying") from exc
-                if exc.has("email", "unique"):
-                    raise PanelUnavailable(
-                        "a panel user with this e-mail appeared meanwhile; retrying to adopt it"
-                    ) from exc
-                raise
-            user, created = result.resource, True
-            summary["found"] = f"created ({result.origin})"
+            user, created, summary["found"] = self._create(ctx, account, customer)
         summary["panel_user_id"] = user.id
         return StepOutcome(
             updates={"panel_user_id": user.id, "panel_user_created": created}, summary=summary
         )
+
+    def _create(self, ctx: StepContext, account: PanelAccount, customer: Any) -> tuple:
+        """POST /users; a 422 names what already exists, and only then is it looked up."""
+        client = ctx.client
+        _mark_sent(ctx, "user_create_sent_at")
+        try:
+            result = client.create_user(
+                email=account.email,
+                username=account.username,
+                first_name=(customer.first_name or "Customer")[:191],
+                last_name=(customer.last_name or f"#{customer.pk}")[:191],
+                external_id=account.external_id,
+                password=account.password,
+            )
+        except PanelValidationError as exc:
+            if exc.has("external_id", "unique"):
+                user = client.find_user_by_external_id(account.external_id)
+                if user is not None:
+                    # Our external id: made by an earlier try of ours whose reply was lost.
+                    return user, True, "external_id (created earlier)"
+                raise PanelUnavailable("the panel reports our external id taken; retrying") from exc
+            if exc.has("email", "unique"):
+                user = client.find_user_by_email(account.email)
+                if user is None:
+                    raise PanelUnavailable(
+                        "the panel reports the e-mail taken but lists no such user; retrying"
+                    ) from exc
+                if user.root_admin:
+                    # Sign-up does not prove e-mail ownership: never hand a panel administrator's
+                    # account to a customer.
+                    raise StepFailed(
+                        f"The panel user with e-mail {account.email} is a panel administrator; "
+                        "it is not attached to a customer. Give the customer another e-mail or "
+                        "link a user by hand (external id " + account.external_id + ")."
+                    ) from exc
+                return user, False, "exact email (adopted existing panel user)"
+            if exc.has("username", "unique"):
+                # Rare clash of the generated name: pick another, try again later.
+                PanelAccount.objects.filter(pk=account.pk).update(
+                    username=panel_username(seed=f"{account.email}{timezone.now()}")
+                )
+                raise PanelUnavailable("generated panel username was taken; retrying") from exc
+            raise
+        return result.resource, True, f"created ({result.origin})"
 
     def finalize(self, run: ProvisioningRun, outcome: StepOutcome, actor: Actor) -> None:
         account = PanelAccount.objects.select_for_update().get(user_id=run.deployment.customer_id)
@@ -195,6 +227,8 @@ class PanelUserStep(Step):
         account = PanelAccount.objects.filter(user_id=ctx.deployment.customer_id).first()
         if account is None or account.panel_user_id:
             return StepOutcome(summary={"kept_panel_user": account and account.panel_user_id})
+        if ctx.run.user_create_sent_at is None:
+            return StepOutcome(summary={"panel_user": "no create was sent"})
         user = ctx.client.find_user_by_external_id(account.external_id)
         if user is None:
             return StepOutcome(summary={"panel_user": "none created"})
@@ -254,18 +288,12 @@ class ResourcesStep(Step):
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         spec = ctx.deployment.spec
-        egg = ctx.client.get_egg(spec["nest_id"], spec["egg_id"])
-        rules = [
-            VariableRule(
-                env_variable=v.env_variable,
-                name=v.name,
-                rules=v.rules,
-                default_value=v.default_value,
-                user_editable=v.user_editable,
-                user_viewable=v.user_viewable,
-            )
-            for v in egg.variables or ()
-        ]
+        rules = egg_variable_rules(egg_panel_id=spec["egg_id"])
+        source = "mirror"
+        if rules is None:
+            # Not mirrored yet: read it once and keep it, so later orders cost no request.
+            rules = egg_refresh(ctx, spec["nest_id"], spec["egg_id"])
+            source = "panel"
         plan_values = {
             k: v
             for k, v in (spec.get("environment") or {}).items()
@@ -279,7 +307,7 @@ class ResourcesStep(Step):
             raise StepFailed(f"The server settings do not satisfy the egg's rules: {problems}")
         limits = spec["limits"]
         payload = {
-            "egg_id": egg.id,
+            "egg_id": spec["egg_id"],
             "nest_id": spec["nest_id"],
             "docker_image": spec["docker_image"],
             "startup": spec["startup"],
@@ -289,8 +317,18 @@ class ResourcesStep(Step):
         }
         return StepOutcome(
             updates={"server_payload": payload},
-            summary={"egg": egg.id, "variables": sorted(environment), "limits": limits},
+            summary={
+                "egg": spec["egg_id"],
+                "egg_from": source,
+                "variables": sorted(environment),
+                "limits": limits,
+            },
         )
+
+
+def egg_refresh(ctx: StepContext, nest_id: int, egg_id: int) -> list[VariableRule]:
+    egg_mirror_refresh(client=ctx.client, nest_id=nest_id, egg_id=egg_id)
+    return egg_variable_rules(egg_panel_id=egg_id) or []
 
 
 class PlacementStep(Step):
@@ -313,18 +351,17 @@ class PlacementStep(Step):
                 f"No usable node in location '{deployment.location.short_code}' "
                 "(run `manage.py sync_panel`, or add a node there)."
             )
-        for node in nodes:  # fresh capacity readings, outside any transaction
+        stale_before = timezone.now() - dt.timedelta(
+            seconds=settings.PROVISIONING_NODE_READING_MAX_AGE
+        )
+        read = []
+        for node in nodes:  # capacity readings older than the limit, outside any transaction
+            if node.synced_at is not None and node.synced_at >= stale_before:
+                continue  # the mirror plus our in-flight reservations are current enough
+            read.append(node.panel_id)
             reading_started = timezone.now()
-            panel_node = ctx.client.get_node(node.panel_id)
-            Node.objects.filter(pk=node.pk).update(
-                memory_mb=panel_node.memory,
-                memory_overallocate_percent=panel_node.memory_overallocate,
-                disk_mb=panel_node.disk,
-                disk_overallocate_percent=panel_node.disk_overallocate,
-                allocated_memory_mb=panel_node.allocated_resources.memory,
-                allocated_disk_mb=panel_node.allocated_resources.disk,
-                maintenance_mode=panel_node.maintenance_mode,
-                synced_at=reading_started,
+            node_reading_store(
+                panel_node=ctx.client.get_node(node.panel_id), reading_started=reading_started
             )
         with transaction.atomic():
             # Lock the candidate nodes: two runs cannot both take the last slot.
@@ -336,7 +373,13 @@ class PlacementStep(Step):
             loads = [node_load(node, exclude_run_id=run.pk) for node in locked]
             viable, reason = rank_nodes(loads, memory=memory, disk=disk)
             if not viable:
-                raise StepFailed(f"No node has room for {memory} MB / {disk} MB: {reason}")
+                # Paid, and the room is gone (a panel change since checkout): wait for it
+                # rather than fail; the engine retries and tells the customer the truth.
+                return StepOutcome(
+                    summary={"nodes_read": read, "reason": reason},
+                    poll_after=settings.PROVISIONING_CAPACITY_RETRY_INTERVAL,
+                    waiting_for_capacity=f"No node has room for {memory} MB / {disk} MB: {reason}",
+                )
             chosen = viable[0].node
             # The reservation is these run fields, counted by every later placement.
             ProvisioningRun.objects.filter(pk=run.pk, fence=run.fence).update(
@@ -352,8 +395,15 @@ class PlacementStep(Step):
                 "reserved_disk_mb": disk,
                 "placement_reason": reason,
             },
-            summary={"node": chosen.panel_id, "reason": reason},
+            summary={"node": chosen.panel_id, "reason": reason, "nodes_read": read},
         )
+
+    def finalize(self, run: ProvisioningRun, outcome: StepOutcome, actor: Actor) -> None:
+        if run.waiting_for_capacity_since is None:
+            return
+        from provisioning.saga.capacity_wait import capacity_wait_end
+
+        capacity_wait_end(run, actor=actor)
 
     def compensate(self, ctx: StepContext) -> StepOutcome:
         return StepOutcome(
@@ -372,9 +422,21 @@ class AllocationsStep(Step):
         claims = list(AllocationClaim.objects.filter(run=run).order_by("-is_primary", "port"))
         summary: dict[str, Any] = {"wanted": wanted, "already_claimed": len(claims)}
         if len(claims) < wanted:
-            free = ctx.client.list_allocations(node.panel_id, assigned=False)
             # Ports an earlier attempt asked for (its reply may have been lost) are ours.
             ours = _requested(run, node)
+            if ours:
+                free = ctx.client.list_allocations(node.panel_id, assigned=False)
+            else:
+                # One page is enough: the first free ports not claimed by another run in flight
+                # (a few spare, in case one is claimed between the read and the claim).
+                in_flight = (
+                    AllocationClaim.objects.filter(node=node, run__panel_server_id__isnull=True)
+                    .exclude(run=run)
+                    .values_list("ip", "port")
+                )
+                free = ctx.client.first_free_allocations(
+                    node.panel_id, wanted - len(claims) + 5, skip=set(in_flight)
+                )
             mine = [a for a in free if (a.ip, a.port) in ours]
             others = [a for a in free if (a.ip, a.port) not in ours]
             claims += _claim(run, deployment, node, mine, wanted - len(claims), created=True)
@@ -504,8 +566,65 @@ class ServerStep(Step):
         payload = run.server_payload
         claims = list(AllocationClaim.objects.filter(run=run).order_by("-is_primary", "port"))
         limits = payload["limits"]
-        result = ctx.client.ensure_server(
+        # Look up by our external id first only when an earlier try sent the create; otherwise
+        # the panel's unique external id turns a duplicate into a 422 that adopts the server.
+        lookup_first = run.server_create_sent_at is not None
+        _mark_sent(ctx, "server_create_sent_at")
+        try:
+            result = self._ensure(ctx, payload, claims, limits, lookup_first=lookup_first)
+        except PanelValidationError as exc:
+            self._rewind_if_stale(ctx, exc)
+            raise
+        server = result.resource
+        return StepOutcome(
+            updates={
+                "panel_server_id": server.id,
+                "panel_server_uuid": server.uuid,
+                "panel_identifier": server.identifier,
+                "server_created_at": run.server_created_at or timezone.now(),
+                "install_status": server.status or "",
+            },
+            summary={
+                "external_id": deployment.external_id,
+                "panel_server_id": server.id,
+                "origin": str(result.origin),
+                "looked_up_first": lookup_first,
+                "allocation": f"{claims[0].ip}:{claims[0].port}",
+            },
+        )
+
+    def _rewind_if_stale(self, ctx: StepContext, exc: PanelValidationError) -> None:
+        """A 422 about what earlier steps took from our records: read it afresh and go back."""
+        fields = {error.source_field for error in exc.field_errors}
+        if "user" in fields and not ctx.run.panel_user_created:
+            # The stored panel user is gone from the panel: forget it, find or make it again.
+            PanelAccount.objects.filter(
+                user_id=ctx.deployment.customer_id, panel_user_id=ctx.run.panel_user_id
+            ).update(panel_user_id=None)
+            raise StepRewind(
+                "panel_user", f"the panel no longer has user #{ctx.run.panel_user_id}"
+            ) from exc
+        if any(name == "egg" or name.startswith("environment.") for name in fields):
+            spec = ctx.deployment.spec
+            egg_refresh(ctx, spec["nest_id"], spec["egg_id"])
+            raise StepRewind(
+                "resources",
+                "the egg changed on the panel (" + ", ".join(sorted(fields)) + "); re-read it",
+            ) from exc
+
+    def _ensure(
+        self,
+        ctx: StepContext,
+        payload: dict[str, Any],
+        claims: list[AllocationClaim],
+        limits: dict[str, Any],
+        *,
+        lookup_first: bool,
+    ) -> Any:
+        run, deployment = ctx.run, ctx.deployment
+        return ctx.client.ensure_server(
             external_id=deployment.external_id,
+            lookup_first=lookup_first,
             name=deployment.name,
             user_id=run.panel_user_id,
             egg_id=payload["egg_id"],
@@ -528,26 +647,10 @@ class ServerStep(Step):
             f"(portal deployment #{deployment.pk})",
             start_on_completion=settings.AUTO_START_SERVERS,
         )
-        server = result.resource
-        return StepOutcome(
-            updates={
-                "panel_server_id": server.id,
-                "panel_server_uuid": server.uuid,
-                "panel_identifier": server.identifier,
-                "server_created_at": run.server_created_at or timezone.now(),
-                "install_status": server.status or "",
-            },
-            summary={
-                "external_id": deployment.external_id,
-                "panel_server_id": server.id,
-                "origin": str(result.origin),
-                "allocation": f"{claims[0].ip}:{claims[0].port}",
-            },
-        )
 
     def compensate(self, ctx: StepContext) -> StepOutcome:
         server_id = ctx.run.panel_server_id
-        if server_id is None:
+        if server_id is None and ctx.run.server_create_sent_at is not None:
             # Maybe created and the reply lost before we recorded it: find it by our key.
             found = ctx.client.find_server_by_external_id(ctx.deployment.external_id)
             server_id = found.id if found else None
