@@ -27,11 +27,11 @@ def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
     if broker == "redis":
         import redis
 
-        url = "redis://127.0.0.1:6379/14"
+        url = settings.TEST_REDIS_URL  # the suite's own Redis database, never a pinned one
         try:
             redis.Redis.from_url(url).flushdb()
         except redis.ConnectionError:
-            pytest.fail("Redis at 127.0.0.1:6379 is required for this test (CI has it)")
+            pytest.fail(f"Redis at {url} is required for this test (CI has it)")
     else:
         url = "filesystem://"
     env = {

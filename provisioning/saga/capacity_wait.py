@@ -38,7 +38,7 @@ def capacity_wait_begin_or_continue(run: ProvisioningRun, *, reason: str, actor:
     if run.waiting_for_capacity_since is not None:
         return False
     run.waiting_for_capacity_since = now
-    _request_to(run, ProvisioningRequestStatus.WAITING_CAPACITY, reason, actor)
+    request_status_set(run, ProvisioningRequestStatus.WAITING_CAPACITY, reason, actor)
     notify.notify_waiting_for_capacity(run)
     logger.warning("run %s waits for capacity: %s", run.pk, reason)
     return True
@@ -49,7 +49,7 @@ def capacity_wait_end(run: ProvisioningRun, *, actor: Actor) -> None:
     waited = timezone.now() - run.waiting_for_capacity_since
     run.waiting_for_capacity_since = None
     run.last_error = ""
-    _request_to(
+    request_status_set(
         run,
         ProvisioningRequestStatus.IN_PROGRESS,
         f"Room found after waiting {int(waited.total_seconds() // 60)} min: "
@@ -58,7 +58,9 @@ def capacity_wait_end(run: ProvisioningRun, *, actor: Actor) -> None:
     )
 
 
-def _request_to(run: ProvisioningRun, status: str, reason: str, actor: Actor) -> None:
+def request_status_set(run: ProvisioningRun, status: str, reason: str, actor: Actor) -> None:
+    """Move the run's provisioning request to `status` (recorded with who and why), if it is
+    not there already; the engine uses it for the run's end too."""
     request = ProvisioningRequest.objects.select_for_update().get(pk=run.request_id)
     if request.status == status:
         return
@@ -70,5 +72,7 @@ def _request_to(run: ProvisioningRun, status: str, reason: str, actor: Actor) ->
         reason=reason[:1000],
         event_model=ProvisioningRequestEvent,
         event_fk="request",
-        extra_updates={"last_error": reason[:2000] if status != "in_progress" else ""},
+        extra_updates={
+            "last_error": "" if status in ("succeeded", "in_progress") else reason[:2000]
+        },
     )

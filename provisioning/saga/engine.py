@@ -35,13 +35,9 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.logging import redact
-from common.state import apply_transition
 from provisioning import listeners, notify
 from provisioning.models import (
-    PROVISIONING_REQUEST_TRANSITIONS,
     AllocationClaim,
-    ProvisioningRequest,
-    ProvisioningRequestEvent,
     ProvisioningRequestStatus,
     ProvisioningRun,
     ProvisioningStepAttempt,
@@ -50,7 +46,7 @@ from provisioning.models import (
     StepDirection,
 )
 from provisioning.pterodactyl import PanelError, PanelRateLimited, PterodactylClient
-from provisioning.saga.capacity_wait import capacity_wait_begin_or_continue
+from provisioning.saga.capacity_wait import capacity_wait_begin_or_continue, request_status_set
 from provisioning.saga.steps import (
     STEP_NAMES,
     STEPS,
@@ -492,16 +488,4 @@ def _deployment_to(
 
 
 def _end_request(run: ProvisioningRun, status: str, reason: str) -> None:
-    request = ProvisioningRequest.objects.select_for_update().get(pk=run.request_id)
-    if request.status == status:
-        return
-    apply_transition(
-        request,
-        table=PROVISIONING_REQUEST_TRANSITIONS,
-        to_status=status,
-        actor=Actor.system("provisioning"),
-        reason=reason[:1000],
-        event_model=ProvisioningRequestEvent,
-        event_fk="request",
-        extra_updates={"last_error": "" if status == "succeeded" else reason[:2000]},
-    )
+    request_status_set(run, status, reason, Actor.system("provisioning"))
