@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
@@ -43,6 +43,12 @@ class AddonSerializer(serializers.Serializer):
     prices = AddonPriceSerializer(many=True)
 
 
+class LocationAvailabilitySerializer(serializers.Serializer):
+    location = serializers.CharField()
+    available = serializers.BooleanField()
+    sold_out = serializers.BooleanField()
+
+
 class PlanSerializer(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
@@ -51,6 +57,7 @@ class PlanSerializer(serializers.Serializer):
     resources = serializers.SerializerMethodField()
     prices = PriceSerializer(many=True)
     locations = serializers.SerializerMethodField()
+    availability = serializers.SerializerMethodField()
     addons = serializers.SerializerMethodField()
 
     def get_resources(self, plan: Any) -> dict[str, Any]:
@@ -67,9 +74,25 @@ class PlanSerializer(serializers.Serializer):
         }
 
     def get_locations(self, plan: Any) -> list[str]:
-        allowed = [loc for loc in plan.allowed_locations.all() if loc.is_active]
-        source = allowed or self.context.get("active_locations") or list(location_list_active())
-        return [loc.short_code for loc in source]
+        return [offer.location.short_code for offer in self._offer(plan).locations]
+
+    @extend_schema_field(LocationAvailabilitySerializer(many=True))
+    def get_availability(self, plan: Any) -> list[dict[str, Any]]:
+        """Per location: a new order would find room there now (live capacity)."""
+        return [
+            {
+                "location": offer.location.short_code,
+                "available": offer.available,
+                "sold_out": offer.sold_out,
+            }
+            for offer in self._offer(plan).locations
+        ]
+
+    def _offer(self, plan: Any) -> selectors.PlanOffer:
+        offers = self.context.setdefault("offers", {})
+        if plan.pk not in offers:  # a single plan (the detail view); the list passes them all
+            offers[plan.pk] = selectors.plan_offers([plan])[0]
+        return offers[plan.pk]
 
     def get_addons(self, plan: Any) -> list[dict[str, Any]]:
         pairs = selectors.addon_list_for_plan(
@@ -169,10 +192,11 @@ class PlanListApi(APIView):
     @extend_schema(responses=PlanSerializer(many=True))
     def get(self, request: Request) -> Response:
         currency = settings.BILLING_DEFAULT_CURRENCY
-        plans = selectors.plan_list_active(currency=currency)
+        plans = list(selectors.plan_list_active(currency=currency))
         context = {
             "addon_catalog": selectors.addon_catalog(currency=currency),
-            "active_locations": list(location_list_active()),
+            # Locations and live availability of every plan in a constant number of queries.
+            "offers": {offer.plan.pk: offer for offer in selectors.plan_offers(plans)},
         }
         return Response(PlanSerializer(plans, many=True, context=context).data)
 

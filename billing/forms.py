@@ -6,10 +6,11 @@ from django import forms
 from django.contrib.auth.models import AbstractBaseUser
 
 from billing.models import BillingCycle, Plan
+from billing.selectors import LocationOffer
 from common.errors import ApplicationError
 from notifications.models import Channel, Language
 from notifications.selectors import customer_event_specs
-from servers.selectors import egg_variable_rules, location_list_active
+from servers.selectors import egg_variable_rules
 
 
 class SignupForm(forms.Form):
@@ -84,17 +85,31 @@ class OrderConfigureForm(forms.Form):
     coupon = forms.CharField(max_length=40, required=False)
     server_name = forms.CharField(max_length=191, required=False)
 
-    def __init__(self, *args: Any, plan: Plan, addon_choices: list[tuple[str, str]], **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        plan: Plan,
+        addon_choices: list[tuple[str, str]],
+        locations: list[LocationOffer],
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         self.plan = plan
         offered = {price.billing_cycle for price in plan.prices.all()}
         self.fields["billing_cycle"].choices = [
             (value, label) for value, label in BillingCycle.choices if value in offered
         ]
-        allowed = [loc for loc in plan.allowed_locations.all() if loc.is_active] or list(
-            location_list_active()
-        )
-        self.fields["location"].choices = [(loc.short_code, str(loc)) for loc in allowed]
+        # A sold-out location stays listed, marked: the order service refuses it with the
+        # reason on this field (and checks again at checkout, where the room is taken).
+        self.fields["location"].choices = [
+            (offer.location.short_code, f"{offer.location} (sold out)")
+            if offer.sold_out
+            else (offer.location.short_code, str(offer.location))
+            for offer in locations
+        ]
+        available = [offer for offer in locations if offer.available]
+        if available:
+            self.fields["location"].initial = available[0].location.short_code
         self.fields["addons"].choices = addon_choices
         self.variable_fields: list[str] = []
         for rule in egg_variable_rules(egg_panel_id=plan.egg_id) or []:

@@ -1,5 +1,8 @@
 """Reads for billing: catalog, orders and invoices as customers and staff see them."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, QuerySet
 
@@ -12,6 +15,9 @@ from billing.models import (
     PlanPrice,
 )
 from common.errors import NotFoundError
+from servers.capacity import location_availability
+from servers.models import Location
+from servers.selectors import location_list_active
 
 
 def plan_list_active(*, currency: str | None = None) -> QuerySet[Plan]:
@@ -29,6 +35,58 @@ def plan_get_active(*, slug: str) -> Plan:
     if plan is None:
         raise NotFoundError(f"No active plan '{slug}'.")
     return plan
+
+
+@dataclass(frozen=True)
+class LocationOffer:
+    location: Location
+    # From live capacity (node mirror, in-flight runs, capacity holds): a new order of the plan
+    # would find room there now. Checkout's capacity hold is the binding check.
+    available: bool
+
+    @property
+    def sold_out(self) -> bool:
+        return not self.available
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    plan: Plan
+    locations: list[LocationOffer]
+
+    @property
+    def sold_out(self) -> bool:
+        return not any(offer.available for offer in self.locations)
+
+
+def plan_locations(plan: Plan, *, active_locations: list[Location]) -> list[Location]:
+    """Where the plan can be ordered: its allowed locations that are active, else every active
+    location. Uses the prefetched allowed_locations."""
+    allowed = [loc for loc in plan.allowed_locations.all() if loc.is_active]
+    return allowed or active_locations
+
+
+def plan_offers(
+    plans: Iterable[Plan], *, active_locations: list[Location] | None = None
+) -> list[PlanOffer]:
+    """Each plan with its locations and whether each is sold out, in a constant number of
+    queries however many plans (the plan list, the order form, the API)."""
+    plans = list(plans)
+    if active_locations is None:
+        active_locations = list(location_list_active())
+    per_plan = {plan.pk: plan_locations(plan, active_locations=active_locations) for plan in plans}
+    locations = {loc.pk: loc for locs in per_plan.values() for loc in locs}
+    availability = location_availability(plans, locations.values())
+    return [
+        PlanOffer(
+            plan=plan,
+            locations=[
+                LocationOffer(location=loc, available=availability[(plan.pk, loc.pk)])
+                for loc in per_plan[plan.pk]
+            ],
+        )
+        for plan in plans
+    ]
 
 
 def addon_catalog(*, currency: str) -> list[Addon]:

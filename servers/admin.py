@@ -1,12 +1,14 @@
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from common.admin import ReadOnlyAdmin, StatusEventInline, indexed_values_filter
 from common.logging import mask_secret_values
 from servers.models import (
+    CapacityHold,
     Deployment,
     DeploymentEvent,
     Egg,
@@ -262,3 +264,48 @@ class HealthIncidentAdmin(ReadOnlyAdmin):
             return "-"
         url = reverse("admin:servers_serverhealth_change", args=[incident.deployment_id])
         return format_html('<a href="{}">Fleet health of this server</a>', url)
+
+
+class ActiveHoldFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "active"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("yes", "Counting against the node"), ("no", "Released or expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        live = Q(released_at__isnull=True) & (
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+        if self.value() == "yes":
+            return queryset.filter(live)
+        if self.value() == "no":
+            return queryset.exclude(live)
+        return queryset
+
+
+@admin.register(CapacityHold)
+class CapacityHoldAdmin(ReadOnlyAdmin):
+    """Room kept on a node for an order between checkout and its server (servers.capacity):
+    why a location shows sold out, and what happened to an order's hold."""
+
+    list_display = (
+        "id",
+        "target",
+        "node",
+        "memory_mb",
+        "disk_mb",
+        "taken_at",
+        "expires_at",
+        "released_at",
+        "release_reason",
+    )
+    list_filter = (ActiveHoldFilter, "node")
+    search_fields = ("=deployment__id", "deployment__name")
+    list_select_related = ("deployment", "node")
+    ordering = ("-pk",)
+    show_full_result_count = False
+
+    @admin.display(description="Server", ordering="deployment")
+    def target(self, hold: CapacityHold) -> str:
+        return _deployment_link(hold.deployment_id, hold.deployment.name)

@@ -4,9 +4,12 @@ A Deployment is a snapshot of what was ordered (plan name, resources, add-ons, v
 later catalog edits never change a running server's contract; billing links orders to it.
 """
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from common.models import StatusEvent, TimeStampedModel
 from common.state import TransitionTable
@@ -141,6 +144,66 @@ class Deployment(TimeStampedModel):
     def external_id(self) -> str:
         """Our idempotency key on the panel (servers.external_id, max 191 chars)."""
         return f"deployment-{self.pk}"
+
+
+class CapacityHold(models.Model):
+    """Room on a node kept for one order between checkout and the server's creation.
+
+    Taken at checkout (expires_at = now + CAPACITY_HOLD_MINUTES), kept at payment (expires_at
+    NULL: until the server exists), released when the order or invoice is cancelled, when
+    provisioning fails, or consumed by placement once the run's own reservation takes over. An
+    active hold (released_at NULL and not expired) counts against its node like a server does,
+    so the last free slot is sold once: later checkouts see the location sold out.
+    One row per deployment: taking it again after a release reuses the row (servers.capacity).
+    """
+
+    deployment = models.OneToOneField(
+        Deployment, on_delete=models.CASCADE, related_name="capacity_hold"
+    )
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="capacity_holds")
+    memory_mb = models.PositiveIntegerField()
+    disk_mb = models.PositiveIntegerField()
+    # When the room was (last) taken: placement serves a node's holds in this order, so a
+    # payment that takes a lapsed hold again queues behind the holds taken meanwhile.
+    taken_at = models.DateTimeField(default=timezone.now)
+    # NULL: held until the server exists (the order is paid).
+    expires_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    # "expired", "order cancelled", "placed on eu-fra-1", ...
+    release_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        # No default ordering: placement sums the active rows of a node; the admin orders by pk.
+        indexes = [
+            # "Active holds on node X" (checkout, placement, availability): only the live rows,
+            # however long the released history grows.
+            models.Index(
+                fields=["node", "expires_at"],
+                condition=Q(released_at__isnull=True),
+                name="capacity_hold_active_node_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(memory_mb__gte=0, disk_mb__gte=0), name="capacity_hold_non_negative"
+            ),
+            # A released hold says why; a live one has no reason.
+            models.CheckConstraint(
+                condition=(
+                    Q(released_at__isnull=True, release_reason="")
+                    | (Q(released_at__isnull=False) & ~Q(release_reason=""))
+                ),
+                name="capacity_hold_released_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Hold of {self.memory_mb} MB / {self.disk_mb} MB for deployment #{self.deployment_id}"
+        )
+
+    def is_active(self, now: dt.datetime) -> bool:
+        return self.released_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 class DeploymentEvent(StatusEvent):

@@ -26,6 +26,7 @@ from common.actors import Actor
 from common.dates import billing_today
 from common.money import quantize
 from common.state import apply_transition
+from servers.capacity import capacity_hold_release
 from servers.models import Deployment
 
 
@@ -137,4 +138,11 @@ def invoice_cancel(*, invoice_id: int, actor: Actor, reason: str) -> Invoice:
             event_model=InvoiceEvent,
             event_fk="invoice",
         )
+        if invoice.kind == InvoiceKind.NEW_ORDER and invoice.deployment_id:
+            # Nobody will pay for this order's server: give its room back to other orders.
+            capacity_hold_release(
+                deployment_id=invoice.deployment_id,
+                reason=f"invoice {invoice.number} cancelled",
+                actor=actor,
+            )
     return invoice

@@ -40,6 +40,12 @@ from common.errors import ApplicationError, ConflictError
 from common.money import quantize
 from common.state import apply_transition
 from provisioning.services import provisioning_request_create
+from servers.capacity import (
+    capacity_hold_keep,
+    capacity_hold_release,
+    capacity_hold_take,
+    capacity_room_check,
+)
 from servers.egg_rules import build_environment
 from servers.models import Location
 from servers.selectors import egg_variable_rules
@@ -221,6 +227,14 @@ def order_quote(
 
     if errors:
         raise ApplicationError.for_fields(errors)
+    # Sold out is said before the review page, not after it; checkout's hold is the binding
+    # check (room can go between the two).
+    capacity_room_check(
+        location=location,
+        memory_mb=int(spec["limits"]["memory"]),
+        disk_mb=int(spec["limits"]["disk"]),
+        plan_name=plan.name,
+    )
 
     cycle_label = BillingCycle(billing_cycle).label
     lines = [PricedLine(InvoiceLineKind.PLAN, f"{plan.name} ({cycle_label})", plan_price.amount)]
@@ -339,6 +353,16 @@ def _order_write(*, customer: AbstractBaseUser, quote: OrderQuote, key: str, act
         variables=quote.customer_variables,
         actor=actor,
     )
+    # Room on a node for this order, taken before the customer is asked to pay: the node locks
+    # it takes are held until this transaction commits, so the last slot is sold once and the
+    # next checkout is refused as sold out (SoldOutError, rolling back everything above).
+    capacity_hold_take(
+        deployment=deployment,
+        location=quote.location,
+        memory_mb=int(quote.spec["limits"]["memory"]),
+        disk_mb=int(quote.spec["limits"]["disk"]),
+        actor=actor,
+    )
     order = Order.objects.create(
         customer=customer,
         plan=quote.plan,
@@ -411,6 +435,9 @@ def order_confirm(*, order_id: int, actor: Actor, reason: str) -> Order:
             actor=actor,
             reason=f"{order} paid for {months} month(s) from {period_start.isoformat()}",
         )
+        # Paid: the room stays until the server exists (taken again if it lapsed; never
+        # refused here: with no room, provisioning waits for capacity).
+        capacity_hold_keep(deployment_id=order.deployment_id, actor=actor)
         provisioning_request_create(
             deployment_id=order.deployment_id, order_reference=str(order), actor=actor
         )
@@ -443,6 +470,9 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
             event_model=OrderEvent,
             event_fk="order",
             extra_updates={"cancelled_at": timezone.now()},
+        )
+        capacity_hold_release(
+            deployment_id=order.deployment_id, reason=f"{order} cancelled", actor=actor
         )
         for invoice in Invoice.objects.filter(pk__in=invoice_ids, status=InvoiceStatus.UNPAID):
             invoice_cancel(invoice_id=invoice.pk, actor=actor, reason=f"{order} cancelled")

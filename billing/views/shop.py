@@ -17,8 +17,10 @@ from common.errors import ApplicationError, NotFoundError
 
 
 def plan_list(request: HttpRequest) -> HttpResponse:
-    plans = selectors.plan_list_active(currency=settings.BILLING_DEFAULT_CURRENCY)
-    return render(request, "billing/plan_list.html", {"plans": plans})
+    offers = selectors.plan_offers(
+        selectors.plan_list_active(currency=settings.BILLING_DEFAULT_CURRENCY)
+    )
+    return render(request, "billing/plan_list.html", {"offers": offers})
 
 
 def _configure_form(request: HttpRequest, slug: str, data: dict | None) -> OrderConfigureForm:
@@ -32,7 +34,10 @@ def _configure_form(request: HttpRequest, slug: str, data: dict | None) -> Order
     ):
         price_text = ", ".join(f"{p.amount} {p.currency}/{p.billing_cycle}" for p in prices)
         addon_choices.append((addon.slug, f"{addon.name} (+{price_text})"))
-    return OrderConfigureForm(data, plan=plan, addon_choices=addon_choices)
+    (offer,) = selectors.plan_offers([plan])
+    return OrderConfigureForm(
+        data, plan=plan, addon_choices=addon_choices, locations=offer.locations
+    )
 
 
 @login_required

@@ -23,3 +23,8 @@ BILLING_REMINDER_DAYS = env.int("BILLING_REMINDER_DAYS", default=3)
 SUSPENSION_GRACE_DAYS = env.int("SUSPENSION_GRACE_DAYS", default=3)
 # Days a suspended deployment is kept before it is terminated.
 TERMINATION_GRACE_DAYS = env.int("TERMINATION_GRACE_DAYS", default=14)
+# Minutes a checkout keeps room on a node for its unpaid order (servers.CapacityHold): the
+# last free slot is sold once, later checkouts see the location sold out. Paying within this
+# time keeps the room until the server exists; a later payment takes room again if there is
+# some, else provisioning waits for capacity.
+CAPACITY_HOLD_MINUTES = env.int("CAPACITY_HOLD_MINUTES", default=60)

@@ -35,9 +35,9 @@ def provisioning_plan(
     nodes = list(
         Node.objects.filter(location=deployment.location, is_public=True, maintenance_mode=False)
     ) or list(Node.objects.filter(panel_id=settings.DEFAULT_NODE_ID))
-    viable, reason = rank_nodes(
-        [node_load(n) for n in nodes], memory=limits["memory"], disk=limits["disk"]
-    )
+    # As placement would see it: other orders' holds count, this deployment's own does not.
+    loads = [node_load(n, exclude_deployment_id=deployment.pk) for n in nodes]
+    viable, reason = rank_nodes(loads, memory=limits["memory"], disk=limits["disk"])
     wanted = max(1, int(spec["feature_limits"].get("allocations") or 0))
     allocations: list[str] = []
     if viable:

@@ -55,6 +55,7 @@ from provisioning.saga.steps import (
     StepOutcome,
     StepRewind,
 )
+from servers.capacity import capacity_hold_release
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_transition
 
@@ -417,6 +418,7 @@ def _finalize_compensation(
     run.last_error = f"{run.last_error} | rollback of {step.name} failed: {text}"
     _end_request(run, ProvisioningRequestStatus.FAILED, run.last_error)
     _deployment_to(run.deployment_id, DeploymentStatus.FAILED, run.last_error)
+    _capacity_hold_release(run, "provisioning failed")
     listeners.notify_failed(
         deployment_id=run.deployment_id,
         error=f"Provisioning failed and the rollback needs staff: {run.last_error}",
@@ -469,8 +471,16 @@ def _fail(run: ProvisioningRun, actor: Actor) -> None:
     run.finished_at = timezone.now()
     _end_request(run, ProvisioningRequestStatus.FAILED, run.last_error)
     _deployment_to(run.deployment_id, DeploymentStatus.FAILED, run.last_error)
+    _capacity_hold_release(run, "provisioning failed")
     listeners.notify_failed(deployment_id=run.deployment_id, error=run.last_error, actor=actor)
     notify.notify_provisioning_failed(run)
+
+
+def _capacity_hold_release(run: ProvisioningRun, reason: str) -> None:
+    # A run that failed before placement still holds the checkout's room: give it back.
+    capacity_hold_release(
+        deployment_id=run.deployment_id, reason=reason, actor=Actor.system("provisioning")
+    )
 
 
 def _deployment_to(

@@ -31,6 +31,7 @@ from provisioning.pterodactyl import (
     PterodactylClient,
 )
 from provisioning.saga.placement import node_load, rank_nodes
+from servers.capacity import capacity_hold_consume, capacity_hold_node_id
 from servers.egg_rules import VariableRule, build_environment
 from servers.models import Deployment, Node
 from servers.selectors import egg_variable_rules
@@ -380,14 +381,20 @@ class PlacementStep(Step):
                     poll_after=settings.PROVISIONING_CAPACITY_RETRY_INTERVAL,
                     waiting_for_capacity=f"No node has room for {memory} MB / {disk} MB: {reason}",
                 )
-            chosen = viable[0].node
-            # The reservation is these run fields, counted by every later placement.
-            ProvisioningRun.objects.filter(pk=run.pk, fence=run.fence).update(
+            # The node checkout held room on, when it still fits: the order was sold on it.
+            held_node_id = capacity_hold_node_id(deployment.pk)
+            chosen = next(
+                (load.node for load in viable if load.node.pk == held_node_id), viable[0].node
+            )
+            # The reservation is these run fields, counted by every later placement; the
+            # checkout's hold gives way to it in the same transaction (never counted twice).
+            if ProvisioningRun.objects.filter(pk=run.pk, fence=run.fence).update(
                 node=chosen,
                 reserved_memory_mb=memory,
                 reserved_disk_mb=disk,
                 placement_reason=reason,
-            )
+            ):
+                capacity_hold_consume(deployment_id=deployment.pk, node_id=chosen.pk)
         return StepOutcome(
             updates={
                 "node_id": chosen.pk,
