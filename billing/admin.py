@@ -26,12 +26,15 @@ from billing.models import (
 )
 from billing.services.orders import order_cancel
 from billing.services.payments import payment_record_manual
+from billing.services.waiting_orders import order_move_location, order_refund
 from common.actors import Actor
 from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline, indexed_values_filter
 from common.errors import ApplicationError
 from common.logging import mask_secret_values
 from provisioning.admin import provisioning_timeline_html
+from provisioning.models import ProvisioningRun, RunStatus
 from provisioning.operations import deployment_change_build
+from servers.models import Location
 
 
 class PlanPriceInline(admin.TabularInline):
@@ -135,6 +138,23 @@ class OrderEventInline(StatusEventInline):
     model = OrderEvent
 
 
+class WaitingForCapacityFilter(admin.SimpleListFilter):
+    """Paid orders whose run waits for room (few rows: only running runs are read)."""
+
+    title, parameter_name = "capacity", "waiting_for_capacity"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("yes", "Waiting for capacity")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        if self.value() != "yes":
+            return queryset
+        waiting = ProvisioningRun.objects.filter(
+            status=RunStatus.RUNNING, waiting_for_capacity_since__isnull=False
+        ).values("deployment_id")
+        return queryset.filter(deployment_id__in=waiting)
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = (
@@ -151,6 +171,7 @@ class OrderAdmin(admin.ModelAdmin):
     # no full COUNT(*) on every page (docs/adr/0007).
     list_filter = (
         "status",
+        WaitingForCapacityFilter,
         "plan",
         indexed_values_filter("billing_cycle", "billing cycle"),
         "location",
@@ -181,7 +202,80 @@ class OrderAdmin(admin.ModelAdmin):
     )
     exclude = ("variables",)  # shown masked: egg variables may hold tokens
     inlines = [OrderAddonInline, OrderInvoiceInline, OrderEventInline]
-    actions = ["cancel_unpaid_orders", "change_plan"]
+    actions = ["cancel_unpaid_orders", "change_plan", "move_waiting_order", "refund_unprovisioned"]
+
+    @admin.action(permissions=["change"], description="Move waiting order to another location…")
+    def move_waiting_order(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        form = MoveLocationForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for order in queryset:
+                try:
+                    order_move_location(
+                        order_id=order.pk,
+                        location_id=form.cleaned_data["location"].pk,
+                        actor=Actor.staff(request.user),
+                        reason=form.cleaned_data["reason"],
+                    )
+                    self.message_user(
+                        request,
+                        f"{order}: moved to {form.cleaned_data['location']}; starting now.",
+                        messages.SUCCESS,
+                    )
+                except ApplicationError as exc:
+                    self.message_user(request, f"{order}: {exc.message}", messages.ERROR)
+            return None
+        return self._action_form(request, queryset, form, "move_waiting_order", "Move order")
+
+    @admin.action(permissions=["change"], description="Cancel and refund (paid, no server yet)…")
+    def refund_unprovisioned(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        form = RefundForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for order in queryset:
+                try:
+                    refunds = order_refund(
+                        order_id=order.pk,
+                        actor=Actor.staff(request.user),
+                        reason=form.cleaned_data["reason"],
+                    )
+                except ApplicationError as exc:
+                    self.message_user(request, f"{order}: {exc.message}", messages.ERROR)
+                    continue
+                owed = [r for r in refunds if r.provider == "manual"]
+                text = ", ".join(f"{r.amount} {r.currency} ({r.provider})" for r in refunds)
+                self.message_user(
+                    request, f"{order}: cancelled, refunded {text or 'nothing'}.", messages.SUCCESS
+                )
+                for r in owed:
+                    self.message_user(
+                        request,
+                        f"{order}: pay {r.amount} {r.currency} back by bank transfer "
+                        f"(paid with reference {r.reference or '-'}).",
+                        messages.WARNING,
+                    )
+            return None
+        return self._action_form(request, queryset, form, "refund_unprovisioned", "Refund")
+
+    def _action_form(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        form: forms.Form,
+        action: str,
+        title: str,
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "objects": list(queryset.select_related("customer", "plan", "location")),
+            "form": form,
+            "action": action,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/provisioning/action_form.html", context)
 
     @admin.display(description="Variables")
     def variables_masked(self, order: Order) -> object:
@@ -250,6 +344,21 @@ class PaymentInline(ReadOnlyInline):
 
 class InvoiceEventInline(StatusEventInline):
     model = InvoiceEvent
+
+
+class MoveLocationForm(forms.Form):
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.filter(is_active=True),
+        help_text="Checked for room when you apply; a full location is refused.",
+    )
+    reason = forms.CharField(required=False, max_length=500)
+
+
+class RefundForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        help_text="Shown to the customer, e.g. 'No room in eu for the next weeks'.",
+    )
 
 
 class ChangePlanForm(forms.Form):

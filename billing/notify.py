@@ -1,6 +1,8 @@
 """What billing tells customers. Called inside the transaction that records the event."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Protocol
 
 from django.conf import settings
 from django.urls import reverse
@@ -81,6 +83,42 @@ def notify_payment_received(invoice: Invoice, payment: Payment | None) -> None:
             "order_id": invoice.order_id or "",
         },
         event_key=f"payment_received:{invoice.number}",
+    )
+
+
+class RefundLine(Protocol):
+    amount: str
+    currency: str
+    provider: str
+    reference: str
+
+
+# Payment provider -> the code the order_refunded templates word in the customer's language.
+REFUND_METHODS = {"stripe": "card", "manual": "bank_transfer", "none": "none"}
+
+
+def notify_order_refunded(order: Order, *, refunds: Sequence[RefundLine], reason: str) -> None:
+    """The customer: the order is cancelled and how much comes back, how."""
+    total = sum((Decimal(r.amount) for r in refunds), Decimal("0"))
+    currency = refunds[0].currency if refunds else order.currency
+    providers = sorted({r.provider for r in refunds} - {"none"}) or ["none"]
+    context: dict[str, object] = {
+        "order_id": order.pk,
+        "package": order.plan.name,
+        "server_name": order.server_name,
+        "amount": f"{total:.2f}",
+        "currency": currency,
+        "reason": reason[:500],
+        "refund_method": REFUND_METHODS[providers[0]],
+    }
+    references = [r.reference for r in refunds if r.provider == "stripe" and r.reference]
+    if references:
+        context["refund_reference"] = ", ".join(references)
+    notification_send(
+        event="order_refunded",
+        user=order.customer,
+        context=context,
+        event_key=f"order_refunded:order-{order.pk}",
     )
 
 

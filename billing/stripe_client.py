@@ -1,4 +1,4 @@
-"""The one module that speaks to Stripe (Checkout sessions and webhook signatures)."""
+"""The one module that speaks to Stripe (Checkout sessions, refunds and webhook signatures)."""
 
 import datetime as dt
 import json
@@ -134,6 +134,47 @@ def checkout_session_expire(*, session_id: str) -> None:
         if (getattr(exc, "http_status", None) or 0) >= 500:
             raise StripeUnavailable("Stripe failed to close a payment page.") from exc
         raise StripeRequestRejected("Stripe refused to close a payment page.") from exc
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    id: str
+    status: str  # pending, succeeded, failed, requires_action, canceled
+    amount: int
+    currency: str
+
+
+def refund_create(
+    *, payment_intent: str, amount_minor: int, idempotency_key: str, metadata: dict[str, str]
+) -> RefundResult:
+    """Refund (part of) a PaymentIntent. The idempotency key makes a repeated call (a retry
+    after a lost reply, a double click) return the first refund instead of paying twice."""
+    try:
+        refund = _client().v1.refunds.create(
+            params={
+                "payment_intent": payment_intent,
+                "amount": amount_minor,
+                "reason": "requested_by_customer",
+                "metadata": metadata,
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise StripeUnavailable("Stripe could not be reached to refund; try again.") from exc
+    except stripe.StripeError as exc:
+        status = getattr(exc, "http_status", None) or 0
+        logger.warning("stripe refused refund of %s: %s", payment_intent, exc.code)
+        if status >= 500:
+            raise StripeUnavailable("Stripe failed to refund; try again.") from exc
+        raise StripeRequestRejected(
+            f"Stripe refused the refund ({exc.code or status}); see the Stripe dashboard."
+        ) from exc
+    return RefundResult(
+        id=refund.id,
+        status=getattr(refund, "status", None) or "pending",
+        amount=int(getattr(refund, "amount", None) or amount_minor),
+        currency=(getattr(refund, "currency", None) or "").upper(),
+    )
 
 
 def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, Any]:

@@ -21,6 +21,8 @@ class EventSpec:
     optional: tuple[str, ...] = ()
     # Keys that may come from `secrets` instead of `context` (they satisfy `required` too).
     secret_keys: tuple[str, ...] = ()
+    # Keys whose value is a code the templates put in words (per language), not shown as is.
+    worded: tuple[str, ...] = ()
     # Essential messages always go by email when the customer chose no usable channel.
     essential: bool = False
     # Body parameters, in order, of an approved WhatsApp template (WHATSAPP_TEMPLATE_<EVENT>).
@@ -146,6 +148,44 @@ SPECS: dict[str, EventSpec] = {
             essential=True,
             whatsapp_params=("customer_name", "order_id", "server_name", "expected_time"),
             sample={**_ORDER_SHORT, "server_name": "Survival SMP", "expected_time": "24 hours"},
+        ),
+        EventSpec(
+            E.PROVISIONING_WAITING_CAPACITY,
+            Audience.CUSTOMER,
+            # Paid, but every server in the location is full: the order waits in the queue and
+            # starts by itself when room appears; staff may offer a move or a refund.
+            required=("order_id", "package", "server_name", "location"),
+            optional=("order_url",),
+            essential=True,
+            whatsapp_params=("customer_name", "order_id", "server_name", "location"),
+            sample={
+                **_ORDER_SHORT,
+                "server_name": "Survival SMP",
+                "location": "Jakarta (eu)",
+                "order_url": "https://portal.example.com/orders/1042/",
+            },
+        ),
+        EventSpec(
+            E.ORDER_REFUNDED,
+            Audience.CUSTOMER,
+            # Nothing is charged: `amount` is what went back. `refund_method` is a code the
+            # templates word in the customer's language: card, bank_transfer or none; `reason`
+            # is a sentence from staff.
+            required=("order_id", "package", "amount", "currency", "reason", "refund_method"),
+            optional=("server_name", "refund_reference"),
+            worded=("refund_method",),
+            essential=True,
+            whatsapp_params=("customer_name", "order_id", "amount", "currency"),
+            sample={
+                **_ORDER_SHORT,
+                "amount": "5.50",
+                "currency": "USD",
+                "reason": "Every server in Jakarta (eu) stayed full and no other location suited "
+                "you.",
+                "refund_method": "card",
+                "server_name": "Survival SMP",
+                "refund_reference": "re_3PXexample",
+            },
         ),
         EventSpec(
             E.PROVISIONING_FAILED_STAFF,

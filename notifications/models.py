@@ -79,6 +79,11 @@ class NotificationEvent(models.TextChoices):
     DELIVERY_FAILED_STAFF = "delivery_failed_staff", "Message could not be delivered (staff)"
     PAYMENT_REVIEW_STAFF = "payment_review_staff", "Payment needs review (staff)"
     FLEET_ALERT_STAFF = "fleet_alert_staff", "Fleet incident (staff)"
+    PROVISIONING_WAITING_CAPACITY = (
+        "provisioning_waiting_capacity",
+        "Paid order waiting for capacity (customer)",
+    )
+    ORDER_REFUNDED = "order_refunded", "Order cancelled and refunded (customer)"
 
 
 class Channel(models.TextChoices):

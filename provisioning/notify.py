@@ -123,18 +123,20 @@ def notify_credentials(
 
 
 def notify_waiting_for_capacity(run: ProvisioningRun) -> None:
-    """Paid, but the location is full: the customer hears that the order is kept and starts by
-    itself (the "delayed" message), staff get one alert per run with what they can do."""
+    """Paid, but the location is full: the customer hears the truth (kept in the queue, starts
+    by itself when room appears), staff get one alert per run with what they can do."""
     deployment = run.deployment
     location = str(deployment.location) if deployment.location_id else "the chosen location"
+    order_id = _order_id(run)
+    context: dict[str, object] = {**_base(deployment), "order_id": order_id, "location": location}
+    if order_id.isdigit():
+        context["order_url"] = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
+            "order-detail", args=[int(order_id)]
+        )
     notification_send(
-        event="provisioning_failed",
+        event="provisioning_waiting_capacity",
         user=deployment.customer,
-        context={
-            **_base(deployment),
-            "order_id": _order_id(run),
-            "expected_time": f"as soon as a server in {location} has room (automatic)",
-        },
+        context=context,
         event_key=f"provisioning_waiting_capacity:run-{run.pk}",
     )
     limits = deployment.spec.get("limits", {})
@@ -145,9 +147,11 @@ def notify_waiting_for_capacity(run: ProvisioningRun) -> None:
             "title": f"Paid order waiting for capacity: {run.request.order_reference}",
             "detail": f"No node in {location} has room for {limits.get('memory')} MB / "
             f"{limits.get('disk')} MB. The order starts by itself when room appears: add "
-            "capacity on the panel, move the order to another location, or refund it.",
+            'capacity on the panel, or use the order actions "Move waiting order to another '
+            'location" or "Cancel and refund".',
             "admin_url": settings.PORTAL_BASE_URL.rstrip("/")
-            + reverse("admin:servers_deployment_change", args=[deployment.pk]),
+            + reverse("admin:billing_order_changelist")
+            + "?waiting_for_capacity=yes",
             "deployment_id": str(deployment.pk),
             "server_name": deployment.name,
             "customer_email": deployment.customer.email,

@@ -288,7 +288,8 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
         # next_run_at stays set: if this resume message is lost too, the next sweep finds the
         # run again as "lost". The time since the dead worker last renewed its lease is given
         # back to the run's PROVISIONING_TIMEOUT (a run killed late is not rolled back for
-        # it), up to twice the timeout in all, so a run that keeps killing workers still ends.
+        # it), up to twice the timeout from its start, so a run that keeps killing workers
+        # still ends.
         row = (
             ProvisioningRun.objects.filter(pk=run_id, lease_expires_at__lt=now)
             .values("lease_expires_at", "deadline_at", "started_at")
@@ -297,7 +298,11 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
         if row is None:
             continue
         lost_time = timezone.now() - (row["lease_expires_at"] - lease)
-        deadline = min(row["deadline_at"] + lost_time, row["started_at"] + longest)
+        # Never earlier than it was: a run that waited for capacity had its deadline restarted.
+        deadline = max(
+            row["deadline_at"],
+            min(row["deadline_at"] + lost_time, row["started_at"] + longest),
+        )
         resumed = ProvisioningRun.objects.filter(
             pk=run_id, lease_expires_at=row["lease_expires_at"]
         ).update(lease_expires_at=None, next_run_at=timezone.now(), deadline_at=deadline)

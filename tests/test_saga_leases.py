@@ -63,3 +63,28 @@ def test_a_run_that_keeps_losing_workers_still_ends(
     assert "Timed out" in final.last_error
     started = final.started_at
     assert final.deadline_at == started + dt.timedelta(seconds=2 * settings.PROVISIONING_TIMEOUT)
+
+
+def test_a_worker_killed_after_a_long_capacity_wait_keeps_the_restarted_deadline(
+    saga, place_order, staff, settings, manual_steps
+):
+    """Waiting for room restarts the run's deadline, so it can lie past twice the timeout
+    from the run's start: a dead worker's resume must not pull it back (rolling back a run
+    that only had a step left)."""
+    settings.PROVISIONING_ENABLED = False
+    order = pay(place_order(), staff)
+    lease = engine.lease_seconds()
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        run = provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
+        _drive_until(run.pk, "server")
+        clock.shift(3 * settings.PROVISIONING_TIMEOUT)  # as if it had waited for capacity
+        restarted = timezone.now() + dt.timedelta(seconds=settings.PROVISIONING_TIMEOUT)
+        ProvisioningRun.objects.filter(pk=run.pk).update(deadline_at=restarted)
+        _worker_claims_and_dies(run.pk, lease)
+        clock.shift(lease + 1)
+
+        assert provisioning_sweep()["expired"] == 1
+        assert ProvisioningRun.objects.get(pk=run.pk).deadline_at >= restarted
+        final = _drive_to_end(run.pk)
+
+    assert final.status == RunStatus.SUCCEEDED, final.last_error

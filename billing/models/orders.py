@@ -24,7 +24,8 @@ ORDER_TRANSITIONS = TransitionTable(
     {
         S.PENDING: {S.CONFIRMED, S.CANCELLED},
         S.CONFIRMED: {S.PROVISIONING, S.COMPLETED, S.CANCELLED},
-        S.PROVISIONING: {S.COMPLETED, S.CONFIRMED},
+        # Cancelled: refunded by staff while waiting for capacity (no server exists).
+        S.PROVISIONING: {S.COMPLETED, S.CONFIRMED, S.CANCELLED},
         S.COMPLETED: set(),
         S.CANCELLED: set(),
     },

@@ -44,6 +44,10 @@ WHATSAPP_TEMPLATES = {
     "delivery_failed_staff": env("WHATSAPP_TEMPLATE_DELIVERY_FAILED_STAFF", default=""),
     "fleet_alert_staff": env("WHATSAPP_TEMPLATE_FLEET_ALERT_STAFF", default=""),
     "payment_review_staff": env("WHATSAPP_TEMPLATE_PAYMENT_REVIEW_STAFF", default=""),
+    "provisioning_waiting_capacity": env(
+        "WHATSAPP_TEMPLATE_PROVISIONING_WAITING_CAPACITY", default=""
+    ),
+    "order_refunded": env("WHATSAPP_TEMPLATE_ORDER_REFUNDED", default=""),
 }
 # Template language code per portal language (as approved in WhatsApp Manager).
 WHATSAPP_TEMPLATE_LANGUAGES = {

@@ -25,6 +25,8 @@ GREETING = {"en": "Hi Alice", "id": "Halo Alice"}
 def _values(event: str) -> dict[str, str]:
     values = {}
     for key, value in sample_context(event).items():
+        if key in SPECS[event].worded:
+            continue  # a code (card, bank_transfer): the template words it
         for item in value if isinstance(value, list) else [value]:
             values[f"{key}={item}"] = str(item)
     return values
