@@ -26,9 +26,9 @@ FLEET_BATCH_SIZE = env.int("FLEET_BATCH_SIZE", default=1000)
 # job killed halfway blocks the next run for at most this many seconds.
 FLEET_JOB_LEASE_SECONDS = env.int("FLEET_JOB_LEASE_SECONDS", default=1800)
 
-# Our application-API budget (PTERODACTYL_RATE_LIMIT_PER_MINUTE, 200 of the panel's 240) is
+# Our application-API budget (PTERODACTYL_RATE_LIMIT_PER_MINUTE, 228 of the panel's 240) is
 # shared; the fleet work takes two capped shares of it, each its own Redis-shared limiter, so
-# provisioning always keeps the rest (at the defaults at least 60/min, ~6 new servers a minute):
+# provisioning always keeps the rest (at the defaults at least 88/min, ~17 new servers a minute):
 # - the drain of panel operations (suspend, unsuspend, terminate, restart, repairs), which also
 #   takes half of its share while provisioning runs are in flight;
 PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE = env.int(

@@ -1,6 +1,6 @@
 """The fleet jobs' shares of the panel budget.
 
-Our budget for the application API is PTERODACTYL_RATE_LIMIT_PER_MINUTE (200 of the panel's
+Our budget for the application API is PTERODACTYL_RATE_LIMIT_PER_MINUTE (228 of the panel's
 240), shared by every worker. The fleet work takes two capped shares of it, each one more
 limiter shared through Redis, so provisioning always keeps the rest:
 - the drain of panel operations: PANEL_OPERATIONS_RATE_LIMIT_PER_MINUTE, taken without waiting
