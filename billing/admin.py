@@ -28,7 +28,13 @@ from billing.services.orders import order_cancel
 from billing.services.payments import payment_record_manual
 from billing.services.waiting_orders import order_move_location, order_refund
 from common.actors import Actor
-from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline, indexed_values_filter
+from common.admin import (
+    NoDeleteAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    StatusEventInline,
+    indexed_values_filter,
+)
 from common.errors import ApplicationError
 from common.logging import mask_secret_values
 from provisioning.admin import provisioning_timeline_html
@@ -43,7 +49,7 @@ class PlanPriceInline(admin.TabularInline):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(NoDeleteAdmin):
     list_display = (
         "name",
         "slug",
@@ -95,7 +101,7 @@ class AddonPriceInline(admin.TabularInline):
 
 
 @admin.register(Addon)
-class AddonAdmin(admin.ModelAdmin):
+class AddonAdmin(NoDeleteAdmin):
     list_display = ("name", "slug", "memory_mb", "cpu_percent", "disk_mb", "is_active")
     list_filter = ("is_active",)
     prepopulated_fields = {"slug": ("name",)}
@@ -104,7 +110,7 @@ class AddonAdmin(admin.ModelAdmin):
 
 
 @admin.register(Coupon)
-class CouponAdmin(admin.ModelAdmin):
+class CouponAdmin(NoDeleteAdmin):
     list_display = (
         "code",
         "kind",
@@ -156,7 +162,7 @@ class WaitingForCapacityFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(NoDeleteAdmin):
     list_display = (
         "id",
         "customer",
@@ -373,7 +379,7 @@ class ConfirmPaymentForm(forms.Form):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(NoDeleteAdmin):
     list_display = (
         "number",
         "customer",

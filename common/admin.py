@@ -63,6 +63,20 @@ class StatusEventInline(ReadOnlyInline):
     ordering = ("created_at", "id")
 
 
+class NoDeleteAdmin(admin.ModelAdmin):
+    """Rows whose deletion would lose money or history, or orphan what exists on the panel
+    (deployments, orders, invoices, coupons, the panel mirror): no "Delete selected", no
+    delete button. Servers end by the terminate action; orders by cancel or refund."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from common.admin import ReadOnlyAdmin, StatusEventInline, indexed_values_filter
+from common.admin import NoDeleteAdmin, ReadOnlyAdmin, StatusEventInline, indexed_values_filter
 from common.logging import mask_secret_values
 from servers.models import (
     CapacityHold,
@@ -22,14 +22,14 @@ from servers.models import (
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(NoDeleteAdmin):
     list_display = ("short_code", "long_name", "panel_id", "is_active")
     list_filter = ("is_active",)
     search_fields = ("short_code", "long_name")
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(NoDeleteAdmin):
     list_display = (
         "name",
         "panel_id",
@@ -53,12 +53,12 @@ class EggVariableInline(admin.TabularInline):
 
 
 @admin.register(Nest)
-class NestAdmin(admin.ModelAdmin):
+class NestAdmin(NoDeleteAdmin):
     list_display = ("name", "panel_id")
 
 
 @admin.register(Egg)
-class EggAdmin(admin.ModelAdmin):
+class EggAdmin(NoDeleteAdmin):
     list_display = ("name", "panel_id", "nest", "docker_image", "synced_at")
     list_filter = ("nest",)
     search_fields = ("name",)
@@ -70,7 +70,7 @@ class DeploymentEventInline(StatusEventInline):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(NoDeleteAdmin):
     list_display = (
         "id",
         "name",

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
-from servers.models import Location
+from servers.models import Egg, Location, Nest, Node
 from servers.services import egg_upsert, location_upsert, node_upsert
 
 PAPER_NEST_ID, PAPER_EGG_ID = 1, 1
@@ -109,20 +109,23 @@ DEMO_EGGS: list[dict[str, Any]] = [
 
 
 def demo_servers_seed() -> dict[str, int]:
-    """Create the demo locations, nodes and eggs if missing; safe to run again."""
+    """Create the demo locations, nodes and eggs, on an empty mirror only: once `sync_panel`
+    (or staff) put real rows there, nothing is created or overwritten (a demo node must never
+    replace a real one sharing its panel id). Safe to run again. Returns what was created,
+    and under "skipped" why not."""
     created = {"locations": 0, "nodes": 0, "eggs": 0}
     with transaction.atomic():
-        for data in DEMO_LOCATIONS:
-            if Location.objects.filter(short_code=data["short_code"]).exists():
-                continue
-            location_upsert(**data)
-            created["locations"] += 1
-        for data in DEMO_NODES:
-            fields = dict(data)
-            location = Location.objects.get(short_code=fields.pop("location"))
-            _, was_created = node_upsert(location=location, **fields)
-            created["nodes"] += int(was_created)
-        for data in DEMO_EGGS:
-            _, was_created = egg_upsert(**data)
-            created["eggs"] += int(was_created)
+        if not (Location.objects.exists() or Node.objects.exists()):
+            for data in DEMO_LOCATIONS:
+                location_upsert(**data)
+                created["locations"] += 1
+            for data in DEMO_NODES:
+                fields = dict(data)
+                location = Location.objects.get(short_code=fields.pop("location"))
+                node_upsert(location=location, **fields)
+                created["nodes"] += 1
+        if not (Egg.objects.exists() or Nest.objects.exists()):
+            for data in DEMO_EGGS:
+                egg_upsert(**data)
+                created["eggs"] += 1
     return created

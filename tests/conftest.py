@@ -15,6 +15,7 @@ from config.celery import app as celery_app
 from provisioning.pterodactyl.client import shared_limiters_reset
 from provisioning.simulator import PanelSimulator
 from provisioning.simulator.testing import install_responses
+from tests.support import redis_clear_own_keys
 
 PANEL_URL = "https://panel.test"
 
@@ -62,9 +63,8 @@ def saga(settings, transactional_db) -> Iterator[SagaWorld]:
 @pytest.fixture
 def manual_steps(settings):
     """Saga steps are queued on the test broker but not run: the test drives them itself."""
-    import redis
 
     celery_app.conf.task_always_eager = False
     yield
     celery_app.conf.task_always_eager = True
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    redis_clear_own_keys()

@@ -61,3 +61,15 @@ def celery_worker_command(queues: str) -> list[str]:
         "--without-mingle",
         "--without-heartbeat",
     ]
+
+
+def redis_clear_own_keys(url: str | None = None) -> int:
+    """Delete this test process's broker keys (TEST_REDIS_KEY_PREFIX) in the suite's Redis
+    database: never FLUSHDB, which would drop the tasks of the other xdist workers sharing
+    it. Returns how many keys were deleted."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(url or settings.CELERY_BROKER_URL)
+    keys = list(client.scan_iter(match=f"{settings.TEST_REDIS_KEY_PREFIX}*", count=500))
+    return client.delete(*keys) if keys else 0

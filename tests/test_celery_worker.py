@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 
 from common.models import WorkerHeartbeat
-from tests.support import celery_worker_command, database_url
+from tests.support import celery_worker_command, database_url, redis_clear_own_keys
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 
@@ -29,7 +29,7 @@ def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
 
         url = settings.TEST_REDIS_URL  # the suite's own Redis database, never a pinned one
         try:
-            redis.Redis.from_url(url).flushdb()
+            redis_clear_own_keys(url)
         except redis.ConnectionError:
             pytest.fail(f"Redis at {url} is required for this test (CI has it)")
     else:

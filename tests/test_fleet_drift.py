@@ -7,7 +7,6 @@ import math
 from io import StringIO
 
 import pytest
-import redis
 import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -41,6 +40,7 @@ from provisioning.models import (
 from provisioning.pterodactyl import FeatureLimits, Limits, PanelUnavailable, PterodactylClient
 from provisioning.simulator.state import ServerRow
 from servers.models import Deployment, DeploymentEvent, DeploymentStatus, Location
+from tests.support import redis_clear_own_keys
 from tests.test_saga import pay
 
 SERVERS = "/api/application/servers"
@@ -73,7 +73,7 @@ def no_drain(settings):
     celery_app.conf.task_always_eager = False
     yield
     celery_app.conf.task_always_eager = True
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    redis_clear_own_keys()
 
 
 def _create_server(

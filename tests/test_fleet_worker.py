@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings as django_settings
 from django.db import connection, transaction
 
@@ -20,7 +19,7 @@ from provisioning.simulator.wsgi import build_server
 from servers.models import Deployment, DeploymentStatus
 from tests.benchmarks.bench_fleet_health import seed_fleet
 from tests.factories import LocationFactory, UserFactory
-from tests.support import celery_worker_command, database_url
+from tests.support import celery_worker_command, database_url, redis_clear_own_keys
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 ROOT = Path(django_settings.BASE_DIR)
@@ -31,7 +30,7 @@ def test_a_backlog_of_operations_is_drained_by_a_real_worker(settings, tmp_path)
     if connection.vendor != "postgresql":
         pytest.skip("the worker subprocess needs the shared PostgreSQL test database")
     broker = settings.CELERY_BROKER_URL
-    redis.Redis.from_url(broker).flushdb()
+    redis_clear_own_keys(broker)
     sim = PanelSimulator(install_delay=0)
     server = build_server(sim, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -87,7 +86,7 @@ def test_a_backlog_of_operations_is_drained_by_a_real_worker(settings, tmp_path)
         finally:
             worker.terminate()
             worker.wait(timeout=30)
-            redis.Redis.from_url(broker).flushdb()
+            redis_clear_own_keys(broker)
             server.shutdown()
 
     operations = list(PanelOperation.objects.values_list("status", "attempts", "verified"))

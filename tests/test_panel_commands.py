@@ -129,3 +129,30 @@ def test_local_settings_demo_keys_match_the_simulator():
         for key, value in saved.items():
             if value is not None:
                 os.environ[key] = value
+
+
+def test_seed_catalog_after_sync_panel_never_overwrites_a_real_node(saga):
+    """A real panel whose node 2 is a small eu node: the demo's node 2 (us-nyc-1 in us) must
+    not replace it, and no demo location or egg is added to a synced mirror."""
+    saga.panel.nodes[2].name = "eu-node-2-small"
+    saga.panel.nodes[2].location_id = 1
+    saga.panel.nodes[2].memory = 4096
+    run("sync_panel")
+    mirrored = sorted(Node.objects.values_list("panel_id", "name", "location__short_code"))
+    locations = sorted(Location.objects.values_list("short_code", "long_name"))
+
+    output = run("seed_catalog")
+
+    assert "none created (the panel mirror is not empty)" in output
+    assert sorted(Node.objects.values_list("panel_id", "name", "location__short_code")) == (
+        mirrored
+    )
+    assert mirrored == [(1, "eu-fra-1", "eu"), (2, "eu-node-2-small", "eu")]
+    assert Node.objects.get(panel_id=2).memory_mb == 4096
+    assert sorted(Location.objects.values_list("short_code", "long_name")) == locations
+
+
+def test_seed_catalog_on_an_empty_mirror_creates_the_demo_servers(db):
+    output = run("seed_catalog")
+    assert "2 locations created, 2 nodes created, 2 eggs created" in output
+    assert Node.objects.get(panel_id=2).name == "us-nyc-1"

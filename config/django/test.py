@@ -15,6 +15,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(  # noqa: F405
     CELERY_BROKER_URL,
     CELERY_FILESYSTEM_BROKER_DIR,  # noqa: F405
 )
+# Each pytest-xdist worker (and the real workers its tests start, which inherit the variable)
+# keeps its broker keys under its own prefix in the suite's Redis database, so a test that
+# clears "its" Redis (tests.support.redis_clear_own_keys) never drops another worker's tasks.
+TEST_REDIS_KEY_PREFIX = f"test:{env('PYTEST_XDIST_WORKER', default='main')}:"
+if CELERY_BROKER_URL.startswith("redis"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = TEST_REDIS_KEY_PREFIX
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STRIPE_SECRET_KEY = "sk_test_dummy_key_for_tests"

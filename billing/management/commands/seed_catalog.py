@@ -8,8 +8,9 @@ class Command(BaseCommand):
     help = (
         "Load the default catalog (Bronze..Diamond game plans, Starter/Pro/Business bot tiers, "
         "the Private Instance add-on) idempotently, honouring <PACKAGE>_EGG_ID/_DOCKER_IMAGE/"
-        "_STARTUP overrides. Also creates the demo locations eu/us with a node each and the demo "
-        "eggs if they do not exist yet (sync_panel replaces them with the panel's)."
+        "_STARTUP overrides. On an empty panel mirror it also creates the demo locations eu/us "
+        "with a node each and the demo eggs; once sync_panel has imported the panel's, it never "
+        "creates or changes any."
     )
 
     def add_arguments(self, parser):
@@ -21,9 +22,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if not options["no_demo_servers"]:
             created = demo_servers_seed()
-            self.stdout.write(
-                "Demo servers: "
-                + ", ".join(f"{count} {what} created" for what, count in created.items())
-            )
+            if any(created.values()):
+                self.stdout.write(
+                    "Demo servers: "
+                    + ", ".join(f"{count} {what} created" for what, count in created.items())
+                )
+            else:
+                self.stdout.write("Demo servers: none created (the panel mirror is not empty).")
         report = catalog_seed_default(currency=options["currency"])
         self.stdout.write(self.style.SUCCESS(f"Catalog: {report}"))
