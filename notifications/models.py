@@ -250,10 +250,17 @@ class CredentialReveal(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credential_reveals"
     )
     token_hash = models.CharField(max_length=64, unique=True)
+    # What the login details are for (e.g. "deployment-12"): a newer link of the same scope
+    # revokes the older ones.
+    scope = models.CharField(max_length=100, blank=True)
     secrets = EncryptedTextField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+    # The link's token is exchanged on first open for a reference kept in that session, so a
+    # token copied from an access log or browser history no longer opens anything.
+    opened_at = models.DateTimeField(null=True, blank=True)
     revealed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -265,6 +272,17 @@ class CredentialReveal(models.Model):
                 condition=Q(expires_at__gt=F("created_at")),
                 name="credential_reveal_expires_after_creation",
             ),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(secrets__isnull=True),
+                name="credential_reveal_wiped_when_revoked",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["user", "scope"],
+                condition=Q(revealed_at__isnull=True, revoked_at__isnull=True),
+                name="credential_reveal_open_idx",
+            )
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,6 @@ from notifications.models import (
     Delivery,
     DeliveryEvent,
 )
-from notifications.services.credentials import credentials_token_hash
 
 
 def customer_profile_get(*, user: AbstractBaseUser) -> CustomerProfile | None:
@@ -36,15 +35,20 @@ def delivery_history(*, delivery_id: int) -> QuerySet[DeliveryEvent]:
     return DeliveryEvent.objects.filter(delivery_id=delivery_id).order_by("created_at", "pk")
 
 
-def credentials_reveal_state(*, user: AbstractBaseUser, token: str) -> str:
-    """'valid', 'used', 'expired' or 'invalid' (unknown, or another user's link)."""
-    reveal = CredentialReveal.objects.filter(
-        token_hash=credentials_token_hash(token), user=user
-    ).first()
+def credentials_reveal_state(*, user: AbstractBaseUser, reveal_id: int | None) -> str:
+    """State of an opened link kept in the session: 'valid', 'used', 'revoked', 'expired' or
+    'invalid' (none, not opened, or another user's)."""
+    reveal = (
+        CredentialReveal.objects.filter(pk=reveal_id, user=user, opened_at__isnull=False).first()
+        if reveal_id
+        else None
+    )
     if reveal is None:
         return "invalid"
     if reveal.revealed_at is not None:
         return "used"
+    if reveal.revoked_at is not None:
+        return "revoked"
     if reveal.expires_at <= timezone.now() or not reveal.secrets:
         return "expired"
     return "valid"

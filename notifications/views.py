@@ -4,7 +4,7 @@ import logging
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -13,6 +13,7 @@ from notifications.errors import CredentialsLinkError
 from notifications.selectors import credentials_reveal_state
 from notifications.services import (
     credentials_reveal_consume,
+    credentials_reveal_open,
     whatsapp_webhook_handshake,
     whatsapp_webhook_receive,
 )
@@ -47,26 +48,58 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"received": True, "applied": applied})
 
 
+# The session key holding the opened link's id (never the token).
+_REVEAL_SESSION_KEY = "credentials_reveal_id"
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET"])
+def credentials_reveal(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the message: its token is exchanged at once for a reference kept in this
+    session, and the browser goes on to the token-less page (the token leaves the address bar
+    and history, and a copy from an access log opens nothing)."""
+    try:
+        reveal_id = credentials_reveal_open(
+            user=request.user, token=token, opened_here=request.session.get(_REVEAL_SESSION_KEY)
+        )
+    except CredentialsLinkError as exc:
+        state = exc.code.removeprefix("credentials_link_")
+        return render(request, _REVEAL_TEMPLATE, {"state": state}, status=_STATUS[state])
+    request.session[_REVEAL_SESSION_KEY] = reveal_id
+    return redirect("notifications:credentials-page")
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def credentials_reveal(request: HttpRequest, token: str) -> HttpResponse:
+def credentials_page(request: HttpRequest) -> HttpResponse:
     """GET: a page with a "show" button (link scanners and previews do not use up the link);
     POST: the login details, once."""
-    template = "notifications/pages/credentials_reveal.html"
+    reveal_id = request.session.get(_REVEAL_SESSION_KEY)
     if request.method == "GET":
-        state = credentials_reveal_state(user=request.user, token=token)
-        return render(request, template, {"state": state}, status=_STATUS[state])
+        state = credentials_reveal_state(user=request.user, reveal_id=reveal_id)
+        return render(request, _REVEAL_TEMPLATE, {"state": state}, status=_STATUS[state])
     try:
-        secrets = credentials_reveal_consume(user=request.user, token=token)
+        secrets = credentials_reveal_consume(user=request.user, reveal_id=reveal_id or 0)
     except CredentialsLinkError as exc:
         state = exc.code.removeprefix("credentials_link_")
-        return render(request, template, {"state": state}, status=_STATUS.get(state, 404))
-    return render(request, template, {"state": "revealed", "secrets": secrets})
+        return render(request, _REVEAL_TEMPLATE, {"state": state}, status=_STATUS.get(state, 404))
+    request.session.pop(_REVEAL_SESSION_KEY, None)
+    return render(request, _REVEAL_TEMPLATE, {"state": "revealed", "secrets": secrets})
 
 
-# Used or expired links are gone for good (410); unknown or someone else's: 404.
-_STATUS = {"valid": 200, "used": 410, "expired": 410, "invalid": 404}
+_REVEAL_TEMPLATE = "notifications/pages/credentials_reveal.html"
+# Used, revoked, already opened or expired links are gone for good (410); unknown or someone
+# else's: 404.
+_STATUS = {
+    "valid": 200,
+    "used": 410,
+    "revoked": 410,
+    "opened": 410,
+    "expired": 410,
+    "invalid": 404,
+}
 
 
 def _client_ip(request: HttpRequest) -> str:

@@ -18,6 +18,7 @@ from notifications.services.credentials import (
     credentials_resend_allowed,
     credentials_reveal_consume,
     credentials_reveal_create,
+    credentials_reveal_open,
 )
 from notifications.services.deliveries import (
     AttemptOutcome,
@@ -42,6 +43,7 @@ __all__ = [
     "credentials_resend_allowed",
     "credentials_reveal_consume",
     "credentials_reveal_create",
+    "credentials_reveal_open",
     "customer_event_channels_set",
     "customer_profile_upsert",
     "deliveries_attempt_many",

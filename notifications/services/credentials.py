@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import re
 from datetime import timedelta
 from secrets import token_urlsafe
 
@@ -19,6 +20,13 @@ from notifications.models import CredentialReveal, CredentialsResendRequest
 logger = logging.getLogger(__name__)
 
 
+def credentials_scope(event_key: str) -> str:
+    """What a message's login details belong to, from its event key: "deployment-12" in
+    "server_ready:deployment-12" or "credentials_resent:deployment-12:3"; else the key."""
+    match = re.search(r"deployment-\d+", event_key)
+    return match.group(0) if match else event_key[:100]
+
+
 def credentials_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -31,44 +39,95 @@ def credentials_reveal_url(token: str) -> str:
     return f"{settings.PORTAL_BASE_URL.rstrip('/')}{path}"
 
 
-def credentials_reveal_create(*, user: AbstractBaseUser, secrets: dict, ttl: timedelta) -> str:
+def credentials_reveal_create(
+    *, user: AbstractBaseUser, secrets: dict, ttl: timedelta, scope: str = ""
+) -> str:
     """Store `secrets` (encrypted) behind a one-time token; return the absolute reveal URL.
 
-    Only the token's SHA-256 is stored. The page shows the secrets once, to `user` only.
+    Only the token's SHA-256 is stored. The page shows the secrets once, to `user` only. With
+    a `scope` (e.g. "deployment-12"), the user's older unrevealed links of that scope are
+    revoked (their secrets wiped): only the newest message opens.
     """
     if ttl <= timedelta(0):
         raise ValueError("ttl must be positive")
     token = token_urlsafe(32)
     now = timezone.now()
-    reveal = CredentialReveal.objects.create(
-        user=user,
-        token_hash=credentials_token_hash(token),
-        secrets=json.dumps({str(k): str(v) for k, v in secrets.items()}),
-        expires_at=now + ttl,
+    with transaction.atomic():
+        revoked = 0
+        if scope:
+            revoked = CredentialReveal.objects.filter(
+                user=user, scope=scope, revealed_at__isnull=True, revoked_at__isnull=True
+            ).update(revoked_at=now, secrets=None)
+        reveal = CredentialReveal.objects.create(
+            user=user,
+            token_hash=credentials_token_hash(token),
+            scope=scope[:100],
+            secrets=json.dumps({str(k): str(v) for k, v in secrets.items()}),
+            expires_at=now + ttl,
+        )
+    logger.info(
+        "credentials link %s created for user %s (%s older revoked)", reveal.pk, user.pk, revoked
     )
-    logger.info("credentials link %s created for user %s", reveal.pk, user.pk)
     return credentials_reveal_url(token)
 
 
-def credentials_reveal_consume(*, user: AbstractBaseUser, token: str) -> dict[str, str]:
-    """The secrets behind `token`, once. Raises CredentialsLinkError (invalid/expired/used).
+def _reveal_problem(reveal: CredentialReveal | None) -> CredentialsLinkError | None:
+    if reveal is None:
+        return CredentialsLinkError("This link is not valid.", code="credentials_link_invalid")
+    if reveal.revealed_at is not None:
+        return CredentialsLinkError(
+            "These login details were already shown once.", code="credentials_link_used"
+        )
+    if reveal.revoked_at is not None:
+        return CredentialsLinkError(
+            "A newer link was sent for these login details.", code="credentials_link_revoked"
+        )
+    if reveal.expires_at <= timezone.now() or not reveal.secrets:
+        return CredentialsLinkError("This link has expired.", code="credentials_link_expired")
+    return None
 
-    The secrets are wiped from the database in the same transaction.
-    """
+
+def credentials_reveal_open(
+    *, user: AbstractBaseUser, token: str, opened_here: int | None = None
+) -> int:
+    """Exchange the link's token for the reveal's id, once: the caller keeps the id in the
+    user's session and the token stops working (it may sit in an access log or a browser
+    history). `opened_here` is the id the session already holds: opening the same link again
+    there is fine. Raises CredentialsLinkError (invalid, used, revoked, expired, or "opened":
+    the link was already opened in another session)."""
     with transaction.atomic():
         reveal = (
             CredentialReveal.objects.select_for_update()
             .filter(token_hash=credentials_token_hash(token), user=user)
             .first()
         )
-        if reveal is None:
-            raise CredentialsLinkError("This link is not valid.", code="credentials_link_invalid")
-        if reveal.revealed_at is not None:
+        problem = _reveal_problem(reveal)
+        if problem is not None:
+            raise problem
+        if reveal.opened_at is not None:
+            if reveal.pk == opened_here:  # the same browser session clicked the link again
+                return reveal.pk
             raise CredentialsLinkError(
-                "These login details were already shown once.", code="credentials_link_used"
+                "This link was already opened.", code="credentials_link_opened"
             )
-        if reveal.expires_at <= timezone.now() or not reveal.secrets:
-            raise CredentialsLinkError("This link has expired.", code="credentials_link_expired")
+        reveal.opened_at = timezone.now()
+        reveal.save(update_fields=["opened_at"])
+    logger.info("credentials link %s opened by user %s", reveal.pk, user.pk)
+    return reveal.pk
+
+
+def credentials_reveal_consume(*, user: AbstractBaseUser, reveal_id: int) -> dict[str, str]:
+    """The secrets of an opened link, once. Raises CredentialsLinkError (invalid, expired,
+    used, revoked). The secrets are wiped from the database in the same transaction."""
+    with transaction.atomic():
+        reveal = (
+            CredentialReveal.objects.select_for_update()
+            .filter(pk=reveal_id, user=user, opened_at__isnull=False)
+            .first()
+        )
+        problem = _reveal_problem(reveal)
+        if problem is not None:
+            raise problem
         values = json.loads(reveal.secrets)
         reveal.secrets = None
         reveal.revealed_at = timezone.now()

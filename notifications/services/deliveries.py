@@ -61,7 +61,7 @@ from notifications.models import (
     NotificationEvent,
 )
 from notifications.rendering import MASK, RenderedMessage, RenderError, base_context, render_pair
-from notifications.services.credentials import credentials_reveal_create
+from notifications.services.credentials import credentials_reveal_create, credentials_scope
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,12 @@ def notification_send(
             render_secrets = secret_values
             if mode == "link":
                 ttl = timedelta(hours=settings.CREDENTIALS_LINK_TTL_HOURS)
-                url = credentials_reveal_create(user=user, secrets=secret_values, ttl=ttl)
+                url = credentials_reveal_create(
+                    user=user,
+                    secrets=secret_values,
+                    ttl=ttl,
+                    scope=credentials_scope(event_key),
+                )
                 render_secrets = {"credentials_url": url}
             _secret_store(created, render_secrets)
         _queued(created, reason=f"queued for {event_key}")

@@ -84,15 +84,24 @@ def test_link_mode_sends_a_link_and_stores_no_secret(link_sent, caplog):
     assert not DeliverySecret.objects.exists()
 
 
+def page_url() -> str:
+    return reverse("notifications:credentials-page")
+
+
 def test_reveal_page_shows_the_details_once(link_sent, client, customer):
     client.force_login(customer)
 
-    page = client.get(reveal_url(link_sent))
+    # The link's token is exchanged at once: the browser goes on to a token-less page.
+    opened = client.get(reveal_url(link_sent))
+    assert opened.status_code == 302
+    assert opened["Location"] == page_url()
+    assert link_sent not in opened["Location"]
+    page = client.get(page_url())
     assert page.status_code == 200
     assert PASSWORD not in page.content.decode()  # a button first: previews do not use it up
     assert "no-store" in page["Cache-Control"]
 
-    shown = client.post(reveal_url(link_sent))
+    shown = client.post(page_url())
     assert shown.status_code == 200
     assert PASSWORD in shown.content.decode()
     assert "alice_1042" in shown.content.decode()
@@ -100,23 +109,91 @@ def test_reveal_page_shows_the_details_once(link_sent, client, customer):
     assert reveal.revealed_at is not None
     assert reveal.secrets is None
 
-    again = client.post(reveal_url(link_sent))
-    assert again.status_code == 410
+    again = client.post(page_url())
+    assert again.status_code in (404, 410)
     assert PASSWORD not in again.content.decode()
-    assert "already shown once" in again.content.decode()
     assert client.get(reveal_url(link_sent)).status_code == 410
+    assert "already shown once" in client.get(reveal_url(link_sent)).content.decode()
+
+
+def test_the_token_from_an_access_log_opens_nothing_once_the_link_was_opened(
+    link_sent, client, customer
+):
+    """Someone who read the link in a log or a browser history, even logged in as the
+    customer in another session, cannot use it after the customer opened it."""
+    client.force_login(customer)
+    assert client.get(reveal_url(link_sent)).status_code == 302
+    assert client.get(reveal_url(link_sent)).status_code == 302  # same session: fine
+
+    from django.test import Client
+
+    intruder = Client()
+    intruder.force_login(customer)
+    replay = intruder.get(reveal_url(link_sent))
+    assert replay.status_code == 410
+    assert "already opened in another browser" in replay.content.decode()
+    assert intruder.get(page_url()).status_code == 404
+    assert intruder.post(page_url()).status_code == 404
+    assert CredentialReveal.objects.get().revealed_at is None
+    # The customer's own session still reveals them.
+    assert PASSWORD in client.post(page_url()).content.decode()
+
+
+def test_a_newer_link_for_the_same_server_revokes_the_older_one(customer, client):
+    first = credentials_reveal_create(
+        user=customer,
+        secrets={"panel_password": "old"},
+        ttl=timedelta(hours=1),
+        scope="deployment-7",
+    )
+    other_server = credentials_reveal_create(
+        user=customer, secrets={"panel_password": "x"}, ttl=timedelta(hours=1), scope="deployment-8"
+    )
+    second = credentials_reveal_create(
+        user=customer,
+        secrets={"panel_password": "new"},
+        ttl=timedelta(hours=1),
+        scope="deployment-7",
+    )
+    client.force_login(customer)
+
+    old = client.get(LINK.fullmatch(first).group(0).removeprefix("https://portal.example.com"))
+    assert old.status_code == 410
+    assert "newer message" in old.content.decode()
+    assert (
+        CredentialReveal.objects.get(scope="deployment-7", revoked_at__isnull=False).secrets is None
+    )
+    for url, password in ((second, "new"), (other_server, "x")):
+        assert client.get(url.removeprefix("https://portal.example.com")).status_code == 302
+        assert password in client.post(page_url()).content.decode()
+
+
+def test_asking_again_revokes_the_link_of_the_first_message(customer):
+    send_ready(customer, key="server_ready:deployment-12")
+    run_queued()
+    notification_send(
+        event="credentials_resent",
+        user=customer,
+        context=sample_context("credentials_resent"),
+        event_key="credentials_resent:deployment-12:1",
+        secrets={"panel_username": "alice_1042", "panel_password": PASSWORD},
+    )
+    reveals = CredentialReveal.objects.order_by("pk")
+    assert [r.scope for r in reveals] == ["deployment-12", "deployment-12"]
+    assert reveals[0].revoked_at is not None
+    assert reveals[1].revoked_at is None
 
 
 def test_another_user_cannot_use_the_link(link_sent, client, other_customer):
     client.force_login(other_customer)
 
-    assert client.get(reveal_url(link_sent)).status_code == 404
-    response = client.post(reveal_url(link_sent))
-
+    response = client.get(reveal_url(link_sent))
     assert response.status_code == 404
     assert "not valid for your account" in response.content.decode()
+    assert client.post(page_url()).status_code == 404
     reveal = CredentialReveal.objects.get()
     assert reveal.revealed_at is None
+    assert reveal.opened_at is None
     assert reveal.secrets is not None
 
 
@@ -131,8 +208,9 @@ def test_expired_link_says_so_and_how_to_get_a_new_one(link_sent, client, custom
     client.force_login(customer)
     later = timezone.now() + timedelta(hours=settings.CREDENTIALS_LINK_TTL_HOURS, minutes=1)
 
+    assert client.get(reveal_url(link_sent)).status_code == 302
     with time_machine.travel(later):
-        page = client.post(reveal_url(link_sent))
+        page = client.post(page_url())
         assert notification_secrets_purge() == (0, 1)
 
     assert page.status_code == 410
