@@ -9,6 +9,7 @@ for the panel to enforce.
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,30 @@ class VariableRule:
     default_value: str = ""
     user_editable: bool = True
     user_viewable: bool = True
+
+
+class _VariableLike(Protocol):
+    env_variable: str
+    name: str
+    rules: str
+    default_value: str
+    user_editable: bool
+    user_viewable: bool
+
+
+def variable_rules_from(variables: Iterable[_VariableLike]) -> list[VariableRule]:
+    """Rule objects from egg variables, mirrored rows and panel answers alike (one place)."""
+    return [
+        VariableRule(
+            env_variable=v.env_variable,
+            name=v.name,
+            rules=v.rules or "",
+            default_value=v.default_value or "",
+            user_editable=v.user_editable,
+            user_viewable=v.user_viewable,
+        )
+        for v in variables
+    ]
 
 
 def _split_rules(rules: str) -> list[tuple[str, str]]:

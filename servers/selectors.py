@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from servers.egg_rules import VariableRule
+from servers.egg_rules import VariableRule, variable_rules_from
 from servers.models import Deployment, Egg, EggVariable, Location
 
 
@@ -20,17 +20,7 @@ def egg_variable_rules(*, egg_panel_id: int) -> list[VariableRule] | None:
     variables = list(EggVariable.objects.filter(egg__panel_id=egg_panel_id))
     if not variables and not Egg.objects.filter(panel_id=egg_panel_id).exists():
         return None
-    return [
-        VariableRule(
-            env_variable=v.env_variable,
-            name=v.name,
-            rules=v.rules,
-            default_value=v.default_value,
-            user_editable=v.user_editable,
-            user_viewable=v.user_viewable,
-        )
-        for v in variables
-    ]
+    return variable_rules_from(variables)
 
 
 def deployment_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Deployment]:

@@ -1,5 +1,10 @@
 """A dry run of the saga: the exact server-create payload and the placement decision, from
-GET requests only. Nothing is created, reserved or claimed."""
+GET requests only. Nothing is created, reserved or claimed.
+
+The environment, payload and candidate nodes come from `provisioning.saga.server_spec`, the
+functions the resources and placement steps use, so the dry run cannot promise what the saga
+would refuse.
+"""
 
 from typing import Any
 
@@ -8,8 +13,16 @@ from django.conf import settings
 from provisioning.models import AllocationClaim, PanelAccount
 from provisioning.pterodactyl import PterodactylClient
 from provisioning.saga.placement import node_load, rank_nodes
-from servers.egg_rules import VariableRule, build_environment
-from servers.models import Deployment, Node
+from provisioning.saga.server_spec import (
+    NoUsableNode,
+    environment_for,
+    environment_problems,
+    placement_nodes,
+    server_payload_for,
+)
+from servers.egg_rules import variable_rules_from
+from servers.models import Deployment
+from servers.selectors import egg_variable_rules
 
 
 def provisioning_plan(
@@ -18,27 +31,23 @@ def provisioning_plan(
     client = client or PterodactylClient.from_settings()
     deployment = Deployment.objects.select_related("location", "customer").get(pk=deployment_id)
     spec = deployment.spec
-    egg = client.get_egg(spec["nest_id"], spec["egg_id"])
-    rules = [
-        VariableRule(
-            v.env_variable, v.name, v.rules, v.default_value, v.user_editable, v.user_viewable
-        )
-        for v in egg.variables or ()
-    ]
-    plan_values = {
-        k: v for k, v in spec.get("environment", {}).items() if k not in deployment.variables
-    }
-    environment, errors = build_environment(
-        rules, plan_values=plan_values, customer_values=deployment.variables
-    )
-    limits = spec["limits"]
-    nodes = list(
-        Node.objects.filter(location=deployment.location, is_public=True, maintenance_mode=False)
-    ) or list(Node.objects.filter(panel_id=settings.DEFAULT_NODE_ID))
-    # As placement would see it: other orders' holds count, this deployment's own does not.
-    loads = [node_load(n, exclude_deployment_id=deployment.pk) for n in nodes]
-    viable, reason = rank_nodes(loads, memory=limits["memory"], disk=limits["disk"])
-    wanted = max(1, int(spec["feature_limits"].get("allocations") or 0))
+    rules = egg_variable_rules(egg_panel_id=spec["egg_id"])
+    if rules is None:  # not mirrored: what the panel says (the step would mirror it first)
+        rules = variable_rules_from(client.get_egg(spec["nest_id"], spec["egg_id"]).variables or ())
+    environment, errors = environment_for(deployment, rules)
+    server = server_payload_for(deployment, environment)
+    limits = server["limits"]
+    refusal = environment_problems(errors) if errors else None
+    viable: list = []
+    try:
+        nodes = placement_nodes(deployment)
+    except NoUsableNode as exc:
+        reason = exc.message
+    else:
+        # As placement would see it: other orders' holds count, this deployment's own does not.
+        loads = [node_load(n, exclude_deployment_id=deployment.pk) for n in nodes]
+        viable, reason = rank_nodes(loads, memory=limits["memory"], disk=limits["disk"])
+    wanted = max(1, int(server["feature_limits"].get("allocations") or 0))
     allocations: list[str] = []
     if viable:
         claimed = set(AllocationClaim.objects.values_list("panel_allocation_id", flat=True))
@@ -55,12 +64,12 @@ def provisioning_plan(
         "user": account.panel_user_id
         if account and account.panel_user_id
         else "<panel user to be found or created>",
-        "egg": egg.id,
-        "docker_image": spec["docker_image"],
-        "startup": spec["startup"],
+        "egg": server["egg_id"],
+        "docker_image": server["docker_image"],
+        "startup": server["startup"],
         "environment": environment,
-        "limits": {**limits, "oom_disabled": spec.get("oom_disabled", True)},
-        "feature_limits": spec["feature_limits"],
+        "limits": limits,
+        "feature_limits": server["feature_limits"],
         "external_id": deployment.external_id,
         "start_on_completion": settings.AUTO_START_SERVERS,
         "allocation": {
@@ -70,7 +79,10 @@ def provisioning_plan(
     }
     return {
         "payload": payload,
+        "server_payload": server,
         "variable_errors": errors,
+        # The saga's own words when it would fail at the resources step.
+        "refusal": refusal,
         "placement": reason,
         "node": viable[0].node.name if viable else None,
     }

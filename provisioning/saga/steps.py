@@ -31,8 +31,15 @@ from provisioning.pterodactyl import (
     PterodactylClient,
 )
 from provisioning.saga.placement import node_load, rank_nodes
+from provisioning.saga.server_spec import (
+    NoUsableNode,
+    environment_for,
+    environment_problems,
+    placement_nodes,
+    server_payload_for,
+)
 from servers.capacity import capacity_hold_consume, capacity_hold_node_id
-from servers.egg_rules import VariableRule, build_environment
+from servers.egg_rules import VariableRule
 from servers.models import Deployment, Node
 from servers.selectors import egg_variable_rules
 
@@ -295,27 +302,11 @@ class ResourcesStep(Step):
             # Not mirrored yet: read it once and keep it, so later orders cost no request.
             rules = egg_refresh(ctx, spec["nest_id"], spec["egg_id"])
             source = "panel"
-        plan_values = {
-            k: v
-            for k, v in (spec.get("environment") or {}).items()
-            if k not in ctx.deployment.variables
-        }
-        environment, errors = build_environment(
-            rules, plan_values=plan_values, customer_values=ctx.deployment.variables
-        )
+        environment, errors = environment_for(ctx.deployment, rules)
         if errors:
-            problems = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in errors.items())
-            raise StepFailed(f"The server settings do not satisfy the egg's rules: {problems}")
+            raise StepFailed(environment_problems(errors))
         limits = spec["limits"]
-        payload = {
-            "egg_id": spec["egg_id"],
-            "nest_id": spec["nest_id"],
-            "docker_image": spec["docker_image"],
-            "startup": spec["startup"],
-            "environment": environment,
-            "limits": {**limits, "oom_disabled": spec.get("oom_disabled", True)},
-            "feature_limits": spec["feature_limits"],
-        }
+        payload = server_payload_for(ctx.deployment, environment)
         return StepOutcome(
             updates={"server_payload": payload},
             summary={
@@ -339,19 +330,10 @@ class PlacementStep(Step):
         run, deployment = ctx.run, ctx.deployment
         limits = run.server_payload["limits"]
         memory, disk = int(limits["memory"]), int(limits["disk"])
-        if deployment.location_id:
-            nodes = list(
-                Node.objects.filter(
-                    location=deployment.location, is_public=True, maintenance_mode=False
-                )
-            )
-        else:
-            nodes = list(Node.objects.filter(panel_id=settings.DEFAULT_NODE_ID))
-        if not nodes:
-            raise StepFailed(
-                f"No usable node in location '{deployment.location.short_code}' "
-                "(run `manage.py sync_panel`, or add a node there)."
-            )
+        try:
+            nodes = placement_nodes(deployment)
+        except NoUsableNode as exc:
+            raise StepFailed(exc.message) from exc
         stale_before = timezone.now() - dt.timedelta(
             seconds=settings.PROVISIONING_NODE_READING_MAX_AGE
         )

@@ -107,7 +107,9 @@ class Command(BaseCommand):
             raise CommandError(f"could not read the panel: {exc}") from exc
         self.stdout.write(f"{order}: dry run (nothing was created or reserved)")
         self.stdout.write(f"placement: {plan['placement']}")
-        if plan["variable_errors"]:
-            self.stdout.write(f"variable problems: {plan['variable_errors']}")
+        if plan["node"] is None:
+            self.stdout.write("the saga would not place it: no node chosen")
+        if plan["refusal"]:
+            self.stdout.write(f"the saga would fail: {plan['refusal']}")
         self.stdout.write("POST /api/application/servers")
         self.stdout.write(json.dumps(plan["payload"], indent=2, sort_keys=True))
