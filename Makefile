@@ -31,9 +31,11 @@ test: $(STAMP)
 	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
+## Style, and the app graph of docs/adr/0001 (.importlinter: layers, HTTP/Stripe only in clients).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
