@@ -12,10 +12,10 @@ from django.utils import timezone
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError, NotFoundError
 from provisioning.pterodactyl import PanelConflict, PanelError, PterodactylClientAPI
-from servers.models import Deployment, DeploymentEvent, DeploymentStatus
+from servers.models import Deployment, DeploymentStatus, PowerAction, PowerSignal
 from servers.services import deployment_record
 
-CUSTOMER_SIGNALS = ("start", "stop", "restart")
+CUSTOMER_SIGNALS = (PowerSignal.START, PowerSignal.STOP, PowerSignal.RESTART)
 _PAST = {"start": "started", "stop": "stopped", "restart": "restarted"}
 POWER_LIMIT_PER_MINUTE = 5
 _MB = 1024 * 1024
@@ -76,10 +76,8 @@ def server_power_signal(
             f"{_PAST[signal]} now.",
             code="invalid_state",
         )
-    recent = DeploymentEvent.objects.filter(
-        deployment=deployment,
-        reason__startswith="Power: ",
-        created_at__gte=timezone.now() - dt.timedelta(minutes=1),
+    recent = PowerAction.objects.filter(
+        deployment=deployment, created_at__gte=timezone.now() - dt.timedelta(minutes=1)
     ).count()
     if recent >= POWER_LIMIT_PER_MINUTE:
         raise ConflictError("Too many power actions; wait a minute.", code="rate_limited")
@@ -92,6 +90,7 @@ def server_power_signal(
         raise ConflictError("The server is busy (installing or suspended); try later.") from exc
     except PanelError as exc:
         raise ApplicationError("The panel did not accept the request; try again.") from exc
+    PowerAction.objects.create(deployment=deployment, signal=signal, actor=user)
     deployment_record(
         deployment_id=deployment.pk, actor=Actor.customer(user), reason=f"Power: {signal}"
     )

@@ -38,6 +38,7 @@ from servers.models import (
     DeploymentStatus,
     HealthIncident,
     HealthIncidentKind,
+    PowerAction,
     PowerState,
     ServerHealth,
 )
@@ -58,7 +59,6 @@ ALERT_BURST_LIMIT = 20
 # How far a running server's start time, derived from its uptime, may move between checks before
 # we take it as a restart we did not see (the panel caches stats for 20 s).
 _RESTART_TOLERANCE = dt.timedelta(seconds=60)
-POWER_ACTION_PREFIX = "Power: "
 
 IncidentKey = tuple[str, int]  # (kind, deployment id)
 
@@ -466,15 +466,12 @@ def _alert_burst(*, now: dt.datetime) -> int:
 
 def deployments_last_power_action(*, deployment_ids: Iterable[int]) -> dict[int, str]:
     """The latest customer power signal ("start", "stop", "restart", "kill") per deployment,
-    from the "Power: <signal>" history rows; deployments without one are left out. One query
-    per batch."""
+    from PowerAction rows; deployments without one are left out. One query per batch."""
     actions: dict[int, str] = {}
     latest = (
-        DeploymentEvent.objects.filter(
-            deployment=OuterRef("pk"), reason__startswith=POWER_ACTION_PREFIX
-        )
+        PowerAction.objects.filter(deployment=OuterRef("pk"))
         .order_by("-created_at", "-pk")
-        .values("reason")[:1]
+        .values("signal")[:1]
     )
     for batch in _batches(deployment_ids):
         rows = (
@@ -484,9 +481,7 @@ def deployments_last_power_action(*, deployment_ids: Iterable[int]) -> dict[int,
             .filter(last_power__isnull=False)
             .values_list("pk", "last_power")
         )
-        for pk, reason in rows:
-            words = reason[len(POWER_ACTION_PREFIX) :].split()
-            actions[pk] = words[0].lower() if words else ""
+        actions.update(dict(rows))
     return actions
 
 

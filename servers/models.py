@@ -213,6 +213,43 @@ class DeploymentEvent(StatusEvent):
         pass
 
 
+class PowerSignal(models.TextChoices):
+    START = "start", "Start"
+    STOP = "stop", "Stop"
+    RESTART = "restart", "Restart"
+    KILL = "kill", "Kill"
+
+
+class PowerAction(models.Model):
+    """A power signal a customer sent to their server: the power buttons' rate limit and the
+    health job's "stopped by its owner" read these rows (the history gets its own row too),
+    never the wording of the history."""
+
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="power_actions"
+    )
+    signal = models.CharField(max_length=10, choices=PowerSignal.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=["deployment", "-created_at"], name="power_action_recent_idx")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(signal__in=[s.value for s in PowerSignal]),
+                name="power_action_signal_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.signal} on {self.deployment_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
 class Nest(TimeStampedModel):
     panel_id = models.PositiveIntegerField(unique=True)
     name = models.CharField(max_length=191)

@@ -77,3 +77,27 @@ def test_suspended_server_has_no_power_buttons(saga, active, customer, client, s
         reverse("deployment-power", args=[active.pk]), {"signal": "start"}, follow=True
     )
     assert "cannot be started now" in response.content.decode()
+
+
+def test_the_power_limit_counts_power_actions_not_history_wording(
+    saga, active, customer, client, staff
+):
+    """A history row that happens to start with "Power: " (a staff note, an import) neither
+    uses up the customer's power buttons nor counts as their last power action."""
+    from servers.health import deployments_last_power_action
+    from servers.services import deployment_record
+
+    for _ in range(POWER_LIMIT_PER_MINUTE):
+        deployment_record(
+            deployment_id=active.pk, actor=Actor.staff(staff), reason="Power: restart requested"
+        )
+    assert deployments_last_power_action(deployment_ids=[active.pk]) == {}
+
+    client.force_login(customer)
+    page = client.post(
+        reverse("deployment-power", args=[active.pk]), {"signal": "stop"}, follow=True
+    )
+
+    assert "Sent stop to your server." in page.content.decode()
+    assert active.power_actions.get().signal == "stop"
+    assert deployments_last_power_action(deployment_ids=[active.pk]) == {active.pk: "stop"}
