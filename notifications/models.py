@@ -12,8 +12,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
-from encrypted_fields.fields import EncryptedTextField
 
+from common.fields import EncryptedTextField
 from common.models import StatusEvent, TimeStampedModel
 from common.state import TransitionTable
 

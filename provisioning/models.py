@@ -3,8 +3,8 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from encrypted_fields.fields import EncryptedCharField
 
+from common.fields import EncryptedCharField
 from common.models import StatusEvent, TimeStampedModel
 from common.state import TransitionTable
 

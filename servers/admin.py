@@ -5,7 +5,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from common.admin import NoDeleteAdmin, ReadOnlyAdmin, StatusEventInline, indexed_values_filter
+from common.admin import (
+    NoDeleteAdmin,
+    ReadOnlyAdmin,
+    StatusEventInline,
+    indexed_values_filter,
+)
 from common.logging import mask_secret_values
 from servers.models import (
     CapacityHold,
@@ -17,6 +22,7 @@ from servers.models import (
     Location,
     Nest,
     Node,
+    PowerAction,
     ServerHealth,
 )
 
@@ -309,3 +315,16 @@ class CapacityHoldAdmin(ReadOnlyAdmin):
     @admin.display(description="Server", ordering="deployment")
     def target(self, hold: CapacityHold) -> str:
         return _deployment_link(hold.deployment_id, hold.deployment.name)
+
+
+@admin.register(PowerAction)
+class PowerActionAdmin(ReadOnlyAdmin):
+    """The owners' power signals (the buttons' rate limit and the health job read these; each
+    also has a row in its server's history). Search by deployment id."""
+
+    list_display = ("created_at", "deployment", "signal", "actor")
+    list_filter = ("signal",)
+    search_fields = ("=deployment__id",)
+    list_select_related = ("deployment", "actor")
+    raw_id_fields = ("deployment",)
+    show_full_result_count = False
