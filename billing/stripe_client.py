@@ -1,7 +1,6 @@
 """The one module that speaks to Stripe (Checkout sessions, refunds and webhook signatures)."""
 
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,7 @@ import stripe
 from django.conf import settings
 
 from common.errors import ApplicationError
+from common.jsonsafe import json_loads_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +181,21 @@ def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, 
     """Verify the Stripe-Signature header against each configured secret; return the event.
 
     Accepts a signature made with any configured secret (rotation), within the tolerance.
+    Raises WebhookRejected with code "invalid_signature" (forged, unsigned, stale) or
+    "invalid_event" (signed, but not in Stripe's event format: too deep, ids too long for our
+    columns, an absurd `created`), before anything is stored.
     """
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets:
         raise WebhookRejected("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRETS).")
     if not signature_header:
-        raise WebhookRejected("Missing Stripe-Signature header.")
+        raise WebhookRejected("Missing Stripe-Signature header.", code="invalid_signature")
+    # Stripe sends t=<digits>,v1=<hex>. The library compares str with hmac.compare_digest,
+    # which raises TypeError on non-ASCII, and int() accepts non-ASCII digits.
+    if not signature_header.isascii():
+        raise WebhookRejected(
+            "Invalid Stripe signature: the header is not ASCII.", code="invalid_signature"
+        )
     text = payload.decode("utf-8", errors="replace")
     last_error: Exception | None = None
     for secret in secrets:
@@ -197,13 +206,54 @@ def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, 
             break
         except stripe.SignatureVerificationError as exc:
             last_error = exc
+        except (TypeError, ValueError) as exc:  # whatever else odd headers make it raise
+            last_error = exc
     else:
-        reason = str(getattr(last_error, "user_message", None) or last_error or "bad signature")
-        raise WebhookRejected(f"Invalid Stripe signature: {reason}")
+        reason = (
+            str(getattr(last_error, "user_message", None) or "bad signature")
+            if isinstance(last_error, stripe.SignatureVerificationError)
+            else "malformed header"
+        )
+        raise WebhookRejected(f"Invalid Stripe signature: {reason}", code="invalid_signature")
     try:
-        event = json.loads(text)
+        # Bounded: a signed body nested 100k deep would make json.loads raise RecursionError.
+        event = json_loads_bounded(text)
     except ValueError as exc:
-        raise WebhookRejected("Stripe webhook body is not JSON.") from exc
-    if not isinstance(event, dict) or "id" not in event or "type" not in event:
-        raise WebhookRejected("Stripe webhook body is not an event.")
+        raise WebhookRejected(
+            f"Stripe webhook body is not usable JSON: {exc}"[:200], code="invalid_event"
+        ) from None
+    _webhook_event_check(event)
     return event
+
+
+# Stripe's documented limits fit our StripeEvent columns; anything beyond is not a real event.
+_EVENT_ID_MAX, _EVENT_TYPE_MAX = 255, 100
+# 9999-12-31T23:59:59Z: the last second datetime can hold.
+_CREATED_MAX = 253_402_300_799
+
+
+def _webhook_event_check(event: Any) -> None:
+    """Refuse (invalid_event) a signed body that is not shaped like a Stripe event."""
+
+    def bad(reason: str) -> WebhookRejected:
+        return WebhookRejected(
+            f"Stripe webhook body is not an event: {reason}.", code="invalid_event"
+        )
+
+    if not isinstance(event, dict):
+        raise bad("not an object")
+    for key, limit in (("id", _EVENT_ID_MAX), ("type", _EVENT_TYPE_MAX)):
+        value = event.get(key)
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            raise bad(f"{key} must be a string of 1 to {limit} characters")
+        if not value.isprintable():  # NUL and control characters: PostgreSQL refuses NUL
+            raise bad(f"{key} holds control characters")
+    created = event.get("created")
+    if created is not None and (
+        not isinstance(created, int)
+        or isinstance(created, bool)
+        or not 0 <= created <= _CREATED_MAX
+    ):
+        raise bad("created must be a Unix time")
+    if not isinstance(event.get("livemode", False), bool):
+        raise bad("livemode must be true or false")

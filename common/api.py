@@ -1,14 +1,34 @@
-"""DRF glue: one error shape `{message, code, extra}` with field errors under extra.fields."""
+"""DRF glue: one error shape `{message, code, extra}` with field errors under extra.fields.
 
+Also the JSON error pages for /api/ paths that no DRF view answers (unknown paths, non-integer
+ids, oversized bodies).
+"""
+
+import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
+
+
+class BadRequest(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The request could not be read."
+    default_code = "bad_request"
 
 
 def _flatten(detail: Any) -> Any:
@@ -31,6 +51,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, SuspiciousOperation):
+        # Django raises these while reading the body (DATA_UPLOAD_MAX_MEMORY_SIZE, too many
+        # fields); handled here they never reach django.security's log, so log them.
+        logger.warning("api request refused: %s: %s", type(exc).__name__, exc)
+        exc = RequestTooLarge() if isinstance(exc, RequestDataTooBig) else BadRequest()
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -54,3 +79,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = detail.code if hasattr(detail, "code") else "error"
         response.data = {"message": str(detail), "code": code, "extra": {}}
     return response
+
+
+def _error(message: str, code: str, status_code: int) -> JsonResponse:
+    return JsonResponse({"message": message, "code": code, "extra": {}}, status=status_code)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path_info == "/api" or request.path_info.startswith("/api/")
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON under /api/ (an unknown path, or an id the <int:> converter refused),
+    the site's HTML page elsewhere."""
+    if _is_api(request):
+        return _error("Not found.", "not_found", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: JSON under /api/ (413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE), the
+    site's HTML page elsewhere. Django has already logged the reason (django.security)."""
+    if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            return _error(RequestTooLarge.default_detail, "request_too_large", 413)
+        return _error(BadRequest.default_detail, "bad_request", 400)
+    return defaults.bad_request(request, exception)

@@ -9,3 +9,7 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     path("", include("billing.urls")),
 ]
+
+# JSON errors under /api/ (unknown paths, non-integer ids, oversized bodies); HTML elsewhere.
+handler400 = "common.api.bad_request"
+handler404 = "common.api.page_not_found"

@@ -5,7 +5,9 @@ delivery is processed in the same transaction that stores it, later ones do noth
 """
 
 import datetime as dt
+import hashlib
 import logging
+import re
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -110,7 +112,10 @@ def stripe_webhook_receive(*, payload: bytes, signature_header: str) -> StripeEv
                     reference=str(summary.get("payment_intent") or summary.get("id") or event_id),
                     reason=message,
                     invoice=invoice,
-                    event_key=f"payment_review:{event_id}",
+                    # event_key holds 200 characters; Stripe ids may have 255.
+                    event_key=f"payment_review:{event_id}"
+                    if len(event_id) <= 150
+                    else f"payment_review:sha256:{hashlib.sha256(event_id.encode()).hexdigest()}",
                 )
     except IntegrityError:
         # Already stored: a duplicate delivery. Nothing to do.
@@ -122,6 +127,28 @@ def stripe_webhook_receive(*, payload: bytes, signature_header: str) -> StripeEv
     return row
 
 
+# Stripe object ids (cs_..., pi_...): ASCII letters, digits and underscores, at most 255.
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_SUMMARY_KEYS = ("id", "amount_total", "currency", "payment_status", "status", "payment_intent")
+
+
+def _stripe_id(value: Any) -> str:
+    """The id if `value` looks like a Stripe object id, else "" (an expanded object gives its
+    id). A signed event can still carry odd values; they must not reach a query or a column."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and _STRIPE_ID.fullmatch(value) else ""
+
+
+def _summary_value(value: Any) -> Any:
+    """A JSON scalar safe to store (jsonb refuses NUL in strings); nested values by type."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value.replace("\x00", "")[:255]
+    return f"<{type(value).__name__}>"
+
+
 def _event_object(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
@@ -131,23 +158,24 @@ def _event_object(event: dict[str, Any]) -> dict[str, Any]:
 def _invoice_for(obj: dict[str, Any]) -> Invoice | None:
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     raw = metadata.get("invoice_id") or obj.get("client_reference_id")
-    if raw is None or not str(raw).isdigit():
-        session = CheckoutSession.objects.filter(stripe_session_id=obj.get("id", "")).first()
-        return session.invoice if session else None
-    return Invoice.objects.filter(pk=int(raw)).first()
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    # ASCII digits only: str.isdigit() accepts "²" and "٣", which int() refuses or misreads.
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return Invoice.objects.filter(pk=int(raw)).first()
+    session_id = _stripe_id(obj.get("id"))
+    session = CheckoutSession.objects.filter(stripe_session_id=session_id).first()
+    return session.invoice if session and session_id else None
 
 
 def _dispatch(
     event_type: str, obj: dict[str, Any]
 ) -> tuple[str, str, Invoice | None, dict[str, Any]]:
-    summary = {
-        key: obj.get(key)
-        for key in ("id", "amount_total", "currency", "payment_status", "status", "payment_intent")
-        if key in obj
-    }
+    summary = {key: _summary_value(obj.get(key)) for key in _SUMMARY_KEYS if key in obj}
+    session_id = _stripe_id(obj.get("id"))
     if event_type == "checkout.session.expired":
         updated = CheckoutSession.objects.filter(
-            stripe_session_id=obj.get("id", ""), status=CheckoutSessionStatus.OPEN
+            stripe_session_id=session_id, status=CheckoutSessionStatus.OPEN
         ).update(status=CheckoutSessionStatus.EXPIRED)
         invoice = _invoice_for(obj)
         return (
@@ -164,9 +192,14 @@ def _dispatch(
     invoice = _invoice_for(obj)
     if invoice is None:
         return StripeEventStatus.REJECTED, "No invoice matches this session", None, summary
-    CheckoutSession.objects.filter(stripe_session_id=obj.get("id", "")).update(
-        status=CheckoutSessionStatus.COMPLETE
-    )
+    # Locked until this event is stored: a second event for the same payment (Stripe sends
+    # completed and async_payment_succeeded, possibly at the same moment) waits here and then
+    # sees this one's payment, instead of judging from a stale read and asking for a refund.
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if session_id:
+        CheckoutSession.objects.filter(stripe_session_id=session_id).update(
+            status=CheckoutSessionStatus.COMPLETE
+        )
     if obj.get("payment_status") not in {"paid", "no_payment_required"}:
         return (
             StripeEventStatus.IGNORED,
@@ -176,7 +209,7 @@ def _dispatch(
         )
 
     amount = obj.get("amount_total")
-    currency = str(obj.get("currency") or "").upper()
+    currency = obj["currency"].upper() if isinstance(obj.get("currency"), str) else ""
     if (
         not isinstance(amount, int)
         or currency != invoice.currency
@@ -185,17 +218,17 @@ def _dispatch(
         return (
             StripeEventStatus.REJECTED,
             (
-                f"Amount mismatch: Stripe charged {amount} {currency} (minor units), invoice "
-                f"{invoice.number} is {invoice.total} {invoice.currency}. Review and refund."
+                f"Amount mismatch: Stripe charged {summary.get('amount_total')} "
+                f"{summary.get('currency')} (minor units), invoice {invoice.number} is "
+                f"{invoice.total} {invoice.currency}. Review and refund."
             ),
             invoice,
             summary,
         )
 
-    reference = str(obj.get("payment_intent") or obj.get("id") or "")
+    reference = _stripe_id(obj.get("payment_intent")) or session_id
     if invoice.status != InvoiceStatus.UNPAID:
-        paid_same = invoice.payments.filter(provider=PaymentProvider.STRIPE, reference=reference)
-        if invoice.status == InvoiceStatus.PAID and paid_same.exists():
+        if _already_applied(invoice, reference):
             return StripeEventStatus.IGNORED, "Already applied", invoice, summary
         return (
             StripeEventStatus.REJECTED,
@@ -214,8 +247,20 @@ def _dispatch(
             amount=from_minor_units(amount, currency),
             currency=currency,
             reference=reference,
-            actor=Actor.provider("stripe", reference or "checkout"),
+            actor=Actor.provider("stripe", (reference or "checkout")[:150]),
         )
     except ConflictError as exc:
+        # The unique provider+reference constraint is the last word if anything got past the
+        # lock: the same PaymentIntent applied once is a duplicate, not money to refund.
+        if _already_applied(invoice, reference):
+            return StripeEventStatus.IGNORED, "Already applied", invoice, summary
         return StripeEventStatus.REJECTED, exc.message, invoice, summary
     return StripeEventStatus.PROCESSED, f"Invoice {invoice.number} paid", invoice, summary
+
+
+def _already_applied(invoice: Invoice, reference: str) -> bool:
+    """This Stripe payment is the one that paid the invoice (read after the invoice lock)."""
+    return bool(reference) and (
+        Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.PAID).exists()
+        and invoice.payments.filter(provider=PaymentProvider.STRIPE, reference=reference).exists()
+    )

@@ -23,7 +23,14 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except WebhookRejected as exc:
         # The reason only; never the payload or the signature header.
         logger.warning(
-            "stripe webhook rejected from %s: %s", request.META.get("REMOTE_ADDR"), exc.message
+            "stripe webhook rejected (%s) from %s: %s",
+            _REJECTION_KIND.get(exc.code, "refused"),
+            request.META.get("REMOTE_ADDR"),
+            exc.message,
         )
         return JsonResponse({"message": exc.message, "code": exc.code}, status=400)
     return JsonResponse({"received": True, "status": event.status})
+
+
+# How a rejection reads in the log, so forged deliveries are easy to grep for.
+_REJECTION_KIND = {"invalid_signature": "forged or unsigned", "invalid_event": "malformed"}

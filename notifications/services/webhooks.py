@@ -2,12 +2,15 @@
 
 import hashlib
 import hmac
-import json
 import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 
 from common.errors import ApplicationError
+from common.jsonsafe import json_loads_bounded
 from notifications.services.deliveries import delivery_status_apply, receipt_time
 
 logger = logging.getLogger(__name__)
@@ -42,36 +45,93 @@ def whatsapp_signature_valid(*, body: bytes, signature_header: str) -> bool:
 def whatsapp_webhook_receive(*, body: bytes, signature_header: str) -> int:
     """Verify X-Hub-Signature-256 and apply every status receipt; returns how many matched.
 
-    Raises WebhookRejected (403: bad signature; 400: not a JSON object) and changes nothing.
+    Raises WebhookRejected (403: bad signature; 400: not JSON, nested too deep, or not shaped
+    as Meta documents it) and then changes nothing: the whole body is read before any receipt
+    is applied, so a malformed part cannot leave the valid parts before it half-applied.
     """
     if not whatsapp_signature_valid(body=body, signature_header=signature_header):
         raise WebhookRejected("Invalid signature.", code="invalid_signature")
     try:
-        payload = json.loads(body)
+        # Bounded: json.loads raises RecursionError (not ValueError) on very deep nesting.
+        payload = json_loads_bounded(body)
     except ValueError:
-        raise WebhookRejected("Body is not JSON.", code="invalid_json") from None
+        raise WebhookRejected(
+            "Body is not JSON or is nested too deeply.", code="invalid_json"
+        ) from None
     if not isinstance(payload, dict):
         raise WebhookRejected("Body is not a JSON object.", code="invalid_json")
     applied = 0
-    for entry in payload.get("entry") or []:
-        for change in (entry or {}).get("changes") or []:
-            value = (change or {}).get("value") or {}
-            for status in value.get("statuses") or []:
-                if not isinstance(status, dict) or not status.get("id"):
-                    continue
-                errors = status.get("errors") or []
-                error = "; ".join(_error_text(e) for e in errors if isinstance(e, dict))
-                delivery = delivery_status_apply(
-                    provider_message_id=str(status["id"]),
-                    status=str(status.get("status", "")),
-                    at=receipt_time(status.get("timestamp")),
-                    error=error,
-                )
-                applied += delivery is not None
+    for receipt in _status_receipts(payload):
+        delivery = delivery_status_apply(
+            provider_message_id=receipt.message_id,
+            status=receipt.status,
+            at=receipt.at,
+            error=receipt.error,
+        )
+        applied += delivery is not None
     return applied
 
 
-def _error_text(error: dict) -> str:
-    details = (error.get("error_data") or {}).get("details") or ""
+@dataclass(frozen=True)
+class StatusReceipt:
+    message_id: str
+    status: str
+    at: datetime | None
+    error: str
+
+
+def _status_receipts(payload: dict[str, Any]) -> list[StatusReceipt]:
+    """Every receipt in entry[].changes[].value.statuses[]; absent or null parts are empty,
+    anything else of the wrong type is refused (invalid_payload)."""
+    receipts = []
+    for entry in _list(payload, "entry"):
+        for change in _list(_object(entry, "entry"), "changes"):
+            value = _object(change, "change").get("value")
+            if value is None:
+                continue
+            for status in _list(_object(value, "value"), "statuses"):
+                receipts.append(_status_receipt(_object(status, "status")))
+    return receipts
+
+
+def _status_receipt(status: dict[str, Any]) -> StatusReceipt:
+    message_id, state = status.get("id"), status.get("status", "")
+    # Our column holds 255; PostgreSQL refuses NUL in text, so such an id cannot be ours.
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= 255:
+        raise _malformed("a status id is not a message id")
+    if not isinstance(state, str) or len(state) > 20 or not (message_id + state).isprintable():
+        raise _malformed("a status is not a message status")
+    errors = [_error_text(_object(error, "error")) for error in _list(status, "errors")]
+    return StatusReceipt(
+        message_id=message_id,
+        status=state,
+        at=receipt_time(status.get("timestamp")),
+        error="; ".join(errors),
+    )
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    details = _object(error.get("error_data") or {}, "error_data").get("details") or ""
     parts = [str(error.get("code", "")), error.get("title") or error.get("message") or "", details]
-    return " ".join(str(p) for p in parts if p)[:300]
+    text = " ".join(str(p) for p in parts if p)
+    return text.replace("\x00", "")[:300]  # PostgreSQL refuses NUL in text
+
+
+def _list(parent: dict[str, Any], key: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _malformed(f"{key} is not a list")
+    return value
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _malformed(f"{what} is not an object")
+    return value
+
+
+def _malformed(reason: str) -> WebhookRejected:
+    # The reason names the part only, never a value from the body.
+    return WebhookRejected(f"Body is not a WhatsApp webhook: {reason}.", code="invalid_payload")
