@@ -41,7 +41,7 @@ def server_live_status(
         return None
     try:
         client = client or PterodactylClientAPI.from_settings(max_retries=0)
-        stats = client.get_resources(deployment.panel_identifier)
+        stats = client.get_server_resources(deployment.panel_identifier)
     except ImproperlyConfigured:
         return LiveStatus(error="Live status is not available (the panel's client key is not set).")
     except PanelConflict:

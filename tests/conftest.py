@@ -12,7 +12,7 @@ import pytest
 import responses
 
 from config.celery import app as celery_app
-from provisioning.pterodactyl.client import shared_limiters_reset
+from provisioning.pterodactyl.transport import shared_limiters_reset
 from provisioning.simulator import PanelSimulator
 from provisioning.simulator.testing import install_responses
 from tests.support import redis_clear_own_keys

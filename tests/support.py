@@ -1,7 +1,9 @@
 """Helpers shared by the cross-app tests."""
 
+import subprocess
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from django.db import connection, connections
 
@@ -38,6 +40,35 @@ def database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """The environment of a subprocess of a test (a real worker, a job, manage.py): the test
+    settings on this test's own database and broker (and so its Redis key prefix)."""
+    import os
+
+    from django.conf import settings
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.django.test",
+        "TEST_DATABASE_URL": database_url(),
+        "TEST_CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        **overrides,
+    }
+
+
+def celery_worker_start(queues: str, *, env: dict[str, str], output: Any) -> subprocess.Popen:
+    """Start a real Celery worker (celery_worker_command) from the repository root."""
+    from django.conf import settings
+
+    return subprocess.Popen(
+        celery_worker_command(queues),
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def celery_worker_command(queues: str) -> list[str]:

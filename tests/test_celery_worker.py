@@ -4,7 +4,6 @@ Both brokers the product uses: Redis (CI, production) and the filesystem transpo
 `make run` uses so a demo needs no broker server.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from common.models import WorkerHeartbeat
-from tests.support import celery_worker_command, database_url, redis_clear_own_keys
+from tests.support import celery_worker_start, redis_clear_own_keys, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 
@@ -35,19 +34,11 @@ def test_real_worker_consumes_a_task_from_every_queue(broker, tmp_path):
     else:
         url = "filesystem://"
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.django.test",
-        "TEST_DATABASE_URL": database_url(),
+        **subprocess_env(),
         "TEST_CELERY_BROKER_URL": url,
         "CELERY_FILESYSTEM_BROKER_DIR": str(tmp_path / "broker"),
     }
-    worker = subprocess.Popen(
-        celery_worker_command(QUEUES),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    worker = celery_worker_start(QUEUES, env=env, output=subprocess.PIPE)
     try:
         check = subprocess.run(
             [sys.executable, "manage.py", "check_worker", "--timeout", "60"],

@@ -2,7 +2,6 @@
 the work, nothing is invoiced twice, the numbers stay gap-free, and the killed run is marked
 interrupted."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from common.dates import billing_today
 from common.jobs import job_run
 from common.models import JobRun, JobRunStatus
 from tests.fleet import fleet_seed
-from tests.support import database_url
+from tests.support import subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(django_settings.BASE_DIR)
@@ -32,9 +31,7 @@ def test_renewal_job_killed_halfway_is_finished_by_the_next_run(catalog, setting
 
     fleet_seed(count=COUNT, next_due_date=billing_today() + dt.timedelta(days=2))
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.django.test",
-        "TEST_DATABASE_URL": database_url(),
+        **subprocess_env(),
         "TEST_CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "FLEET_BATCH_SIZE": "100",  # many small batches: the kill lands between commits
     }

@@ -1,8 +1,6 @@
 """The drain on a real Celery worker (Redis broker, the simulator over HTTP): each drain task
 hands the rest over to a fresh task, and a backlog of panel operations is worked off once."""
 
-import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from provisioning.simulator.wsgi import build_server
 from servers.models import Deployment, DeploymentStatus
 from tests.benchmarks.bench_fleet_health import seed_fleet
 from tests.factories import LocationFactory, UserFactory
-from tests.support import celery_worker_command, database_url, redis_clear_own_keys
+from tests.support import celery_worker_start, redis_clear_own_keys, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 ROOT = Path(django_settings.BASE_DIR)
@@ -42,9 +40,7 @@ def test_a_backlog_of_operations_is_drained_by_a_real_worker(settings, tmp_path)
         location=LocationFactory(short_code="drain"),
     )
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.django.test",
-        "TEST_DATABASE_URL": database_url(),
+        **subprocess_env(),
         "TEST_CELERY_BROKER_URL": broker,
         "TEST_PTERODACTYL_URL": panel_url,
         "TEST_PTERODACTYL_ADMIN_API_KEY": sim.seed.admin_api_key,
@@ -56,14 +52,7 @@ def test_a_backlog_of_operations_is_drained_by_a_real_worker(settings, tmp_path)
     }
     logs = tmp_path / "worker.log"
     with logs.open("w") as log_file:
-        worker = subprocess.Popen(
-            # The billing queue: fleet work's (off the saga's provisioning queue).
-            celery_worker_command("billing"),
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+        worker = celery_worker_start("billing", env=env, output=log_file)
         try:
             with transaction.atomic():  # the drain task is published after this commit
                 created = panel_operations_request(

@@ -3,9 +3,7 @@ another worker and the order ends with exactly one server. The panel is the simu
 127.0.0.1 so the worker processes reach it over HTTP."""
 
 import datetime as dt
-import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ from provisioning.models import ProvisioningRun, ProvisioningStepAttempt, RunSta
 from provisioning.services import provisioning_sweep
 from provisioning.simulator import PanelSimulator
 from provisioning.simulator.wsgi import build_server
-from tests.support import celery_worker_command, database_url
+from tests.support import celery_worker_start, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 ROOT = Path(django_settings.BASE_DIR)
@@ -52,9 +50,7 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper(settings, place_order,
     settings.PTERODACTYL_URL = panel_url
     settings.PTERODACTYL_ADMIN_API_KEY = sim.seed.admin_api_key
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.django.test",
-        "TEST_DATABASE_URL": database_url(),
+        **subprocess_env(),
         "TEST_CELERY_BROKER_URL": broker,
         "TEST_PTERODACTYL_URL": panel_url,
         "TEST_PTERODACTYL_ADMIN_API_KEY": sim.seed.admin_api_key,
@@ -63,16 +59,9 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper(settings, place_order,
         "PROVISIONING_POLL_INTERVAL": "0.2",
         "PROVISIONING_RETRY_BACKOFF": "0",
     }
-    command = celery_worker_command("provisioning")
     logs = tmp_path / "workers.log"
     log_file = logs.open("w")
-    worker_a = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
+    worker_a = celery_worker_start("provisioning", env=env, output=log_file)
     worker_b = None
     try:
         order = place_order()
@@ -92,13 +81,7 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper(settings, place_order,
         assert run.status == RunStatus.RUNNING
         assert run.lease_expires_at is not None  # held by a dead worker
 
-        worker_b = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+        worker_b = celery_worker_start("provisioning", env=env, output=log_file)
         lease_over = run.lease_expires_at + dt.timedelta(seconds=1)
         assert timezone.now() < lease_over  # nothing but the sweeper would resume it yet
         swept = provisioning_sweep(now=lease_over)

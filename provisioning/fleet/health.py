@@ -293,7 +293,7 @@ def _read_resources(
         server = panel[member.panel_server_id]
         run.add("client_api_calls")
         try:
-            stats = client.get_resources(server.identifier)
+            stats = client.get_server_resources(server.identifier)
         except PanelRateLimited:
             # The budget is shared with the customers' power buttons: leave them the rest.
             logger.warning("health: client API throttled; %s servers read this run", len(results))

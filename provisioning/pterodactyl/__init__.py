@@ -1,11 +1,13 @@
-"""Client for the Pterodactyl panel API (the only code in the project that talks HTTP to it)."""
+"""Client for the Pterodactyl panel API (the only code in the project that talks HTTP to it).
 
-from provisioning.pterodactyl.client import (
-    UNSET,
-    PterodactylClient,
-    PterodactylClientAPI,
-    RetryPolicy,
-)
+Modules: ``application`` (``PterodactylClient``, the Application API, one module per resource),
+``client_api`` (``PterodactylClientAPI``: power signals and live usage), ``transport`` (sending,
+timeouts, retries, the rate-limiter wiring), ``replies`` (a reply or the error it maps to),
+``errors``, ``ratelimit``, ``types`` (typed results, one module per resource).
+"""
+
+from provisioning.pterodactyl.application import UNSET, PterodactylClient
+from provisioning.pterodactyl.client_api import PterodactylClientAPI
 from provisioning.pterodactyl.errors import (
     FieldError,
     PanelAuthError,
@@ -27,6 +29,7 @@ from provisioning.pterodactyl.ratelimit import (
     RedisRateLimiter,
     build_rate_limiter,
 )
+from provisioning.pterodactyl.transport import RetryPolicy
 from provisioning.pterodactyl.types import (
     AllocatedResources,
     Allocation,

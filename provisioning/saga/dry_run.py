@@ -52,9 +52,7 @@ def provisioning_plan(
     if viable:
         claimed = set(AllocationClaim.objects.values_list("panel_allocation_id", flat=True))
         free = [
-            a
-            for a in client.list_allocations(viable[0].node.panel_id, assigned=False)
-            if a.id not in claimed
+            a for a in client.list_free_allocations(viable[0].node.panel_id) if a.id not in claimed
         ]
         allocations = [f"{a.ip}:{a.port} (#{a.id})" for a in sorted(free, key=lambda a: a.port)]
         allocations = allocations[:wanted]

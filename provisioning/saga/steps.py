@@ -414,7 +414,7 @@ class AllocationsStep(Step):
             # Ports an earlier attempt asked for (its reply may have been lost) are ours.
             ours = _requested(run, node)
             if ours:
-                free = ctx.client.list_allocations(node.panel_id, assigned=False)
+                free = ctx.client.list_free_allocations(node.panel_id)
             else:
                 # One page is enough: the first free ports not claimed by another run in flight
                 # (a few spare, in case one is claimed between the read and the claim).
@@ -423,8 +423,8 @@ class AllocationsStep(Step):
                     .exclude(run=run)
                     .values_list("ip", "port")
                 )
-                free = ctx.client.first_free_allocations(
-                    node.panel_id, wanted - len(claims) + 5, skip=set(in_flight)
+                free = ctx.client.list_free_allocations(
+                    node.panel_id, limit=wanted - len(claims) + 5, skip=set(in_flight)
                 )
             mine = [a for a in free if (a.ip, a.port) in ours]
             others = [a for a in free if (a.ip, a.port) not in ours]
@@ -495,7 +495,7 @@ class AllocationsStep(Step):
             AllocationClaim.objects.filter(node=node).values_list("panel_allocation_id", flat=True)
         )
         deleted = []
-        for allocation in ctx.client.list_allocations(node.panel_id, assigned=False):
+        for allocation in ctx.client.list_free_allocations(node.panel_id):
             if (allocation.ip, allocation.port) in ours and allocation.id not in held:
                 try:
                     ctx.client.delete_allocation(node.panel_id, allocation.id, missing_ok=True)

@@ -19,6 +19,7 @@ from provisioning.pterodactyl import (
     Deploy,
     FeatureLimits,
     Limits,
+    Node,
     PanelAuthError,
     PanelBadRequest,
     PanelBadResponse,
@@ -36,7 +37,7 @@ from provisioning.pterodactyl import (
     Server,
     User,
 )
-from provisioning.pterodactyl import client as client_module
+from provisioning.pterodactyl.transport import shared_limiters_reset
 from provisioning.tests.conftest import KEY, PANEL, make_client
 
 API = f"{PANEL}/api/application"
@@ -305,9 +306,11 @@ def test_get_has_no_content_type(client, rsps):
     assert "Content-Type" not in rsps.calls[0].request.headers
 
 
-def test_base_url_is_normalised_and_validated(clock):
-    client = PterodactylClient(f"{PANEL}/api/application/", KEY)
-    assert client.base_url == PANEL
+def test_base_url_is_normalised_and_validated(clock, rsps):
+    rsps.add(responses.GET, f"{API}/users/7", json=user_item())
+    # The API root pasted as the panel URL still sends requests to the right place.
+    PterodactylClient(f"{PANEL}/api/application/", KEY).get_user(7)
+    assert rsps.calls[0].request.url == f"{API}/users/7"
     with pytest.raises(ValueError, match="scheme and host"):
         PterodactylClient("panel.example.com", KEY)
     with pytest.raises(ValueError, match="empty"):
@@ -323,11 +326,11 @@ def test_repr_never_shows_the_key(client):
 # --------------------------------------------------------------------------- users
 
 
-def test_get_user_by_external_id_is_exact_and_quoted(client, rsps):
+def test_find_user_by_external_id_is_exact_and_quoted(client, rsps):
     rsps.add(responses.GET, f"{API}/users/external/cust%207", json=user_item())
-    assert client.get_user_by_external_id("cust 7").id == 7
+    assert client.find_user_by_external_id("cust 7").id == 7
     with pytest.raises(ValueError, match="without '/'"):
-        client.get_user_by_external_id("a/b")
+        client.find_user_by_external_id("a/b")
 
 
 def test_find_user_by_external_id_returns_none_on_404(client, rsps):
@@ -340,10 +343,7 @@ def test_find_user_by_external_id_returns_none_on_404(client, rsps):
         ),
     )
     assert client.find_user_by_external_id("nobody") is None
-    with pytest.raises(PanelNotFound) as info:
-        client.get_user_by_external_id("nobody")
-    assert info.value.status == 404
-    assert info.value.retryable is False
+    assert len(rsps.calls) == 1  # a 404 is an answer, not retried
 
 
 def test_find_user_by_email_skips_partial_matches_across_pages(client, rsps):
@@ -394,7 +394,7 @@ def test_pagination_walks_three_pages_and_keeps_filters(client, rsps):
                 "meta": pagination(5, count, 2, page, 3),
             },
         )
-    servers = client.list_servers(name="surv", include=["allocations"], per_page=2)
+    servers = list(client.iter_servers(name="surv", include=["allocations"], per_page=2))
     assert [s.id for s in servers] == [10, 11, 20, 21, 30]
     assert len(rsps.calls) == 3
     for number, call in enumerate(rsps.calls, start=1):
@@ -695,18 +695,6 @@ def test_ensure_server_adopts_on_external_id_taken(client, rsps):
     assert result.origin is CreateOrigin.EXISTING
 
 
-def test_update_server_details_sends_back_current_values(client, rsps):
-    rsps.add(responses.GET, f"{API}/servers/42", json=server_item(description="hello"))
-    rsps.add(responses.PATCH, f"{API}/servers/42/details", json=server_item(name="New"))
-    client.update_server_details(42, name="New")
-    assert body_of(rsps.calls[1]) == {
-        "name": "New",
-        "user": 7,
-        "external_id": "order-42",
-        "description": "hello",
-    }
-
-
 def test_update_server_build_sends_every_required_field(client, rsps):
     rsps.add(responses.GET, f"{API}/servers/42", json=server_item())
     built = server_item()
@@ -747,50 +735,6 @@ def test_update_server_build_sends_every_required_field(client, rsps):
         "add_allocations": [99],
         "remove_allocations": [],
     }
-
-
-def test_update_server_startup_sends_the_complete_environment(client, rsps):
-    current = server_item()
-    current["attributes"]["relationships"] = {
-        "variables": {
-            "object": "list",
-            "data": [
-                {
-                    "object": "server_variable",
-                    "attributes": {"env_variable": name, "server_value": "x"},
-                }
-                for name in ("MINECRAFT_VERSION", "SERVER_JARFILE", "DL_PATH", "BUILD_NUMBER")
-            ],
-        }
-    }
-    rsps.add(responses.GET, f"{API}/servers/42", json=current)
-    rsps.add(responses.PATCH, f"{API}/servers/42/startup", json=server_item())
-    client.update_server_startup(42, environment={"MINECRAFT_VERSION": "1.20.4"})
-    assert body_of(rsps.calls[1]) == {
-        "startup": "java -Xms128M -jar {{SERVER_JARFILE}}",
-        "environment": {
-            "MINECRAFT_VERSION": "1.20.4",
-            "SERVER_JARFILE": "server.jar",
-            "DL_PATH": "",
-            "BUILD_NUMBER": "latest",
-        },
-        "egg": 3,
-        "image": "ghcr.io/pterodactyl/yolks:java_17",
-        "skip_scripts": False,
-    }
-
-
-def test_update_server_startup_new_egg_takes_its_defaults(client, rsps):
-    rsps.add(responses.GET, f"{API}/servers/42", json=server_item())
-    rsps.add(responses.GET, f"{API}/nests/1/eggs/3", json=EGG_WITH_VARIABLES)
-    rsps.add(responses.PATCH, f"{API}/servers/42/startup", json=server_item())
-    # Pretend the server is on egg 2 now: fetch egg 3's variables for the switch.
-    current = server_item(egg=2)
-    rsps.replace(responses.GET, f"{API}/servers/42", json=current)
-    client.update_server_startup(42, egg_id=3, nest_id=1, environment={"BUILD_NUMBER": "99"})
-    body = body_of(rsps.calls[2])
-    assert body["egg"] == 3
-    assert body["environment"] == {"SERVER_JARFILE": "server.jar", "BUILD_NUMBER": "99"}
 
 
 def test_suspend_is_retried_on_5xx_because_it_is_idempotent(client, rsps, clock):
@@ -857,36 +801,6 @@ def test_get_server_parses_everything(client, rsps):
 # --------------------------------------------------------------------------- nodes etc.
 
 
-def test_deployable_nodes_params_and_empty_on_no_viable_node(client, rsps):
-    rsps.add(
-        responses.GET,
-        f"{API}/nodes/deployable",
-        json={"object": "list", "data": [{"object": "node", "attributes": node_attrs()}]},
-    )
-    rsps.add(
-        responses.GET,
-        f"{API}/nodes/deployable",
-        status=400,
-        json=error_body(
-            "NoViableNodeException",
-            400,
-            "No nodes satisfying the requirements specified for automatic deployment could be "
-            "found.",
-        ),
-    )
-    nodes = client.list_deployable_nodes(memory=1024, disk=2048, location_ids=[1, 2])
-    assert [n.name for n in nodes] == ["eu-fra-1"]
-    assert nodes[0].fits(memory=12288, disk=1)
-    assert not nodes[0].fits(memory=12289, disk=1)
-    assert query_of(rsps.calls[0]) == [
-        ("memory", "1024"),
-        ("disk", "2048"),
-        ("location_ids[]", "1"),
-        ("location_ids[]", "2"),
-    ]
-    assert client.list_deployable_nodes(memory=10**9, disk=1) == []
-
-
 def test_node_overallocate_minus_one_means_99_percent(client, rsps):
     rsps.add(
         responses.GET,
@@ -895,6 +809,10 @@ def test_node_overallocate_minus_one_means_99_percent(client, rsps):
     )
     node = client.get_node(1)
     assert node.memory_capacity == pytest.approx(990)
+    # The deploy filter's test: allocated (4096 of 16384 MiB) + requested <= capacity.
+    roomy = Node.from_api({"object": "node", "attributes": node_attrs()})
+    assert roomy.fits(memory=12288, disk=1)
+    assert not roomy.fits(memory=12289, disk=1)
 
 
 def test_free_allocations_use_the_server_id_filter(client, rsps):
@@ -921,7 +839,52 @@ def test_free_allocations_use_the_server_id_filter(client, rsps):
     )
     free = client.list_free_allocations(1)
     assert [a.port for a in free] == [25570]
-    assert dict(query_of(rsps.calls[0]))["filter[server_id]"] == "false"
+    assert dict(query_of(rsps.calls[0])) == {
+        "filter[server_id]": "false",
+        "page": "1",
+        "per_page": "500",
+    }
+
+
+def allocation_page(ports: list[int], page: int, pages: int, per_page: int) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {
+                "object": "allocation",
+                "attributes": {
+                    "id": port - 25000,
+                    "ip": "203.0.113.10",
+                    "alias": None,
+                    "port": port,
+                    "notes": None,
+                    "assigned": False,
+                },
+            }
+            for port in ports
+        ],
+        "meta": pagination(per_page * pages, len(ports), per_page, page, pages),
+    }
+
+
+def test_free_allocations_with_a_limit_read_only_the_pages_needed(client, rsps):
+    for page in (1, 2):
+        first = 25565 + (page - 1) * 13
+        rsps.add(
+            responses.GET,
+            f"{API}/nodes/1/allocations",
+            json=allocation_page(list(range(first, first + 13)), page=page, pages=3, per_page=13),
+        )
+    # Two ports are claimed by others: skipped, not counted.
+    skip = {("203.0.113.10", 25565), ("203.0.113.10", 25570)}
+    free = client.list_free_allocations(1, limit=11, skip=skip)
+    assert [a.port for a in free] == [*range(25566, 25570), *range(25571, 25578)]
+    assert len(rsps.calls) == 1  # a node with pages of free ports: one request
+    assert dict(query_of(rsps.calls[0])) == {
+        "filter[server_id]": "false",
+        "page": "1",
+        "per_page": "13",  # the limit plus the skipped pairs
+    }
 
 
 def test_create_allocations_then_lists_them(client, rsps):
@@ -1403,7 +1366,7 @@ def test_unexpected_shape_is_a_bad_response_not_a_key_error(client, rsps, payloa
 def test_unexpected_list_shape(client, rsps):
     rsps.add(responses.GET, f"{API}/users", json={"object": "list", "data": {"a": 1}})
     with pytest.raises(PanelBadResponse, match="not a list"):
-        client.list_users()
+        list(client.iter_users())
 
 
 def test_errors_are_picklable_for_celery(client, rsps):
@@ -1499,7 +1462,7 @@ def test_client_api_power_and_resources(clock, rsps):
     )
     client.send_power_signal("1a7ce997", "start")
     assert body_of(rsps.calls[0]) == {"signal": "start"}
-    stats = client.get_resources("1a7ce997")
+    stats = client.get_server_resources("1a7ce997")
     assert stats.current_state == "running"
     assert stats.uptime_ms == 9260
     with pytest.raises(ValueError, match="unknown power signal"):
@@ -1520,49 +1483,115 @@ def test_client_api_application_key_hint(clock, rsps):
         ),
     )
     with pytest.raises(PanelPermissionError, match="ptlc_"):
-        client.get_resources("1a7ce997")
+        client.get_server_resources("1a7ce997")
 
 
 # --------------------------------------------------------------------------- settings
 
 
-def test_from_settings_reads_django_settings(monkeypatch):
+def settings_client_calls(rsps: responses.RequestsMock, host: str) -> None:
+    rsps.add(responses.GET, f"{host}/api/application/users/7", json=user_item())
+    rsps.add(responses.POST, f"{host}/api/application/users", status=201, json=user_item())
+
+
+def create_alice(client: PterodactylClient) -> None:
+    client.create_user(
+        email="alice@example.com", username="alice", first_name="Alice", last_name="Liddell"
+    )
+
+
+def test_from_settings_reads_django_settings(monkeypatch, rsps, clock):
     import django.conf
 
+    host = "https://panel.settings.test"
     fake = SimpleNamespace(
-        PTERODACTYL_URL="https://panel.settings.test",
+        PTERODACTYL_URL=host,
         PTERODACTYL_ADMIN_API_KEY=KEY,
         PTERODACTYL_TIMEOUT_CONNECT=2,
         PTERODACTYL_TIMEOUT_READ=9,
+        PTERODACTYL_TIMEOUT_READ_GET=4,
         PTERODACTYL_RATE_LIMIT_PER_MINUTE=120,
         PTERODACTYL_RATE_LIMIT_REDIS_URL="",
         PTERODACTYL_HTTP_MAX_RETRIES=5,
     )
     monkeypatch.setattr(django.conf, "settings", fake)
-    monkeypatch.setattr(client_module, "_shared_limiters", {})
-    client = PterodactylClient.from_settings()
-    assert client.base_url == "https://panel.settings.test"
-    assert client._t.timeout == (2.0, 9.0)
-    assert client._t.max_retries == 5
-    assert client._t.rate_limiter.limit == 120  # type: ignore[union-attr]
-    # One shared limiter per process for the same panel.
-    assert PterodactylClient.from_settings()._t.rate_limiter is client._t.rate_limiter
+    shared_limiters_reset()
+    settings_client_calls(rsps, host)
+    client = PterodactylClient.from_settings(sleep=clock.sleep, random=lambda: 0.5)
+    # The panel URL and the timeouts per kind of call: a GET's read timeout, a write's.
+    client.get_user(7)
+    create_alice(client)
+    assert [call.request.url for call in rsps.calls] == [
+        f"{host}/api/application/users/7",
+        f"{host}/api/application/users",
+    ]
+    assert [call.request.req_kwargs["timeout"] for call in rsps.calls] == [(2.0, 4.0), (2.0, 9.0)]
+    # PTERODACTYL_HTTP_MAX_RETRIES: a GET that keeps failing is tried 1 + 5 times.
+    rsps.replace(responses.GET, f"{host}/api/application/users/7", status=503, body="busy")
+    with pytest.raises(PanelUnavailable):
+        client.get_user(7)
+    assert len(rsps.calls) == 2 + 6
+    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0]
+    shared_limiters_reset()
 
 
-def test_from_settings_defaults_and_missing_values(monkeypatch):
+def test_from_settings_clients_share_one_rate_limit(monkeypatch, rsps):
+    import django.conf
+
+    host = "https://panel.shared-limit.test"
+    fake = SimpleNamespace(
+        PTERODACTYL_URL=host,
+        PTERODACTYL_ADMIN_API_KEY=KEY,
+        PTERODACTYL_RATE_LIMIT_PER_MINUTE=120,
+        PTERODACTYL_RATE_LIMIT_REDIS_URL="",
+    )
+    monkeypatch.setattr(django.conf, "settings", fake)
+    shared_limiters_reset()
+    settings_client_calls(rsps, host)
+    first, second = PterodactylClient.from_settings(), PterodactylClient.from_settings()
+    for _ in range(60):
+        first.get_user(7)
+        second.get_user(7)
+    # 120 per minute between them: the next request of either is refused before it is sent.
+    for client in (first, second):
+        with pytest.raises(PanelRateLimited, match="120 panel requests per 60 s"):
+            client.get_user(7)
+    assert len(rsps.calls) == 120
+    shared_limiters_reset()
+
+
+def test_from_settings_defaults_and_missing_values(monkeypatch, rsps):
     import django.conf
     from django.core.exceptions import ImproperlyConfigured
 
-    monkeypatch.setattr(client_module, "_shared_limiters", {})
+    host = "https://panel.defaults.test"
     monkeypatch.setattr(
         django.conf,
         "settings",
-        SimpleNamespace(PTERODACTYL_URL=PANEL, PTERODACTYL_ADMIN_API_KEY=KEY),
+        SimpleNamespace(PTERODACTYL_URL=host, PTERODACTYL_ADMIN_API_KEY=KEY),
     )
-    client = PterodactylClient.from_settings()
-    assert client._t.timeout == (5.0, 30.0)
-    assert client._t.max_retries == 3
-    assert client._t.rate_limiter.limit == 200  # type: ignore[union-attr]
+    shared_limiters_reset()
+    settings_client_calls(rsps, host)
+    sleeps: list[float] = []
+    client = PterodactylClient.from_settings(sleep=sleeps.append, random=lambda: 0.5)
+    client.get_user(7)
+    create_alice(client)
+    # 5 s to connect, 30 s to read, for reads and writes alike.
+    assert [call.request.req_kwargs["timeout"] for call in rsps.calls] == [(5.0, 30.0)] * 2
+    # 3 retries.
+    rsps.replace(responses.GET, f"{host}/api/application/users/7", status=503, body="busy")
+    with pytest.raises(PanelUnavailable):
+        client.get_user(7)
+    assert len(rsps.calls) == 2 + 4
+    assert sleeps == [0.5, 1.0, 2.0]
+    # 200 requests a minute (the calls so far count too).
+    rsps.replace(responses.GET, f"{host}/api/application/users/7", json=user_item())
+    for _ in range(200 - len(rsps.calls)):
+        client.get_user(7)
+    with pytest.raises(PanelRateLimited, match="200 panel requests per 60 s"):
+        client.get_user(7)
+    assert len(rsps.calls) == 200
+    shared_limiters_reset()
     monkeypatch.setattr(django.conf, "settings", SimpleNamespace(PTERODACTYL_URL=PANEL))
     with pytest.raises(ImproperlyConfigured):
         PterodactylClient.from_settings()

@@ -2,8 +2,7 @@
 
 import pytest
 
-from provisioning.pterodactyl import PanelUnavailable
-from provisioning.pterodactyl.client import PterodactylClient
+from provisioning.pterodactyl import PanelUnavailable, PterodactylClient
 from provisioning.pterodactyl.types import FeatureLimits, Limits
 from provisioning.simulator.api import PanelSimulator
 from provisioning.simulator.testing import simulated_panel
@@ -16,7 +15,7 @@ def test_build_patch_replayed_after_lost_reply():
     seed = sim.seed
     with simulated_panel(sim, BASE):
         client = PterodactylClient(BASE, seed.admin_api_key, sleep=lambda s: None)
-        free = client.list_allocations(seed.eu_node_id, assigned=False)
+        free = client.list_free_allocations(seed.eu_node_id)
         a, b, c = free[0].id, free[1].id, free[2].id
         egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
         server = client.create_server(
@@ -46,7 +45,7 @@ def test_suspend_with_wings_down_changes_nothing():
     with simulated_panel(sim, BASE):
         client = PterodactylClient(BASE, seed.admin_api_key, sleep=lambda s: None, max_retries=0)
         egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
-        free = client.list_allocations(seed.eu_node_id, assigned=False)
+        free = client.list_free_allocations(seed.eu_node_id)
         server = client.create_server(
             name="s",
             user_id=seed.admin_user_id,

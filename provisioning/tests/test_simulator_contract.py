@@ -28,6 +28,7 @@ from provisioning.pterodactyl import (
     PanelValidationError,
     PterodactylClient,
     PterodactylClientAPI,
+    Server,
 )
 from provisioning.simulator import PanelSimulator, build_server, make_wsgi_app
 from provisioning.simulator.testing import simulated_panel
@@ -220,7 +221,7 @@ def test_429_shape_and_headers(clock):
 
 def test_full_provisioning_flow_through_the_client(sim, sim_client, clock):
     seed = sim.seed
-    user = sim_client.ensure_user(
+    user = sim_client.create_user(
         external_id="cust-1",
         email="cust1@example.com",
         username="cust1",
@@ -228,11 +229,13 @@ def test_full_provisioning_flow_through_the_client(sim, sim_client, clock):
         last_name="Tomer",
     )
     assert user.origin is CreateOrigin.CREATED
-    again = sim_client.ensure_user(
-        external_id="cust-1", email="x@x.io", username="xx1", first_name="a", last_name="b"
-    )
-    assert again.origin is CreateOrigin.EXISTING
-    assert again.resource.id == user.resource.id
+    with pytest.raises(PanelValidationError) as taken:
+        sim_client.create_user(
+            external_id="cust-1", email="x@x.io", username="xx1", first_name="a", last_name="b"
+        )
+    assert taken.value.fields() == {"external_id"}
+    assert taken.value.has("external_id", "unique")
+    assert sim_client.find_user_by_external_id("cust-1").id == user.resource.id
     assert sim_client.find_user_by_email("CUST1@example.com").id == user.resource.id
 
     created = sim_client.ensure_server(
@@ -265,12 +268,40 @@ def test_full_provisioning_flow_through_the_client(sim, sim_client, clock):
     assert built.feature_limits.allocations == 2
     assert built.feature_limits.backups == 1
 
-    renamed = sim_client.update_server_details(server.id, name="Renamed")
+    # Details and startup are full replaces. The product changes neither, so the client has no
+    # methods for them: raw calls check the simulator's side.
+    json_headers = headers(sim, **{"Content-Type": "application/json"})
+    details = {
+        "name": "Renamed",
+        "user": server.user_id,
+        "external_id": "order-1",
+        "description": server.description,
+    }
+    response = requests.patch(
+        f"{A}/servers/{server.id}/details", headers=json_headers, json=details, timeout=5
+    )
+    assert response.status_code == 200
+    renamed = Server.from_api(response.json())
     assert renamed.external_id == "order-1"
     assert renamed.name == "Renamed"
 
-    started = sim_client.update_server_startup(server.id, environment={"MINECRAFT_VERSION": "1.21"})
-    env = started.egg_environment()
+    current = sim_client.get_server(server.id, include=["variables"])
+    startup = {
+        "startup": current.container.startup_command,
+        "environment": {**current.egg_environment(), "MINECRAFT_VERSION": "1.21"},
+        "egg": current.egg_id,
+        "image": current.container.image,
+        "skip_scripts": False,
+    }
+    response = requests.patch(
+        f"{A}/servers/{server.id}/startup",
+        params={"include": "variables"},
+        headers=json_headers,
+        json=startup,
+        timeout=5,
+    )
+    assert response.status_code == 200
+    env = Server.from_api(response.json()).egg_environment()
     assert env == {
         "MINECRAFT_VERSION": "1.21",
         "SERVER_JARFILE": "server.jar",
@@ -304,8 +335,15 @@ def test_client_sees_validation_and_out_of_stock(sim, sim_client):
         sim_client.create_server(
             **paper_server_kwargs(sim_client, sim, deploy=Deploy(port_range=("40000",)))
         )
-    assert sim_client.list_deployable_nodes(memory=10**8, disk=1) == []
-    assert len(sim_client.list_deployable_nodes(memory=1, disk=1)) == 2
+
+    def deployable(memory: int) -> requests.Response:
+        query = {"memory": memory, "disk": 1}
+        return requests.get(f"{A}/nodes/deployable", params=query, headers=headers(sim), timeout=5)
+
+    none_fit = deployable(10**8)
+    assert none_fit.status_code == 400
+    assert none_fit.json()["errors"][0]["code"] == "NoViableNodeException"
+    assert len(deployable(1).json()["data"]) == 2
 
 
 def test_lost_reply_on_create_is_adopted(sim, sim_client, clock):
@@ -388,7 +426,7 @@ def test_client_api_through_the_simulator(sim, sim_client, clock):
     api = PterodactylClientAPI(PANEL, sim.seed.client_api_key, sleep=clock.sleep)
     api.send_power_signal(server.identifier, "start")
     clock.now += 30
-    stats = api.get_resources(server.identifier)
+    stats = api.get_server_resources(server.identifier)
     assert stats.current_state == "running"
     assert stats.uptime_ms == 30_000
 
