@@ -50,6 +50,9 @@ def test_renewal_job_killed_halfway_is_finished_by_the_next_run(catalog, setting
         job.send_signal(signal.SIGKILL)
     finally:
         job.wait(timeout=30)
+    # A COMMIT the job sent just before the kill may still complete on its server backend:
+    # count only once that backend is gone (other xdist workers use other databases).
+    _wait_for_other_connections_to_close()
     issued_before = invoices.count()
     assert 0 < issued_before < COUNT, "the kill must land halfway"
 
@@ -65,3 +68,18 @@ def test_renewal_job_killed_halfway_is_finished_by_the_next_run(catalog, setting
     killed = JobRun.objects.exclude(pk=report.run_id).get()
     assert killed.status == JobRunStatus.FAILED
     assert killed.error.startswith("interrupted")
+
+
+def _wait_for_other_connections_to_close(timeout: float = 15.0) -> None:
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
