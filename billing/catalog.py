@@ -1,15 +1,17 @@
 """The catalog's data rules: the panel spec of a plan with add-ons and package overrides.
 
-Package overrides come from the environment, named after the plan's slug as in the
-provisioning guide: BRONZE_EGG_ID, BRONZE_DOCKER_IMAGE, BRONZE_STARTUP (also _NEST_ID).
+Package overrides are set in the environment, named after the plan's slug as in the
+provisioning guide: BRONZE_EGG_ID, BRONZE_DOCKER_IMAGE, BRONZE_STARTUP (also _NEST_ID); the
+settings read them (config/settings/billing.py, PACKAGE_OVERRIDES), this module reads settings.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from billing.models import Addon, Plan
-from config.env import env
 
 
 @dataclass(frozen=True)
@@ -28,19 +30,14 @@ def package_env_prefix(slug: str) -> str:
 
 
 def package_overrides(slug: str) -> PackageOverrides:
-    prefix = package_env_prefix(slug)
-    return PackageOverrides(
-        nest_id=env.int(f"{prefix}_NEST_ID", default=None),
-        egg_id=env.int(f"{prefix}_EGG_ID", default=None),
-        docker_image=env.str(f"{prefix}_DOCKER_IMAGE", default=None) or None,
-        startup=env.str(f"{prefix}_STARTUP", default=None) or None,
-    )
+    return PackageOverrides(**settings.PACKAGE_OVERRIDES.get(package_env_prefix(slug), {}))
 
 
 def plan_panel_spec(plan: Plan, addons: Iterable[Addon] = ()) -> dict[str, Any]:
     """Limits, feature limits and what runs, as the panel's server-create body expects them.
 
-    Add-on boosts are summed in; package overrides from the environment win over the plan row.
+    Add-on boosts are summed in; package overrides (settings.PACKAGE_OVERRIDES) win over the
+    plan row.
     """
     addons = list(addons)
     overrides = package_overrides(plan.slug)

@@ -41,10 +41,16 @@ def test_seed_catalog_is_idempotent_and_loads_the_guide_tables():
     ) == ["eu", "us"]
 
 
-def test_seed_catalog_honours_package_overrides(monkeypatch):
-    monkeypatch.setenv("BRONZE_EGG_ID", "7")
-    monkeypatch.setenv("BRONZE_DOCKER_IMAGE", "ghcr.io/pterodactyl/yolks:java_21")
-    monkeypatch.setenv("BRONZE_STARTUP", "java -jar custom.jar")
+def test_seed_catalog_honours_package_overrides(settings):
+    # BRONZE_EGG_ID=7 etc. in the environment, as config/settings/billing.py reads them (the
+    # environment -> PACKAGE_OVERRIDES step has its own test in tests/test_env_aliases.py).
+    settings.PACKAGE_OVERRIDES = {
+        "BRONZE": {
+            "egg_id": 7,
+            "docker_image": "ghcr.io/pterodactyl/yolks:java_21",
+            "startup": "java -jar custom.jar",
+        }
+    }
     run("seed_catalog")
     bronze = Plan.objects.get(slug="bronze")
     assert (bronze.egg_id, bronze.docker_image, bronze.startup) == (

@@ -1,5 +1,11 @@
-"""Billing: currency, time zone of due dates, invoice numbering, unpaid-order policy."""
+"""Billing: currency, time zone of due dates, invoice numbering, unpaid-order policy, and the
+per-package overrides of the catalog."""
 
+import re as _re
+
+from django.core.exceptions import ImproperlyConfigured as _ImproperlyConfigured
+
+from config.env import SEED_ENV_NAMES as _SEED_ENV_NAMES
 from config.env import env
 
 # Every amount carries its currency; this is the one the demo catalog and new prices use.
@@ -28,3 +34,35 @@ TERMINATION_GRACE_DAYS = env.int("TERMINATION_GRACE_DAYS", default=14)
 # time keeps the room until the server exists; a later payment takes room again if there is
 # some, else provisioning waits for capacity.
 CAPACITY_HOLD_MINUTES = env.int("CAPACITY_HOLD_MINUTES", default=60)
+
+
+# --- Per-package overrides --------------------------------------------------------------------
+# <PACKAGE>_EGG_ID, <PACKAGE>_NEST_ID, <PACKAGE>_DOCKER_IMAGE, <PACKAGE>_STARTUP (PACKAGE: a
+# plan's slug in upper case, "-" as "_": BRONZE_EGG_ID=7), the provisioning guide's names, for
+# any plan, so they are found by scanning the environment: {"BRONZE": {"egg_id": 7, ...}}.
+# seed_catalog writes them into the plan rows and provisioning prefers them to the row
+# (billing.catalog.package_overrides). An empty image or startup counts as unset.
+def _package_overrides() -> dict[str, dict[str, int | str]]:
+    fields = {
+        "NEST_ID": ("nest_id", env.int),
+        "EGG_ID": ("egg_id", env.int),
+        "DOCKER_IMAGE": ("docker_image", env.str),
+        "STARTUP": ("startup", env.str),
+    }
+    pattern = _re.compile(r"(?P<package>[A-Z0-9_]+?)_(?P<field>" + "|".join(fields) + r")")
+    overrides: dict[str, dict[str, int | str]] = {}
+    for name in sorted(env.ENVIRON):
+        match = pattern.fullmatch(name)
+        if not match or name in _SEED_ENV_NAMES:
+            continue
+        key, read = fields[match["field"]]
+        try:
+            value = read(name)
+        except ValueError as exc:
+            raise _ImproperlyConfigured(f"{name} must be a whole number (a panel id).") from exc
+        if value is not None and value != "":
+            overrides.setdefault(match["package"], {})[key] = value
+    return overrides
+
+
+PACKAGE_OVERRIDES = _package_overrides()
