@@ -3,11 +3,55 @@
 from decimal import Decimal
 
 import pytest
+from django.http import HttpRequest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from billing.services.catalog import catalog_seed_default
 from servers.demo import demo_servers_seed
 from tests import factories
+
+
+class StaffVerifiedClient(Client):
+    """Django's test client, where `force_login(staff)` also passes the admin's second factor.
+
+    The admin requires a session verified by django-otp (common.admin_site). Tests of admin
+    pages are about those pages, so a force-logged-in staff user gets a confirmed TOTP device
+    and a session verified by it, exactly as `django_otp.login` leaves it after a right code.
+    `client.login()` (which only gains the request axes needs) and the login forms do not pass
+    it: tests/test_security_auth.py uses them, and a plain `Client`, to test the enforcement.
+    """
+
+    def login(self, **credentials):
+        # axes.backends.AxesStandaloneBackend refuses authenticate() without a request, and
+        # Django's client.login() passes none (axes' documentation: give it one).
+        credentials.setdefault("request", HttpRequest())
+        return super().login(**credentials)
+
+    def force_login(self, user, backend=None):
+        super().force_login(user, backend)
+        if user.is_staff:
+            from django_otp import DEVICE_ID_SESSION_KEY
+            from django_otp.plugins.otp_totp.models import TOTPDevice
+
+            device, _ = TOTPDevice.objects.get_or_create(
+                user=user, name="test device", defaults={"confirmed": True}
+            )
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+
+
+@pytest.fixture
+def client() -> Client:
+    return StaffVerifiedClient()
+
+
+@pytest.fixture
+def admin_client(db, admin_user) -> Client:
+    client = StaffVerifiedClient()
+    client.force_login(admin_user)
+    return client
 
 
 @pytest.fixture

@@ -22,6 +22,12 @@ urlpatterns = [
         "invoices/<int:invoice_id>/pay/card/", dashboard.invoice_pay_card, name="invoice-pay-card"
     ),
     path("accounts/signup/", account.signup, name="signup"),
+    path("accounts/signup/sent/", account.signup_done, name="signup-done"),
+    path(
+        "accounts/signup/confirm/<uidb64>/<token>/",
+        account.signup_confirm,
+        name="signup-confirm",
+    ),
     path("accounts/profile/", account.profile, name="profile"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -27,14 +27,25 @@ def signup(client, **overrides):
     return client.post(reverse("signup"), data)
 
 
+def confirm_signup(client, password=None):
+    """Follow the confirmation link of the last e-mail, with the sign-up's password."""
+    link = re.search(r"https?://[^/\s]+(/accounts/signup/confirm/\S+/)", mail.outbox[-1].body)
+    return client.post(link.group(1), {"password": password or "a-long-unusual-passphrase-7"})
+
+
 def test_signup_creates_login_and_profile_with_e164_number(client):
     response = signup(client)
 
     assert response.status_code == 302
+    assert response.url == reverse("signup-done")
     profile = CustomerProfile.objects.get(user__username="budi@example.com")
     assert profile.whatsapp_number == "+6281234567890"
     assert profile.preferred_language == "id"
     assert profile.notify_by_whatsapp is True
+    assert profile.user.is_active is False  # until the e-mailed link is confirmed
+    assert client.get(reverse("dashboard")).status_code == 302
+
+    assert confirm_signup(client).url == reverse("plan-list")
     assert client.get(reverse("dashboard")).status_code == 200
 
 
@@ -54,16 +65,28 @@ def test_signup_errors_are_shown_and_nothing_is_created(client, overrides, messa
     assert not CustomerProfile.objects.exists()
 
 
-def test_duplicate_email_is_refused_case_insensitively(client):
+def test_duplicate_email_answers_as_for_a_new_one_and_mails_the_owner(client):
     signup(client)
+    confirm_signup(client)
     client.logout()
+    mail.outbox.clear()
+    response = signup(client, email="BUDI@example.com", password_again="x", password="x")
+    assert response.status_code == 200  # validation errors do not depend on the account
+
     response = signup(client, email="BUDI@example.com")
-    assert "already exists" in response.content.decode()
+
+    assert response.status_code == 302
+    assert response.url == reverse("signup-done")
+    assert "already exists" not in client.get(response.url).content.decode()
+    assert [m.to for m in mail.outbox] == [["budi@example.com"]]
+    assert "tried to sign up" in mail.outbox[0].subject
 
 
 def test_password_reset_sends_a_working_link(client):
     signup(client)
+    confirm_signup(client)
     client.logout()
+    mail.outbox.clear()
     client.post(reverse("password_reset"), {"email": "budi@example.com"})
 
     assert len(mail.outbox) == 1
@@ -75,7 +98,11 @@ def test_password_reset_sends_a_working_link(client):
         {"new_password1": "another-long-phrase-42", "new_password2": "another-long-phrase-42"},
     )
     assert response.status_code == 302
-    assert client.login(username="budi@example.com", password="another-long-phrase-42")
+    login = client.post(
+        reverse("login"), {"username": "budi@example.com", "password": "another-long-phrase-42"}
+    )
+    assert login.status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 200
 
 
 def test_order_journey_plans_configure_review_place_invoice(client, catalog, customer):
@@ -259,7 +286,7 @@ def test_signup_never_redirects_to_another_site(client):
         },
     )
     assert response.status_code == 302
-    assert response.url == reverse("plan-list")
+    assert response.url == reverse("signup-done")
 
 
 def test_secret_looking_variables_are_masked_in_the_admin(client, place_order, staff):

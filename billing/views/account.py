@@ -1,16 +1,21 @@
-"""Sign up and profile. Log in/out and password reset are Django's own views."""
+"""Sign up (confirmed by e-mail) and profile. Log in/out and password reset are Django's."""
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from billing.forms import ProfileForm, SignupForm, add_service_errors
-from billing.services.customers import customer_register
+from billing.services.customers import (
+    customer_register,
+    customer_signup_confirm,
+    customer_signup_pending_get,
+)
 from common.errors import ApplicationError
 from notifications.selectors import customer_profile_get
 from notifications.services import customer_event_channels_set, customer_profile_upsert
@@ -24,7 +29,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user = customer_register(
+            customer_register(
                 email=data["email"],
                 password=data["password"],
                 full_name=data["full_name"],
@@ -35,15 +40,43 @@ def signup(request: HttpRequest) -> HttpResponse:
         except ApplicationError as exc:
             add_service_errors(form, exc)
         else:
+            # The same answer whether or not the address has an account (the e-mail differs).
+            return redirect("signup-done")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@require_http_methods(["GET"])
+def signup_done(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/signup_done.html")
+
+
+class SignupConfirmForm(forms.Form):
+    password = forms.CharField(widget=forms.PasswordInput, strip=False)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signup_confirm(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    """The e-mailed link: the password chosen at sign-up activates the account."""
+    pending = customer_signup_pending_get(uidb64=uidb64, token=token)
+    form = SignupConfirmForm(request.POST or None)
+    if pending is not None and request.method == "POST" and form.is_valid():
+        try:
+            user = customer_signup_confirm(
+                uidb64=uidb64, token=token, password=form.cleaned_data["password"]
+            )
+        except ApplicationError as exc:
+            add_service_errors(form, exc)
+        else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome! Your account is ready.")
-            target = request.GET.get("next", "")
-            if not url_has_allowed_host_and_scheme(
-                target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-            ):
-                target = "plan-list"
-            return redirect(target)
-    return render(request, "registration/signup.html", {"form": form})
+            return redirect("plan-list")
+    context = {
+        "form": form,
+        "validlink": pending is not None,
+        "email": pending.email if pending else "",
+    }
+    return render(request, "registration/signup_confirm.html", context)
 
 
 @login_required

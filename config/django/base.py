@@ -14,7 +14,8 @@ PORTAL_NAME = env("PORTAL_NAME", default="GameHost Portal")
 SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="support@example.com")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with our admin site: it requires a second factor (common.admin_site).
+    "common.admin_site.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -25,6 +26,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "common.apps.CommonConfig",
     "notifications.apps.NotificationsConfig",
     "servers.apps.ServersConfig",
@@ -39,10 +44,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After messages: it tells a user why they were logged out.
+    "common.sessions.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "common.middleware.ContentSecurityPolicyMiddleware",
     "common.middleware.PrivateNoStoreMiddleware",
+    # Last, as axes asks: turns a locked-out login attempt into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -91,6 +101,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out client before any backend computes a password hash.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "plan-list"
@@ -132,6 +147,7 @@ LOGGING = {
 }
 
 from config.settings.api import *  # noqa: E402, F403
+from config.settings.auth import *  # noqa: E402, F403
 from config.settings.billing import *  # noqa: E402, F403
 from config.settings.celery import *  # noqa: E402, F403
 from config.settings.email import *  # noqa: E402, F403

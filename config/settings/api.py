@@ -4,7 +4,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # DRF's session auth + CSRF, answering 401 (with a challenge) to anonymous calls.
         "common.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        # No HTTP Basic: a password on every call is a guessing oracle (one hash per try, no
+        # lockout, no second factor). API tokens are a later issue; until then, the session.
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON nested beyond 64 levels is a 400, not a RecursionError (500).
