@@ -21,6 +21,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo admin: http://127.0.0.1:8000/admin/  user '{DEMO_USERNAME}'  "
-                f"password '{DEMO_PASSWORD}' (demo only)"
+                f"password '{DEMO_PASSWORD}' (demo only); at the first login the admin "
+                "asks you to set up an authenticator app (or use `oathtool --totp -b <secret>`)"
             )
         )
