@@ -35,14 +35,9 @@ def delivery_history(*, delivery_id: int) -> QuerySet[DeliveryEvent]:
     return DeliveryEvent.objects.filter(delivery_id=delivery_id).order_by("created_at", "pk")
 
 
-def credentials_reveal_state(*, user: AbstractBaseUser, reveal_id: int | None) -> str:
-    """State of an opened link kept in the session: 'valid', 'used', 'revoked', 'expired' or
-    'invalid' (none, not opened, or another user's)."""
-    reveal = (
-        CredentialReveal.objects.filter(pk=reveal_id, user=user, opened_at__isnull=False).first()
-        if reveal_id
-        else None
-    )
+def credentials_reveal_status(reveal: CredentialReveal | None) -> str:
+    """'valid', 'used', 'revoked', 'expired' or 'invalid' (None) for one link: the one rule
+    the reveal page and the open/consume services share."""
     if reveal is None:
         return "invalid"
     if reveal.revealed_at is not None:
@@ -52,6 +47,17 @@ def credentials_reveal_state(*, user: AbstractBaseUser, reveal_id: int | None) -
     if reveal.expires_at <= timezone.now() or not reveal.secrets:
         return "expired"
     return "valid"
+
+
+def credentials_reveal_state(*, user: AbstractBaseUser, reveal_id: int | None) -> str:
+    """State of an opened link kept in the session (invalid: none, not opened, or another
+    user's)."""
+    reveal = (
+        CredentialReveal.objects.filter(pk=reveal_id, user=user, opened_at__isnull=False).first()
+        if reveal_id
+        else None
+    )
+    return credentials_reveal_status(reveal)
 
 
 def customer_event_specs() -> list[EventSpec]:

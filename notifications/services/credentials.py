@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from notifications.errors import CredentialsLinkError
 from notifications.models import CredentialReveal, CredentialsResendRequest
+from notifications.selectors import credentials_reveal_status
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +72,19 @@ def credentials_reveal_create(
     return credentials_reveal_url(token)
 
 
+_PROBLEMS = {
+    "invalid": "This link is not valid.",
+    "used": "These login details were already shown once.",
+    "revoked": "A newer link was sent for these login details.",
+    "expired": "This link has expired.",
+}
+
+
 def _reveal_problem(reveal: CredentialReveal | None) -> CredentialsLinkError | None:
-    if reveal is None:
-        return CredentialsLinkError("This link is not valid.", code="credentials_link_invalid")
-    if reveal.revealed_at is not None:
-        return CredentialsLinkError(
-            "These login details were already shown once.", code="credentials_link_used"
-        )
-    if reveal.revoked_at is not None:
-        return CredentialsLinkError(
-            "A newer link was sent for these login details.", code="credentials_link_revoked"
-        )
-    if reveal.expires_at <= timezone.now() or not reveal.secrets:
-        return CredentialsLinkError("This link has expired.", code="credentials_link_expired")
-    return None
+    status = credentials_reveal_status(reveal)
+    if status == "valid":
+        return None
+    return CredentialsLinkError(_PROBLEMS[status], code=f"credentials_link_{status}")
 
 
 def credentials_reveal_open(
