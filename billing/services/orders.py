@@ -461,28 +461,39 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
                 "cancelled here. Terminate the server instead.",
                 code="order_not_cancellable",
             )
-        apply_transition(
-            order,
-            table=ORDER_TRANSITIONS,
-            to_status=OrderStatus.CANCELLED,
-            actor=actor,
-            reason=reason,
-            event_model=OrderEvent,
-            event_fk="order",
-            extra_updates={"cancelled_at": timezone.now()},
-        )
-        capacity_hold_release(
-            deployment_id=order.deployment_id, reason=f"{order} cancelled", actor=actor
-        )
-        for invoice in Invoice.objects.filter(pk__in=invoice_ids, status=InvoiceStatus.UNPAID):
-            invoice_cancel(invoice_id=invoice.pk, actor=actor, reason=f"{order} cancelled")
-            # Close its card payment pages at Stripe so nobody pays a cancelled invoice.
-            checkout_sessions_expire_later(invoice_id=invoice.pk)
-        if order.coupon_id:
-            Coupon.objects.filter(pk=order.coupon_id, times_redeemed__gt=0).update(
-                times_redeemed=F("times_redeemed") - 1
-            )
-        deployment_transition(
-            deployment_id=order.deployment_id, to_status="cancelled", actor=actor, reason=reason
+        order_close_cancelled(
+            order, invoice_ids=invoice_ids, actor=actor, reason=reason, order_reason=reason
         )
     return order
+
+
+def order_close_cancelled(
+    order: Order, *, invoice_ids: list[int], actor: Actor, reason: str, order_reason: str
+) -> None:
+    """Cancel an order whose rows the caller has locked (invoices, then the order): its room,
+    its unpaid invoices and their payment pages, its coupon use and its deployment go with it.
+    Shared by the unpaid-order cancel and the refund of an order without a server."""
+    apply_transition(
+        order,
+        table=ORDER_TRANSITIONS,
+        to_status=OrderStatus.CANCELLED,
+        actor=actor,
+        reason=order_reason[:1000],
+        event_model=OrderEvent,
+        event_fk="order",
+        extra_updates={"cancelled_at": timezone.now()},
+    )
+    capacity_hold_release(
+        deployment_id=order.deployment_id, reason=f"{order} cancelled", actor=actor
+    )
+    for invoice in Invoice.objects.filter(pk__in=invoice_ids, status=InvoiceStatus.UNPAID):
+        invoice_cancel(invoice_id=invoice.pk, actor=actor, reason=f"{order} cancelled")
+        # Close its card payment pages at Stripe so nobody pays a cancelled invoice.
+        checkout_sessions_expire_later(invoice_id=invoice.pk)
+    if order.coupon_id:
+        Coupon.objects.filter(pk=order.coupon_id, times_redeemed__gt=0).update(
+            times_redeemed=F("times_redeemed") - 1
+        )
+    deployment_transition(
+        deployment_id=order.deployment_id, to_status="cancelled", actor=actor, reason=reason
+    )

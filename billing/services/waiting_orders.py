@@ -30,18 +30,15 @@ from billing.models import (
     PaymentStatus,
 )
 from billing.models.invoices import INVOICE_TRANSITIONS
-from billing.models.orders import ORDER_TRANSITIONS
 from billing.notify import notify_order_refunded
-from billing.services.invoices import invoice_cancel
+from billing.services.orders import order_close_cancelled
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError
 from common.money import to_minor_units
 from common.state import apply_transition
 from provisioning.models import ACTIVE_RUN_STATUSES, ProvisioningRun
 from provisioning.saga.capacity_wait import provisioning_waiting_cancel, provisioning_waiting_move
-from servers.capacity import capacity_hold_release
 from servers.models import Location
-from servers.services import deployment_transition
 
 logger = logging.getLogger(__name__)
 
@@ -127,26 +124,13 @@ def order_refund(*, order_id: int, actor: Actor, reason: str) -> list[PaymentRef
             for invoice in invoices
             if invoice.status == InvoiceStatus.PAID
         ]
-        for invoice in invoices:
-            if invoice.status == InvoiceStatus.UNPAID:
-                invoice_cancel(invoice_id=invoice.pk, actor=actor, reason=f"{order} refunded")
         total = ", ".join(f"{r.amount} {r.currency}" for r in refunds) or "nothing was paid"
-        apply_transition(
+        order_close_cancelled(
             order,
-            table=ORDER_TRANSITIONS,
-            to_status=OrderStatus.CANCELLED,
+            invoice_ids=[invoice.pk for invoice in invoices],
             actor=actor,
-            reason=f"Cancelled and refunded ({total}): {reason}"[:1000],
-            event_model=OrderEvent,
-            event_fk="order",
-            extra_updates={"cancelled_at": timezone.now()},
-        )
-        capacity_hold_release(deployment_id=deployment.pk, reason=f"{order} refunded", actor=actor)
-        deployment_transition(
-            deployment_id=deployment.pk,
-            to_status="cancelled",
-            actor=actor,
-            reason=f"Order refunded: {reason}"[:1000],
+            reason=f"Order refunded: {reason}",
+            order_reason=f"Cancelled and refunded ({total}): {reason}",
         )
         notify_order_refunded(order, refunds=refunds, reason=reason)
     logger.info("order %s refunded by %s: %s", order.pk, actor, total)
