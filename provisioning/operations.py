@@ -20,7 +20,7 @@ from provisioning.pterodactyl import (
     PanelNotFound,
     PterodactylClient,
 )
-from provisioning.saga.steps import panel_user_in_use
+from provisioning.saga.panel_user_step import panel_user_in_use
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_record, deployment_transition, deployment_update_spec
 
