@@ -30,9 +30,9 @@ from notifications.services.deliveries import (
     delivery_status_apply,
     notification_secrets_purge,
     notification_send,
-    staff_alert_recipients,
 )
 from notifications.services.profiles import customer_event_channels_set, customer_profile_upsert
+from notifications.services.recipients import staff_alert_recipients
 from notifications.services.webhooks import whatsapp_webhook_handshake, whatsapp_webhook_receive
 
 __all__ = [

@@ -23,10 +23,10 @@ from notifications.services.deliveries import (
     _SECRET_LIKE_KEY,
     SYSTEM,
     S,
-    _customer_targets,
     _no_targets,
     delivery_attempt,
 )
+from notifications.services.recipients import customer_targets
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def notification_send_many(*, event: str, messages: list[BulkMessage]) -> int:
     now = timezone.now()
     rows, unreachable = [], []
     for message in pending:
-        targets = _customer_targets(
+        targets = customer_targets(
             user=message.user,
             event=event,
             channels=None,

@@ -52,7 +52,6 @@ from notifications.models import (
     DELIVERY_TRANSITIONS,
     Audience,
     Channel,
-    CustomerProfile,
     Delivery,
     DeliveryEvent,
     DeliverySecret,
@@ -62,15 +61,19 @@ from notifications.models import (
 )
 from notifications.rendering import MASK, RenderedMessage, RenderError, base_context, render_pair
 from notifications.services.credentials import credentials_reveal_create, credentials_scope
+from notifications.services.recipients import (
+    CHANNEL_ORDER,
+    Target,
+    customer_targets,
+    staff_targets,
+)
 
 logger = logging.getLogger(__name__)
 
 SYSTEM = Actor.system("notifications")
 S = DeliveryStatus
 # Fallback order: WhatsApp first (when allowed), then email.
-CHANNEL_ORDER = (Channel.WHATSAPP, Channel.EMAIL)
 _SECRET_LIKE_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key)")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,6 @@ class AttemptOutcome:
     status: str
     retry_in: int | None = None
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class _Target:
-    channel: str
-    recipient: str
-    language: str
 
 
 @dataclass(frozen=True)
@@ -162,9 +158,9 @@ def notification_send(
         # channels changed since (the recipient is part of the uniqueness key).
         return already
     if staff:
-        targets = _staff_targets(channels=channels)
+        targets = staff_targets(channels=channels)
     else:
-        targets = _customer_targets(user=user, event=event, channels=channels, language=language)
+        targets = customer_targets(user=user, event=event, channels=channels, language=language)
     with transaction.atomic():
         created = []
         for target in targets:
@@ -204,102 +200,6 @@ def notification_send(
             "notification %s (%s) queued: %s new deliveries", event, event_key, len(created)
         )
     return rows
-
-
-def _profile(user: AbstractBaseUser) -> CustomerProfile | None:
-    return CustomerProfile.objects.filter(user=user).first()
-
-
-def _whatsapp_allowed(profile: CustomerProfile | None) -> bool:
-    return bool(
-        settings.WHATSAPP_ENABLED
-        and profile is not None
-        and profile.whatsapp_consent
-        and _E164.match(profile.whatsapp_number or "")
-    )
-
-
-_NO_PROFILE = object()
-
-
-def _customer_targets(
-    *,
-    user: AbstractBaseUser,
-    event: str,
-    channels: list[str] | None,
-    language: str | None,
-    profile: object = _NO_PROFILE,
-) -> list[_Target]:
-    if profile is _NO_PROFILE:
-        profile = _profile(user)
-    lang = language or (profile.preferred_language if profile else Language.ENGLISH)
-    usable = {}
-    if _whatsapp_allowed(profile):
-        usable[Channel.WHATSAPP] = profile.whatsapp_number
-    if user.email:
-        usable[Channel.EMAIL] = user.email
-    if profile is None:
-        chosen = {Channel.EMAIL}
-    elif event in profile.event_channels:
-        chosen = set(profile.event_channels[event])
-    else:
-        chosen = {Channel.EMAIL} if profile.notify_by_email else set()
-        if profile.notify_by_whatsapp:
-            chosen.add(Channel.WHATSAPP)
-    if channels is not None:
-        chosen &= set(channels)
-    picked = [c for c in CHANNEL_ORDER if c in chosen and c in usable]
-    if not picked and spec_for(event).essential:
-        # Transactional messages (server ready, suspension, ...) always reach the customer.
-        allowed = [c for c in (Channel.EMAIL, Channel.WHATSAPP) if c in usable]
-        if channels is not None:
-            allowed = [c for c in allowed if c in channels] or allowed
-        picked = allowed[:1]
-    return [_Target(c, usable[c], lang) for c in picked]
-
-
-def _staff_targets(*, channels: list[str] | None = None) -> list[_Target]:
-    targets = []
-    phone = settings.ADMIN_PHONE
-    if settings.WHATSAPP_ENABLED and phone and _E164.match(phone):
-        targets.append(_Target(Channel.WHATSAPP, phone, Language.ENGLISH))
-    for _name, address in settings.ADMINS:
-        if address:
-            targets.append(_Target(Channel.EMAIL, address, Language.ENGLISH))
-    if not targets:
-        # Nobody configured: an alert must still reach someone (the active superusers).
-        targets = [
-            _Target(Channel.EMAIL, address, Language.ENGLISH)
-            for address in staff_alert_fallback_emails()
-        ]
-    if channels is not None:
-        targets = [t for t in targets if t.channel in channels]
-    return targets
-
-
-def staff_alert_fallback_emails() -> list[str]:
-    """Where staff alerts go when neither ADMIN_EMAILS nor ADMIN_PHONE is set."""
-    from django.contrib.auth import get_user_model
-
-    return list(
-        get_user_model()
-        .objects.filter(is_superuser=True, is_active=True)
-        .exclude(email="")
-        .order_by("pk")
-        .values_list("email", flat=True)[:20]
-    )
-
-
-def staff_alert_recipients() -> tuple[str, list[str]]:
-    """(how, who) staff alerts reach: "configured" (ADMIN_EMAILS / ADMIN_PHONE), "superusers"
-    (the fallback) or "nobody"; for start-up and the operators' commands."""
-    configured = [address for _name, address in settings.ADMINS if address]
-    if settings.WHATSAPP_ENABLED and settings.ADMIN_PHONE:
-        configured.append(settings.ADMIN_PHONE)
-    if configured:
-        return "configured", configured
-    fallback = staff_alert_fallback_emails()
-    return ("superusers", fallback) if fallback else ("nobody", [])
 
 
 def _no_targets(*, event: str, event_key: str, user: Any, staff: bool) -> None:
@@ -651,9 +551,9 @@ def _fall_back(
             return None, row
     for channel in later:
         if delivery.audience == Audience.STAFF:
-            targets = _staff_targets(channels=[channel])
+            targets = staff_targets(channels=[channel])
         elif delivery.user is not None and channel == Channel.EMAIL and delivery.user.email:
-            targets = [_Target(Channel.EMAIL, delivery.user.email, delivery.language)]
+            targets = [Target(Channel.EMAIL, delivery.user.email, delivery.language)]
         else:
             targets = []
         for target in targets:
