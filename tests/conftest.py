@@ -12,9 +12,9 @@ import pytest
 import responses
 
 from config.celery import app as celery_app
+from panel_simulator import PanelSimulator
+from panel_simulator.testing import install_responses
 from provisioning.pterodactyl.transport import shared_limiters_reset
-from provisioning.simulator import PanelSimulator
-from provisioning.simulator.testing import install_responses
 from tests.support import redis_clear_own_keys
 
 PANEL_URL = "https://panel.test"

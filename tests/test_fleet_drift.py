@@ -21,6 +21,7 @@ from common.jobs import job_run
 from common.models import JobRun, JobRunStatus
 from config.celery import app as celery_app
 from notifications.models import Delivery
+from panel_simulator.state import ServerRow
 from provisioning import operations
 from provisioning.fleet.drift import drift_record
 from provisioning.fleet.operations import (
@@ -38,7 +39,6 @@ from provisioning.models import (
     PanelOperationStatus,
 )
 from provisioning.pterodactyl import FeatureLimits, Limits, PanelUnavailable, PterodactylClient
-from provisioning.simulator.state import ServerRow
 from servers.models import Deployment, DeploymentEvent, DeploymentStatus, Location
 from tests.support import redis_clear_own_keys
 from tests.test_saga import pay

@@ -10,10 +10,10 @@ from django.conf import settings as django_settings
 from django.db import connection, transaction
 
 from common.actors import Actor
+from panel_simulator import PanelSimulator
+from panel_simulator.wsgi import build_server
 from provisioning.fleet.operations import OperationRequest, panel_operations_request
 from provisioning.models import PanelOperation, PanelOperationKind
-from provisioning.simulator import PanelSimulator
-from provisioning.simulator.wsgi import build_server
 from servers.models import Deployment, DeploymentStatus
 from tests.benchmarks.bench_fleet_health import seed_fleet
 from tests.factories import LocationFactory, UserFactory

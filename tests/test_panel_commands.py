@@ -117,7 +117,7 @@ def test_local_settings_demo_keys_match_the_simulator():
     import importlib
     import os
 
-    from provisioning.simulator import DEMO_API_KEY, DEMO_CLIENT_API_KEY
+    from panel_simulator import DEMO_API_KEY, DEMO_CLIENT_API_KEY
 
     saved = {k: os.environ.pop(k, None) for k in ("PTERODACTYL_URL", "PTERODACTYL_ADMIN_API_KEY")}
     try:

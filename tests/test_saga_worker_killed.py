@@ -17,10 +17,10 @@ from django.utils import timezone
 from billing.models import OrderStatus
 from billing.services.payments import payment_record_manual
 from common.actors import Actor
+from panel_simulator import PanelSimulator
+from panel_simulator.wsgi import build_server
 from provisioning.models import ProvisioningRun, ProvisioningStepAttempt, RunStatus
 from provisioning.services import provisioning_sweep
-from provisioning.simulator import PanelSimulator
-from provisioning.simulator.wsgi import build_server
 from tests.support import celery_worker_start, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]

@@ -32,3 +32,7 @@ PTERODACTYL_ADMIN_API_KEY = env(
 )
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+
+# The panel simulator (a demo and test double, not part of the product) for its
+# `run_panel_simulator` command; production settings do not install it.
+INSTALLED_APPS = [*INSTALLED_APPS, "panel_simulator.apps.PanelSimulatorConfig"]  # noqa: F405

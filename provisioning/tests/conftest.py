@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import responses
 
+from panel_simulator import PanelSimulator
+from panel_simulator.testing import install_responses
 from provisioning.pterodactyl import InProcessRateLimiter, PterodactylClient
-from provisioning.simulator import PanelSimulator
-from provisioning.simulator.testing import install_responses
 
 PANEL = "https://panel.example.com"
 KEY = "ptla_TESTkey0001" + "S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tXY"

@@ -2,10 +2,10 @@
 
 import pytest
 
+from panel_simulator.api import PanelSimulator
+from panel_simulator.testing import simulated_panel
 from provisioning.pterodactyl import PanelUnavailable, PterodactylClient
 from provisioning.pterodactyl.types import FeatureLimits, Limits
-from provisioning.simulator.api import PanelSimulator
-from provisioning.simulator.testing import simulated_panel
 
 BASE = "http://panel.test"
 

@@ -41,7 +41,7 @@ def seed_fleet(
     own sequence, past every panel_server_id already in the database."""
     from django.db.models import Max
 
-    from provisioning.simulator.state import ServerRow
+    from panel_simulator.state import ServerRow
     from servers.models import Deployment, DeploymentStatus
 
     panel = sim.panel
@@ -121,9 +121,9 @@ def bench_health(count: int, *, keep: bool = False, runs: int = 1) -> dict[str, 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext, override_settings
 
+    from panel_simulator import PanelSimulator
+    from panel_simulator.testing import simulated_panel
     from provisioning.fleet.health import health_job
-    from provisioning.simulator import PanelSimulator
-    from provisioning.simulator.testing import simulated_panel
     from tests.factories import LocationFactory, UserFactory
 
     sim = PanelSimulator(

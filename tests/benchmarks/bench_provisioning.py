@@ -122,8 +122,8 @@ def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop workers
 
-    from provisioning.simulator import PanelSimulator
-    from provisioning.simulator.wsgi import build_server
+    from panel_simulator import PanelSimulator
+    from panel_simulator.wsgi import build_server
 
     sim = PanelSimulator(
         install_delay=1.0, latency=args.latency_ms / 1000, rate_limit_per_minute=args.panel_rate

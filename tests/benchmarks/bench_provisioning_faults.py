@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from provisioning.simulator.faults import Fault, FaultInjector
+from panel_simulator.faults import Fault, FaultInjector
 
 # Creates whose reply can be lost: the panel commits, the caller sees nginx's 504.
 CREATE_ROUTES = re.compile(

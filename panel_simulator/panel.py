@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from provisioning.simulator.state import (
+from panel_simulator.state import (
     ACL_RESOURCES,
     READ,
     STATUS_INSTALL_FAILED,
@@ -40,7 +40,7 @@ from provisioning.simulator.state import (
     ServerRow,
     UserRow,
 )
-from provisioning.simulator.validation import (
+from panel_simulator.validation import (
     MISSING,
     Custom,
     is_int_like,

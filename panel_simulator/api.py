@@ -27,12 +27,12 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from provisioning.simulator import transformers as tf
-from provisioning.simulator.faults import Fault, FaultInjector
-from provisioning.simulator.panel import GENERIC_500, ApiError, Panel, model_not_found
-from provisioning.simulator.seed import SeedInfo, seed_default
-from provisioning.simulator.state import READ, WRITE, ApiKeyRow, ServerRow, UserRow
-from provisioning.simulator.validation import (
+from panel_simulator import transformers as tf
+from panel_simulator.faults import Fault, FaultInjector
+from panel_simulator.panel import GENERIC_500, ApiError, Panel, model_not_found
+from panel_simulator.seed import SeedInfo, seed_default
+from panel_simulator.state import READ, WRITE, ApiKeyRow, ServerRow, UserRow
+from panel_simulator.validation import (
     ValidationFailed,
     is_int_like,
     php_string,

@@ -1,25 +1,25 @@
 """An in-memory Pterodactyl panel (Application + Client API) for tests and demos.
 
-    from provisioning.simulator import PanelSimulator, serve
+    from panel_simulator import PanelSimulator, serve
     sim = PanelSimulator(install_delay=0)          # seeded; sim.seed has ids and keys
     sim.faults.add("lost_reply", method="POST", path=r"/servers$")
     sim.panel.set_wings_failure(sim.seed.eu_node_id, 0)   # Wings down on that node
 
-Serve it: ``python -m provisioning.simulator --port 8081`` or
-``python manage.py run_panel_simulator``. In tests: ``provisioning.simulator.testing``.
+Serve it: ``python -m panel_simulator --port 8081`` or
+``python manage.py run_panel_simulator``. In tests: ``panel_simulator.testing``.
 """
 
-from provisioning.simulator.api import PanelSimulator, SimRequest, SimResponse
-from provisioning.simulator.faults import Fault, FaultInjector
-from provisioning.simulator.panel import ApiError, Panel
-from provisioning.simulator.seed import (
+from panel_simulator.api import PanelSimulator, SimRequest, SimResponse
+from panel_simulator.faults import Fault, FaultInjector
+from panel_simulator.panel import ApiError, Panel
+from panel_simulator.seed import (
     DEMO_API_KEY,
     DEMO_CLIENT_API_KEY,
     DEMO_NON_ADMIN_API_KEY,
     SeedInfo,
     seed_default,
 )
-from provisioning.simulator.wsgi import build_server, make_wsgi_app, serve
+from panel_simulator.wsgi import build_server, make_wsgi_app, serve
 
 __all__ = [
     "DEMO_API_KEY",

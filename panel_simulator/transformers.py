@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from provisioning.simulator.state import (
+from panel_simulator.state import (
     READ,
     STATUS_INSTALL_FAILED,
     STATUS_INSTALLING,
@@ -27,7 +27,7 @@ from provisioning.simulator.state import (
 )
 
 if TYPE_CHECKING:
-    from provisioning.simulator.panel import Panel
+    from panel_simulator.panel import Panel
 
 NULL_RESOURCE: dict[str, Any] = {"object": "null_resource", "attributes": None}
 IncludeTree = dict[str, "IncludeTree"]

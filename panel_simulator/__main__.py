@@ -1,4 +1,4 @@
-"""``python -m provisioning.simulator --port 8081``: serve the panel simulator.
+"""``python -m panel_simulator --port 8081``: serve the panel simulator.
 
 Options: --host, --port, --install-delay (seconds, 0 = instant), --latency-ms.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from provisioning.simulator.wsgi import serve
+from panel_simulator.wsgi import serve
 
 
 def main(argv: list[str] | None = None) -> None:

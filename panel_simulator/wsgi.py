@@ -14,7 +14,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from provisioning.simulator.api import PanelSimulator, SimRequest, nginx_page
+from panel_simulator.api import PanelSimulator, SimRequest, nginx_page
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import requests
 
+from panel_simulator import PanelSimulator, build_server, make_wsgi_app
+from panel_simulator.testing import simulated_panel
 from provisioning.pterodactyl import (
     CreateOrigin,
     Deploy,
@@ -30,8 +32,6 @@ from provisioning.pterodactyl import (
     PterodactylClientAPI,
     Server,
 )
-from provisioning.simulator import PanelSimulator, build_server, make_wsgi_app
-from provisioning.simulator.testing import simulated_panel
 from provisioning.tests.conftest import PANEL, FakeClock
 
 A = f"{PANEL}/api/application"

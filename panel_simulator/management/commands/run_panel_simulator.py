@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from provisioning.simulator.wsgi import serve
+from panel_simulator.wsgi import serve
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from provisioning.simulator import (
+from panel_simulator import (
     DEMO_API_KEY,
     DEMO_CLIENT_API_KEY,
     DEMO_NON_ADMIN_API_KEY,
@@ -14,8 +14,8 @@ from provisioning.simulator import (
     SimRequest,
     SimResponse,
 )
-from provisioning.simulator.api import parse_php_query
-from provisioning.simulator.state import READ
+from panel_simulator.api import parse_php_query
+from panel_simulator.state import READ
 from provisioning.tests.conftest import FakeClock
 
 A = "/api/application"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from provisioning.simulator.panel import Panel
+from panel_simulator.panel import Panel
 
 # ptla_ + 11 + 32 characters, like a real application key. The portal's local settings default
 # to DEMO_API_KEY so `make simulator` + `make run` work with no configuration.

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import requests
 import responses
 
-from provisioning.simulator.api import PanelSimulator, SimRequest
+from panel_simulator.api import PanelSimulator, SimRequest
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
