@@ -61,3 +61,95 @@ def apply_transition(
         to_status=to_status,
         reason=reason,
     )
+
+
+class StateMachine:
+    """One model's lifecycle: its transition table and its history (event) model.
+
+    Services move rows and record history only through it, so a newcomer reads one object per
+    model instead of repeating the table, the event model and its foreign key at every call.
+    `event_model` may be a lazy "app_label.ModelName" string (tables are declared above the
+    event model in models modules).
+    """
+
+    def __init__(
+        self,
+        *,
+        table: TransitionTable,
+        event_model: type[models.Model] | str,
+        event_fk: str,
+        status_field: str = "status",
+    ) -> None:
+        self.table = table
+        self._event_model = event_model
+        self.event_fk = event_fk
+        self.status_field = status_field
+
+    @property
+    def event_model(self) -> type[models.Model]:
+        if isinstance(self._event_model, str):
+            from django.apps import apps
+
+            self._event_model = apps.get_model(self._event_model)
+        return self._event_model
+
+    def can(self, instance: models.Model, to_status: str) -> bool:
+        return self.table.can(getattr(instance, self.status_field), to_status)
+
+    def move(
+        self,
+        instance: models.Model,
+        to_status: str,
+        *,
+        actor: Actor,
+        reason: str,
+        extra_updates: Mapping[str, Any] | None = None,
+    ) -> models.Model:
+        """Check the table, save the new status (and `extra_updates`), write the history row.
+
+        The caller holds the row lock (select_for_update) inside a transaction.
+        """
+        return apply_transition(
+            instance,
+            table=self.table,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            event_model=self.event_model,
+            event_fk=self.event_fk,
+            extra_updates=extra_updates,
+            status_field=self.status_field,
+        )
+
+    def record_created(self, instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
+        """The first history row of a new row: from nothing to its initial status."""
+        return self._record(instance, "", actor=actor, reason=reason)
+
+    def note(self, instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
+        """A history row without a status change (a date moved, an operation audited)."""
+        return self._record(
+            instance, getattr(instance, self.status_field), actor=actor, reason=reason
+        )
+
+    def unsaved_note(self, instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
+        """`note`'s row, not yet saved: for services that write many with bulk_create."""
+        return self._row(instance, getattr(instance, self.status_field), actor=actor, reason=reason)
+
+    def _record(
+        self, instance: models.Model, from_status: str, *, actor: Actor, reason: str
+    ) -> models.Model:
+        row = self._row(instance, from_status, actor=actor, reason=reason)
+        row.save(force_insert=True)
+        return row
+
+    def _row(
+        self, instance: models.Model, from_status: str, *, actor: Actor, reason: str
+    ) -> models.Model:
+        return self.event_model(
+            **{self.event_fk: instance},
+            actor=actor.user,
+            actor_label=actor.label,
+            from_status=from_status,
+            to_status=getattr(instance, self.status_field),
+            reason=reason[:2000],
+        )

@@ -15,7 +15,7 @@ from django.db.models import F, Q
 
 from common.fields import EncryptedTextField
 from common.models import StatusEvent, TimeStampedModel
-from common.state import TransitionTable
+from common.state import StateMachine, TransitionTable
 
 
 class Language(models.TextChoices):
@@ -220,6 +220,12 @@ class DeliveryEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+# Deliveries move and record history only through this (common.state.StateMachine).
+DELIVERY_STATES = StateMachine(
+    table=DELIVERY_TRANSITIONS, event_model=DeliveryEvent, event_fk="delivery"
+)
 
 
 class DeliverySecret(models.Model):

@@ -6,7 +6,7 @@ from django.db.models import Q
 
 from common.fields import EncryptedCharField
 from common.models import StatusEvent, TimeStampedModel
-from common.state import TransitionTable
+from common.state import StateMachine, TransitionTable
 
 
 class ProvisioningRequestStatus(models.TextChoices):
@@ -70,6 +70,12 @@ class ProvisioningRequestEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+# Provisioning requests move and record history only through this (common.state.StateMachine).
+PROVISIONING_REQUEST_STATES = StateMachine(
+    table=PROVISIONING_REQUEST_TRANSITIONS, event_model=ProvisioningRequestEvent, event_fk="request"
+)
 
 
 class PanelAccount(TimeStampedModel):

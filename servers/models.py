@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common.models import StatusEvent, TimeStampedModel
-from common.state import TransitionTable
+from common.state import StateMachine, TransitionTable
 
 
 class Location(TimeStampedModel):
@@ -211,6 +211,12 @@ class DeploymentEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+# Deployments move and record history only through this (common.state.StateMachine).
+DEPLOYMENT_STATES = StateMachine(
+    table=DEPLOYMENT_TRANSITIONS, event_model=DeploymentEvent, event_fk="deployment"
+)
 
 
 class PowerSignal(models.TextChoices):

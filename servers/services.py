@@ -9,9 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.actors import Actor
-from common.state import apply_transition
 from servers.models import (
-    DEPLOYMENT_TRANSITIONS,
+    DEPLOYMENT_STATES,
     Deployment,
     DeploymentEvent,
     DeploymentStatus,
@@ -48,14 +47,7 @@ def deployment_create(
         variables=variables,
         status=DeploymentStatus.PENDING,
     )
-    DeploymentEvent.objects.create(
-        deployment=deployment,
-        actor=actor.user,
-        actor_label=actor.label,
-        from_status="",
-        to_status=DeploymentStatus.PENDING,
-        reason="Ordered",
-    )
+    DEPLOYMENT_STATES.record_created(deployment, actor=actor, reason="Ordered")
     return deployment
 
 
@@ -77,15 +69,8 @@ def deployment_transition(
             extra.setdefault("suspended_at", now)
         if to_status == DeploymentStatus.TERMINATED:
             extra.setdefault("terminated_at", now)
-        apply_transition(
-            deployment,
-            table=DEPLOYMENT_TRANSITIONS,
-            to_status=to_status,
-            actor=actor,
-            reason=reason,
-            event_model=DeploymentEvent,
-            event_fk="deployment",
-            extra_updates=extra,
+        DEPLOYMENT_STATES.move(
+            deployment, to_status, actor=actor, reason=reason, extra_updates=extra
         )
     return deployment
 
@@ -132,14 +117,7 @@ def deployments_relink_panel_servers(*, links: list[PanelServerLink], actor: Act
             deployment.updated_at = now
             linked.append(deployment)
             events.append(
-                DeploymentEvent(
-                    deployment=deployment,
-                    actor=actor.user,
-                    actor_label=actor.label,
-                    from_status=deployment.status,
-                    to_status=deployment.status,
-                    reason=link.reason[:2000],
-                )
+                DEPLOYMENT_STATES.unsaved_note(deployment, actor=actor, reason=link.reason)
             )
         if linked:
             Deployment.objects.bulk_update(
@@ -165,13 +143,8 @@ def deployment_set_next_due_date(
         deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
         deployment.next_due_date = next_due_date
         deployment.save(update_fields=["next_due_date", "updated_at"])
-        DeploymentEvent.objects.create(
-            deployment=deployment,
-            actor=actor.user,
-            actor_label=actor.label,
-            from_status=deployment.status,
-            to_status=deployment.status,
-            reason=f"{reason}; next due date {next_due_date.isoformat()}",
+        DEPLOYMENT_STATES.note(
+            deployment, actor=actor, reason=f"{reason}; next due date {next_due_date.isoformat()}"
         )
 
 
@@ -222,14 +195,7 @@ def egg_upsert(
 def deployment_record(*, deployment_id: int, actor: Actor, reason: str) -> None:
     """Audit an operation that does not change the status (reinstall, password reset, ...)."""
     deployment = Deployment.objects.get(pk=deployment_id)
-    DeploymentEvent.objects.create(
-        deployment=deployment,
-        actor=actor.user,
-        actor_label=actor.label,
-        from_status=deployment.status,
-        to_status=deployment.status,
-        reason=reason[:2000],
-    )
+    DEPLOYMENT_STATES.note(deployment, actor=actor, reason=reason)
 
 
 def deployment_update_spec(

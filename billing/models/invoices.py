@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from common.models import StatusEvent, TimeStampedModel
-from common.state import TransitionTable
+from common.state import StateMachine, TransitionTable
 
 
 class InvoiceStatus(models.TextChoices):
@@ -157,3 +157,9 @@ class InvoiceEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+# Invoices move and record history only through this (common.state.StateMachine).
+INVOICE_STATES = StateMachine(
+    table=INVOICE_TRANSITIONS, event_model=InvoiceEvent, event_fk="invoice"
+)

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from common.models import StatusEvent, TimeStampedModel
-from common.state import TransitionTable
+from common.state import StateMachine, TransitionTable
 
 
 class OrderStatus(models.TextChoices):
@@ -104,3 +104,7 @@ class OrderEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+# Orders move and record history only through this (common.state.StateMachine).
+ORDER_STATES = StateMachine(table=ORDER_TRANSITIONS, event_model=OrderEvent, event_fk="order")
