@@ -132,8 +132,7 @@ def notification_send_many(*, event: str, messages: list[BulkMessage]) -> int:
         if created:
             from notifications.tasks import deliver_many
 
-            ids = [delivery_id for delivery_id, _key in created]
-            transaction.on_commit(lambda: deliver_many.delay(ids))
+            deliver_many.delay_on_commit([delivery_id for delivery_id, _key in created])
         for message in unreachable:  # rare: no e-mail and no usable WhatsApp number
             _no_targets(event=event, event_key=message.event_key, user=message.user, staff=False)
     logger.info(

@@ -87,7 +87,7 @@ def panel_operations_request(
     if created:
         from provisioning.tasks import drain_panel_operations
 
-        transaction.on_commit(lambda: drain_panel_operations.delay())
+        drain_panel_operations.delay_on_commit()
     return len(created)
 
 
