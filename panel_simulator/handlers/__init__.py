@@ -1,0 +1,1 @@
+"""The simulated panel's HTTP handlers, one module per resource (mixed into PanelSimulator)."""
