@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from panel_simulator import transformers as tf
+from panel_simulator.errors import ApiError
 from panel_simulator.handlers.base import (
     Ctx,
     HandlerBase,
@@ -14,7 +15,6 @@ from panel_simulator.handlers.base import (
     per_page_of,
     user_of,
 )
-from panel_simulator.panel import ApiError
 from panel_simulator.state import ServerRow, UserRow
 from panel_simulator.validation import (
     php_string,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from panel_simulator.errors import model_not_found
 from panel_simulator.handlers.base import Ctx, HandlerBase, partial_match
-from panel_simulator.panel import model_not_found
 from panel_simulator.state import ServerRow
 from panel_simulator.wire import SimResponse
 

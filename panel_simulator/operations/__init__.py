@@ -1,0 +1,1 @@
+"""The simulated panel's services, one module per resource (mixed into ``Panel``)."""
