@@ -31,11 +31,13 @@ test: $(STAMP)
 	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
-## Style, and the app graph of docs/adr/0001 (.importlinter: layers, HTTP/Stripe only in clients).
+## Style, the app graph of docs/adr/0001 (.importlinter: layers, HTTP/Stripe only in clients),
+## and types in the services and selectors (mypy with django-stubs, [tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -52,4 +54,4 @@ simulator: $(STAMP)
 	$(MANAGE) run_panel_simulator --port 8081
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache .mypy_cache

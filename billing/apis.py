@@ -17,20 +17,27 @@ from billing.services.payments import payment_record_manual
 from billing.services.stripe_payments import checkout_session_start
 from common.actors import Actor
 from common.errors import NotFoundError
+from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from servers.selectors import location_list_active
 
 
 class PriceSerializer(serializers.Serializer):
     billing_cycle = serializers.CharField()
     currency = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
-    setup_fee = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    amount = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, coerce_to_string=True
+    )
+    setup_fee = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, coerce_to_string=True
+    )
 
 
 class AddonPriceSerializer(serializers.Serializer):
     billing_cycle = serializers.CharField()
     currency = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    amount = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, coerce_to_string=True
+    )
 
 
 class AddonSerializer(serializers.Serializer):
@@ -110,13 +117,19 @@ class InvoiceLineSerializer(serializers.Serializer):
     kind = serializers.CharField()
     description = serializers.CharField()
     quantity = serializers.IntegerField()
-    unit_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    unit_amount = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
+    amount = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
 
 
 class PaymentSerializer(serializers.Serializer):
     provider = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    amount = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
     currency = serializers.CharField()
     status = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -129,9 +142,15 @@ class InvoiceSerializer(serializers.Serializer):
     kind = serializers.CharField()
     status = serializers.CharField()
     currency = serializers.CharField()
-    subtotal = serializers.DecimalField(max_digits=14, decimal_places=2)
-    discount_total = serializers.DecimalField(max_digits=14, decimal_places=2)
-    total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    subtotal = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
+    discount_total = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
+    total = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
     issued_at = serializers.DateTimeField()
     due_date = serializers.DateField()
     paid_at = serializers.DateTimeField(allow_null=True)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from billing.models import BillingCycle, Plan
 from billing.selectors import LocationOffer
@@ -132,7 +132,7 @@ class OrderConfigureForm(forms.Form):
             if self.cleaned_data.get(name) not in (None, "")
         }
 
-    def service_arguments(self, customer: AbstractBaseUser) -> dict[str, Any]:
+    def service_arguments(self, customer: User) -> dict[str, Any]:
         data = self.cleaned_data
         return {
             "customer": customer,

@@ -1,13 +1,13 @@
 """What billing tells customers. Called inside the transaction that records the event."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.urls import reverse
 
-from billing.models import BillingCycle, Invoice, Order, Payment
+from billing.models import BillingCycle, Invoice, Order, Payment, PaymentProvider
 from notifications.services import notification_send
 
 
@@ -87,21 +87,36 @@ def notify_payment_received(invoice: Invoice, payment: Payment | None) -> None:
 
 
 class RefundLine(Protocol):
-    amount: str
-    currency: str
-    provider: str
-    reference: str
+    """What the message reads of each refund (read-only: a frozen dataclass fits)."""
+
+    @property
+    def amount(self) -> str: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def reference(self) -> str: ...
 
 
+# RefundLine.provider of an invoice that was paid without money (a 100% coupon).
+NOTHING_CHARGED = "none"
 # Payment provider -> the code the order_refunded templates word in the customer's language.
-REFUND_METHODS = {"stripe": "card", "manual": "bank_transfer", "none": "none"}
+REFUND_METHODS = {
+    PaymentProvider.STRIPE: "card",
+    PaymentProvider.MANUAL: "bank_transfer",
+    NOTHING_CHARGED: "none",
+}
 
 
 def notify_order_refunded(order: Order, *, refunds: Sequence[RefundLine], reason: str) -> None:
     """The customer: the order is cancelled and how much comes back, how."""
     total = sum((Decimal(r.amount) for r in refunds), Decimal("0"))
     currency = refunds[0].currency if refunds else order.currency
-    providers = sorted({r.provider for r in refunds} - {"none"}) or ["none"]
+    providers = sorted({r.provider for r in refunds} - {NOTHING_CHARGED}) or [NOTHING_CHARGED]
     context: dict[str, object] = {
         "order_id": order.pk,
         "package": order.plan.name,
@@ -111,7 +126,9 @@ def notify_order_refunded(order: Order, *, refunds: Sequence[RefundLine], reason
         "reason": reason[:500],
         "refund_method": REFUND_METHODS[providers[0]],
     }
-    references = [r.reference for r in refunds if r.provider == "stripe" and r.reference]
+    references = [
+        r.reference for r in refunds if r.provider == PaymentProvider.STRIPE and r.reference
+    ]
     if references:
         context["refund_reference"] = ", ".join(references)
     notification_send(
@@ -131,7 +148,7 @@ def invoice_url_builder() -> Callable[[int], str]:
 
 
 def invoice_message_context(
-    invoice: Invoice | dict,
+    invoice: Invoice | Mapping[str, Any],
     *,
     server_name: str = "",
     suspension_date: object = None,
@@ -139,8 +156,8 @@ def invoice_message_context(
 ) -> dict[str, object]:
     """What invoice_created, invoice_reminder, invoice_overdue and suspension_warning show
     (from an Invoice, or a dict of its fields: the fleet jobs build no model instances)."""
-    get = invoice.get if isinstance(invoice, dict) else lambda name: getattr(invoice, name)
-    invoice_id = get("id") if isinstance(invoice, dict) else invoice.pk
+    get = (lambda name: getattr(invoice, name)) if isinstance(invoice, Invoice) else invoice.get
+    invoice_id = invoice.pk if isinstance(invoice, Invoice) else invoice.get("id")
     context: dict[str, object] = {
         "invoice_number": get("number"),
         "amount": str(get("total")),

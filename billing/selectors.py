@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Prefetch, QuerySet
 
 from billing.models import (
@@ -112,7 +112,7 @@ def addon_list_for_plan(
     return result
 
 
-def order_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Order]:
+def order_list_for_customer(*, customer: User) -> QuerySet[Order]:
     return (
         Order.objects.filter(customer=customer)
         .select_related("plan", "location", "deployment", "coupon")
@@ -120,18 +120,18 @@ def order_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Order]:
     )
 
 
-def order_get_for_customer(*, order_id: int, customer: AbstractBaseUser) -> Order:
+def order_get_for_customer(*, order_id: int, customer: User) -> Order:
     order = order_list_for_customer(customer=customer).filter(pk=order_id).first()
     if order is None:
         raise NotFoundError("No such order.")
     return order
 
 
-def invoice_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Invoice]:
+def invoice_list_for_customer(*, customer: User) -> QuerySet[Invoice]:
     return Invoice.objects.filter(customer=customer).prefetch_related("lines", "payments")
 
 
-def invoice_get_for_customer(*, invoice_id: int, customer: AbstractBaseUser) -> Invoice:
+def invoice_get_for_customer(*, invoice_id: int, customer: User) -> Invoice:
     invoice = invoice_list_for_customer(customer=customer).filter(pk=invoice_id).first()
     if invoice is None:
         raise NotFoundError("No such invoice.")

@@ -8,6 +8,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
+from billing.errors import BillingErrorCode
 from common.errors import ApplicationError
 from common.jsonsafe import json_loads_bounded
 
@@ -15,14 +16,14 @@ logger = logging.getLogger(__name__)
 
 
 class StripeNotConfigured(ApplicationError):
-    default_code = "stripe_not_configured"
+    default_code = BillingErrorCode.STRIPE_NOT_CONFIGURED
     http_status = 503
 
 
 class StripeUnavailable(ApplicationError):
     """Stripe could not be reached or answered 5xx/429: try again later (retryable)."""
 
-    default_code = "stripe_unavailable"
+    default_code = BillingErrorCode.STRIPE_UNAVAILABLE
     http_status = 503
     retryable = True
 
@@ -30,13 +31,13 @@ class StripeUnavailable(ApplicationError):
 class StripeRequestRejected(ApplicationError):
     """Stripe refused the request (4xx): retrying the same request will not help."""
 
-    default_code = "stripe_rejected"
+    default_code = BillingErrorCode.STRIPE_REJECTED
     http_status = 502
     retryable = False
 
 
 class WebhookRejected(ApplicationError):
-    default_code = "webhook_rejected"
+    default_code = BillingErrorCode.WEBHOOK_REJECTED
     http_status = 400
 
 
@@ -189,12 +190,15 @@ def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, 
     if not secrets:
         raise WebhookRejected("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRETS).")
     if not signature_header:
-        raise WebhookRejected("Missing Stripe-Signature header.", code="invalid_signature")
+        raise WebhookRejected(
+            "Missing Stripe-Signature header.", code=BillingErrorCode.INVALID_SIGNATURE
+        )
     # Stripe sends t=<digits>,v1=<hex>. The library compares str with hmac.compare_digest,
     # which raises TypeError on non-ASCII, and int() accepts non-ASCII digits.
     if not signature_header.isascii():
         raise WebhookRejected(
-            "Invalid Stripe signature: the header is not ASCII.", code="invalid_signature"
+            "Invalid Stripe signature: the header is not ASCII.",
+            code=BillingErrorCode.INVALID_SIGNATURE,
         )
     text = payload.decode("utf-8", errors="replace")
     last_error: Exception | None = None
@@ -214,13 +218,16 @@ def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, 
             if isinstance(last_error, stripe.SignatureVerificationError)
             else "malformed header"
         )
-        raise WebhookRejected(f"Invalid Stripe signature: {reason}", code="invalid_signature")
+        raise WebhookRejected(
+            f"Invalid Stripe signature: {reason}", code=BillingErrorCode.INVALID_SIGNATURE
+        )
     try:
         # Bounded: a signed body nested 100k deep would make json.loads raise RecursionError.
         event = json_loads_bounded(text)
     except ValueError as exc:
         raise WebhookRejected(
-            f"Stripe webhook body is not usable JSON: {exc}"[:200], code="invalid_event"
+            f"Stripe webhook body is not usable JSON: {exc}"[:200],
+            code=BillingErrorCode.INVALID_EVENT,
         ) from None
     _webhook_event_check(event)
     return event
@@ -237,7 +244,7 @@ def _webhook_event_check(event: Any) -> None:
 
     def bad(reason: str) -> WebhookRejected:
         return WebhookRejected(
-            f"Stripe webhook body is not an event: {reason}.", code="invalid_event"
+            f"Stripe webhook body is not an event: {reason}.", code=BillingErrorCode.INVALID_EVENT
         )
 
     if not isinstance(event, dict):

@@ -1,3 +1,7 @@
+"""Celery tasks of billing. Thin: each calls one service. Services queue them only through
+billing.enqueue (this module imports the services).
+"""
+
 from celery import shared_task
 
 from billing.services.checkout_expiry import checkout_sessions_expire
@@ -5,6 +9,7 @@ from billing.services.dunning import dunning_run
 from billing.services.maintenance import orders_cancel_stale_unpaid
 from billing.services.renewals import renewal_invoices_issue
 from billing.stripe_client import StripeUnavailable
+from provisioning.tasks import drain_panel_operations
 
 
 @shared_task(name="billing.cancel_stale_unpaid_orders")
@@ -32,8 +37,6 @@ def issue_renewal_invoices() -> int:
 def dunning() -> dict[str, int]:
     """Kept for messages queued by earlier versions; beat runs `common.run_job("dunning")`.
     The operations it requests are worked off by the drain (enqueued after commit)."""
-    from provisioning.tasks import drain_panel_operations
-
     counts = dunning_run()
     drain_panel_operations.delay()  # also retries operations whose backoff has passed
     return counts

@@ -14,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from common.errors import ApplicationError
+from common.errors import ApplicationError, CommonErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +22,13 @@ logger = logging.getLogger(__name__)
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
-    default_code = "request_too_large"
+    default_code = CommonErrorCode.REQUEST_TOO_LARGE
 
 
 class BadRequest(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "The request could not be read."
-    default_code = "bad_request"
+    default_code = CommonErrorCode.BAD_REQUEST
 
 
 def _flatten(detail: Any) -> Any:
@@ -72,11 +72,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             if isinstance(first, list) and first and isinstance(first[0], str)
             else ("Invalid input.")
         )
-        response.data = {"message": message, "code": "invalid", "extra": {"fields": fields}}
+        response.data = {
+            "message": message,
+            "code": CommonErrorCode.INVALID,
+            "extra": {"fields": fields},
+        }
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:
         detail = getattr(exc, "detail", str(exc))
-        code = detail.code if hasattr(detail, "code") else "error"
+        code = detail.code if hasattr(detail, "code") else CommonErrorCode.ERROR
         response.data = {"message": str(detail), "code": code, "extra": {}}
     return response
 
@@ -93,7 +97,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: JSON under /api/ (an unknown path, or an id the <int:> converter refused),
     the site's HTML page elsewhere."""
     if _is_api(request):
-        return _error("Not found.", "not_found", 404)
+        return _error("Not found.", CommonErrorCode.NOT_FOUND, 404)
     return defaults.page_not_found(request, exception)
 
 
@@ -102,6 +106,6 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     site's HTML page elsewhere. Django has already logged the reason (django.security)."""
     if _is_api(request):
         if isinstance(exception, RequestDataTooBig):
-            return _error(RequestTooLarge.default_detail, "request_too_large", 413)
-        return _error(BadRequest.default_detail, "bad_request", 400)
+            return _error(RequestTooLarge.default_detail, CommonErrorCode.REQUEST_TOO_LARGE, 413)
+        return _error(BadRequest.default_detail, CommonErrorCode.BAD_REQUEST, 400)
     return defaults.bad_request(request, exception)

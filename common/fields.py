@@ -124,11 +124,13 @@ class FailClosedEncryptionMixin:
         return super(library.EncryptedFieldMixin, self).to_python(self._decrypt(value))
 
 
-class EncryptedCharField(FailClosedEncryptionMixin, library.EncryptedCharField):
+# The last base is already in the library class's MRO (the MRO is unchanged); it is named so
+# that the type checker, which cannot see into the untyped library, knows the value types.
+class EncryptedCharField(FailClosedEncryptionMixin, library.EncryptedCharField, models.CharField):
     pass
 
 
-class EncryptedTextField(FailClosedEncryptionMixin, library.EncryptedTextField):
+class EncryptedTextField(FailClosedEncryptionMixin, library.EncryptedTextField, models.TextField):
     pass
 
 

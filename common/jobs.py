@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from common.errors import ApplicationError
+from common.errors import ApplicationError, CommonErrorCode
 from common.logging import redact
 from common.models import JobLease, JobRun, JobRunStatus
 
@@ -35,7 +35,7 @@ JobFunction = Callable[..., JobResult]
 
 
 class UnknownJob(ApplicationError):
-    default_code = "unknown_job"
+    default_code = CommonErrorCode.UNKNOWN_JOB
     http_status = 404
 
 
@@ -72,7 +72,8 @@ def job_function(name: str) -> JobFunction:
         path = settings.FLEET_JOBS[name]
     except KeyError:
         raise UnknownJob(
-            f"No job named {name!r}; jobs: {', '.join(job_names())}.", code="unknown_job"
+            f"No job named {name!r}; jobs: {', '.join(job_names())}.",
+            code=CommonErrorCode.UNKNOWN_JOB,
         ) from None
     return import_string(path)
 

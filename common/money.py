@@ -27,6 +27,12 @@ _THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 
 SUPPORTED_CURRENCIES = ("USD", "EUR", "GBP", "IDR", "SGD", "AUD", "CAD")
 
+# How amounts are stored (model and API decimal fields): twelve digits before the point and the
+# two after it that every supported currency has (all have exponent 2 above). A three-decimal
+# currency would need wider columns, and a migration, before it is sold.
+MONEY_MAX_DIGITS = 14
+MONEY_DECIMAL_PLACES = 2
+
 
 def currency_exponent(currency: str) -> int:
     code = currency.upper()

@@ -1,12 +1,14 @@
 """Explicit state machines: a transition table next to each model, one way to move."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from django.db import models
 
 from common.actors import Actor
-from common.errors import ConflictError
+from common.errors import CommonErrorCode, ConflictError
+
+EventT = TypeVar("EventT", bound=models.Model)
 
 
 class TransitionTable:
@@ -21,7 +23,7 @@ class TransitionTable:
         if not self.can(from_status, to_status):
             raise ConflictError(
                 f"{self.name} cannot go from '{from_status}' to '{to_status}'.",
-                code="invalid_transition",
+                code=CommonErrorCode.INVALID_TRANSITION,
                 extra={"from": str(from_status), "to": str(to_status)},
             )
 
@@ -33,11 +35,11 @@ def apply_transition(
     to_status: str,
     actor: Actor,
     reason: str,
-    event_model: type[models.Model],
+    event_model: type[EventT],
     event_fk: str,
     extra_updates: Mapping[str, Any] | None = None,
     status_field: str = "status",
-) -> models.Model:
+) -> EventT:
     """Check the table, save the new status (and `extra_updates`), write the history row.
 
     The caller holds the row lock (select_for_update) inside a transaction.
@@ -53,7 +55,7 @@ def apply_transition(
         update_fields.append("updated_at")
     instance.full_clean(exclude=None, validate_unique=False, validate_constraints=False)
     instance.save(update_fields=update_fields)
-    return event_model.objects.create(
+    return event_model._default_manager.create(
         **{event_fk: instance},
         actor=actor.user,
         actor_label=actor.label,
@@ -63,7 +65,7 @@ def apply_transition(
     )
 
 
-class StateMachine:
+class StateMachine(Generic[EventT]):
     """One model's lifecycle: its transition table and its history (event) model.
 
     Services move rows and record history only through it, so a newcomer reads one object per
@@ -76,7 +78,7 @@ class StateMachine:
         self,
         *,
         table: TransitionTable,
-        event_model: type[models.Model] | str,
+        event_model: type[EventT] | str,
         event_fk: str,
         status_field: str = "status",
     ) -> None:
@@ -86,11 +88,12 @@ class StateMachine:
         self.status_field = status_field
 
     @property
-    def event_model(self) -> type[models.Model]:
+    def event_model(self) -> type[EventT]:
         if isinstance(self._event_model, str):
             from django.apps import apps
 
-            self._event_model = apps.get_model(self._event_model)
+            # The app registry returns a plain model class for the label.
+            self._event_model = cast(type[EventT], apps.get_model(self._event_model))
         return self._event_model
 
     def can(self, instance: models.Model, to_status: str) -> bool:
@@ -104,7 +107,7 @@ class StateMachine:
         actor: Actor,
         reason: str,
         extra_updates: Mapping[str, Any] | None = None,
-    ) -> models.Model:
+    ) -> EventT:
         """Check the table, save the new status (and `extra_updates`), write the history row.
 
         The caller holds the row lock (select_for_update) inside a transaction.
@@ -121,30 +124,30 @@ class StateMachine:
             status_field=self.status_field,
         )
 
-    def record_created(self, instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
+    def record_created(self, instance: models.Model, *, actor: Actor, reason: str) -> EventT:
         """The first history row of a new row: from nothing to its initial status."""
         return self._record(instance, "", actor=actor, reason=reason)
 
-    def note(self, instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
+    def note(self, instance: models.Model, *, actor: Actor, reason: str) -> EventT:
         """A history row without a status change (a date moved, an operation audited)."""
         return self._record(
             instance, getattr(instance, self.status_field), actor=actor, reason=reason
         )
 
-    def unsaved_note(self, instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
+    def unsaved_note(self, instance: models.Model, *, actor: Actor, reason: str) -> EventT:
         """`note`'s row, not yet saved: for services that write many with bulk_create."""
         return self._row(instance, getattr(instance, self.status_field), actor=actor, reason=reason)
 
     def _record(
         self, instance: models.Model, from_status: str, *, actor: Actor, reason: str
-    ) -> models.Model:
+    ) -> EventT:
         row = self._row(instance, from_status, actor=actor, reason=reason)
         row.save(force_insert=True)
         return row
 
     def _row(
         self, instance: models.Model, from_status: str, *, actor: Actor, reason: str
-    ) -> models.Model:
+    ) -> EventT:
         return self.event_model(
             **{self.event_fk: instance},
             actor=actor.user,

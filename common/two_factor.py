@@ -17,7 +17,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from common.errors import ApplicationError
+from common.errors import ApplicationError, CommonErrorCode
 
 RECOVERY_CODE_COUNT = 10
 WRONG_CODE = "That code is not valid. Check the time on your phone, or use a recovery code."
@@ -35,7 +35,9 @@ def staff_totp_device_get(*, user: AbstractBaseUser) -> TOTPDevice | None:
 def staff_totp_enrolment_device(*, user: AbstractBaseUser) -> TOTPDevice:
     """The unconfirmed device being enrolled: the same one (and secret) on every reload."""
     if staff_totp_device_get(user=user) is not None:
-        raise ApplicationError("An authenticator is already set up.", code="already_enrolled")
+        raise ApplicationError(
+            "An authenticator is already set up.", code=CommonErrorCode.ALREADY_ENROLLED
+        )
     device = TOTPDevice.objects.devices_for_user(user, confirmed=False).first()
     if device is None:
         device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)

@@ -3,10 +3,12 @@
 Kept here (not in billing) because every app notifies customers and may import notifications.
 
 Deliveries are state machines (DELIVERY_TRANSITIONS + DeliveryEvent history rows, changed only
-through `common.state.apply_transition`). Their bodies are redacted copies: secrets (panel
-passwords, one-time links) live only in DeliverySecret / CredentialReveal, encrypted, and are
-deleted once they are no longer needed.
+through DELIVERY_STATES, a `common.state.StateMachine`). Their bodies are redacted copies:
+secrets (panel passwords, one-time links) live only in DeliverySecret / CredentialReveal,
+encrypted, and are deleted once they are no longer needed.
 """
+
+from enum import StrEnum
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -118,7 +120,8 @@ DELIVERY_TRANSITIONS = TransitionTable(
     },
 )
 # Position in the sent -> delivered -> read order; a receipt never moves a delivery back.
-DELIVERY_PROGRESS = {D.QUEUED: 0, D.SENT: 1, D.DELIVERED: 2, D.READ: 3}
+# Keyed by the plain status strings too (a receipt's status, a row's status field).
+DELIVERY_PROGRESS: dict[str, int] = {D.QUEUED: 0, D.SENT: 1, D.DELIVERED: 2, D.READ: 3}
 
 
 class Delivery(TimeStampedModel):
@@ -244,6 +247,19 @@ class DeliverySecret(models.Model):
 
     def __str__(self) -> str:
         return f"Secret of delivery #{self.pk}"
+
+
+class CredentialsLinkState(StrEnum):
+    """What a one-time credentials link is now (derived, not stored): the reveal page shows it
+    and CredentialsLinkError's code is "credentials_link_" + it."""
+
+    VALID = "valid"
+    USED = "used"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    INVALID = "invalid"  # no such link, or another customer's
+    OPENED = "opened"  # already opened in another browser session
+    REVEALED = "revealed"  # the page that shows the login details, once
 
 
 class CredentialReveal(models.Model):

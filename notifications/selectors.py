@@ -1,6 +1,6 @@
 """Reads: contact profiles, deliveries and their history, credential links."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -8,19 +8,18 @@ from notifications.events import SPECS, EventSpec
 from notifications.models import (
     Audience,
     CredentialReveal,
+    CredentialsLinkState,
     CustomerProfile,
     Delivery,
     DeliveryEvent,
 )
 
 
-def customer_profile_get(*, user: AbstractBaseUser) -> CustomerProfile | None:
+def customer_profile_get(*, user: User) -> CustomerProfile | None:
     return CustomerProfile.objects.filter(user=user).first()
 
 
-def delivery_list(
-    *, event_key: str | None = None, user: AbstractBaseUser | None = None
-) -> QuerySet[Delivery]:
+def delivery_list(*, event_key: str | None = None, user: User | None = None) -> QuerySet[Delivery]:
     """Deliveries of one occurrence and/or one customer, oldest first."""
     rows = Delivery.objects.all()
     if event_key is not None:
@@ -35,21 +34,21 @@ def delivery_history(*, delivery_id: int) -> QuerySet[DeliveryEvent]:
     return DeliveryEvent.objects.filter(delivery_id=delivery_id).order_by("created_at", "pk")
 
 
-def credentials_reveal_status(reveal: CredentialReveal | None) -> str:
-    """'valid', 'used', 'revoked', 'expired' or 'invalid' (None) for one link: the one rule
-    the reveal page and the open/consume services share."""
+def credentials_reveal_status(reveal: CredentialReveal | None) -> CredentialsLinkState:
+    """Valid, used, revoked, expired or invalid (None) for one link: the one rule the reveal
+    page and the open/consume services share."""
     if reveal is None:
-        return "invalid"
+        return CredentialsLinkState.INVALID
     if reveal.revealed_at is not None:
-        return "used"
+        return CredentialsLinkState.USED
     if reveal.revoked_at is not None:
-        return "revoked"
+        return CredentialsLinkState.REVOKED
     if reveal.expires_at <= timezone.now() or not reveal.secrets:
-        return "expired"
-    return "valid"
+        return CredentialsLinkState.EXPIRED
+    return CredentialsLinkState.VALID
 
 
-def credentials_reveal_state(*, user: AbstractBaseUser, reveal_id: int | None) -> str:
+def credentials_reveal_state(*, user: User, reveal_id: int | None) -> CredentialsLinkState:
     """State of an opened link kept in the session (invalid: none, not opened, or another
     user's)."""
     reveal = (

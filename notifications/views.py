@@ -9,7 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from notifications.errors import CredentialsLinkError
+from notifications.errors import CredentialsLinkError, NotificationErrorCode
+from notifications.models import CredentialsLinkState
 from notifications.selectors import credentials_reveal_state
 from notifications.services import (
     credentials_reveal_consume,
@@ -43,7 +44,7 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     except WebhookRejected as exc:
         # The reason only; never the payload or the signature.
         logger.warning("whatsapp webhook rejected from %s: %s", _client_ip(request), exc.code)
-        status = 403 if exc.code == "invalid_signature" else 400
+        status = 403 if exc.code == NotificationErrorCode.INVALID_SIGNATURE else 400
         return JsonResponse({"message": exc.message, "code": exc.code}, status=status)
     return JsonResponse({"received": True, "applied": applied})
 
@@ -86,19 +87,21 @@ def credentials_page(request: HttpRequest) -> HttpResponse:
         state = exc.code.removeprefix("credentials_link_")
         return render(request, _REVEAL_TEMPLATE, {"state": state}, status=_STATUS.get(state, 404))
     request.session.pop(_REVEAL_SESSION_KEY, None)
-    return render(request, _REVEAL_TEMPLATE, {"state": "revealed", "secrets": secrets})
+    return render(
+        request, _REVEAL_TEMPLATE, {"state": CredentialsLinkState.REVEALED, "secrets": secrets}
+    )
 
 
 _REVEAL_TEMPLATE = "notifications/pages/credentials_reveal.html"
 # Used, revoked, already opened or expired links are gone for good (410); unknown or someone
 # else's: 404.
 _STATUS = {
-    "valid": 200,
-    "used": 410,
-    "revoked": 410,
-    "opened": 410,
-    "expired": 410,
-    "invalid": 404,
+    CredentialsLinkState.VALID: 200,
+    CredentialsLinkState.USED: 410,
+    CredentialsLinkState.REVOKED: 410,
+    CredentialsLinkState.OPENED: 410,
+    CredentialsLinkState.EXPIRED: 410,
+    CredentialsLinkState.INVALID: 404,
 }
 
 

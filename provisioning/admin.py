@@ -17,7 +17,8 @@ from common.actors import Actor
 from common.admin import ReadOnlyAdmin, ReadOnlyInline, StatusEventInline
 from common.errors import ApplicationError
 from provisioning import operations
-from provisioning.fleet.drift import drift_repairs_request, drifts_dismiss, repair_for
+from provisioning.fleet.drift import drifts_dismiss, repair_for
+from provisioning.fleet.drift_repairs import drift_repairs_request
 from provisioning.models import (
     AllocationClaim,
     DriftItem,

@@ -11,12 +11,17 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError, NotFoundError
+from provisioning.errors import ProvisioningErrorCode as Code
 from provisioning.pterodactyl import PanelConflict, PanelError, PterodactylClientAPI
 from servers.models import Deployment, DeploymentStatus, PowerAction, PowerSignal
 from servers.services import deployment_record
 
 CUSTOMER_SIGNALS = (PowerSignal.START, PowerSignal.STOP, PowerSignal.RESTART)
-_PAST = {"start": "started", "stop": "stopped", "restart": "restarted"}
+_PAST = {
+    PowerSignal.START: "started",
+    PowerSignal.STOP: "stopped",
+    PowerSignal.RESTART: "restarted",
+}
 POWER_LIMIT_PER_MINUTE = 5
 _MB = 1024 * 1024
 
@@ -46,7 +51,7 @@ def server_live_status(
         return LiveStatus(error="Live status is not available (the panel's client key is not set).")
     except PanelConflict:
         return LiveStatus(
-            state="suspended" if deployment.status == "suspended" else "busy",
+            state="suspended" if deployment.status == DeploymentStatus.SUSPENDED else "busy",
             error="The server is busy (installing or suspended).",
         )
     except PanelError:
@@ -74,13 +79,13 @@ def server_power_signal(
         raise ConflictError(
             f"The server is {deployment.get_status_display().lower()}; it cannot be "
             f"{_PAST[signal]} now.",
-            code="invalid_state",
+            code=Code.INVALID_STATE,
         )
     recent = PowerAction.objects.filter(
         deployment=deployment, created_at__gte=timezone.now() - dt.timedelta(minutes=1)
     ).count()
     if recent >= POWER_LIMIT_PER_MINUTE:
-        raise ConflictError("Too many power actions; wait a minute.", code="rate_limited")
+        raise ConflictError("Too many power actions; wait a minute.", code=Code.RATE_LIMITED)
     try:
         client = client or PterodactylClientAPI.from_settings(max_retries=0)
         client.send_power_signal(deployment.panel_identifier, signal)  # type: ignore[arg-type]

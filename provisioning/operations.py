@@ -13,12 +13,14 @@ from common.errors import ApplicationError, ConflictError, NotFoundError
 from notifications.services import credentials_resend_allowed
 from provisioning import listeners, notify
 from provisioning.credentials import panel_password
-from provisioning.models import AllocationClaim, PanelAccount
+from provisioning.errors import ProvisioningErrorCode as Code
+from provisioning.models import AllocationClaim, DriftKind, PanelAccount
 from provisioning.pterodactyl import (
     PanelBadRequest,
     PanelError,
     PanelNotFound,
     PterodactylClient,
+    ServerStatus,
 )
 from provisioning.saga.panel_user_step import panel_user_in_use
 from servers.models import Deployment, DeploymentStatus
@@ -28,14 +30,14 @@ logger = logging.getLogger(__name__)
 
 
 class PanelOperationFailed(ApplicationError):
-    default_code = "panel_operation_failed"
+    default_code = Code.PANEL_OPERATION_FAILED
     http_status = 502
 
 
 class PanelServerMissing(PanelOperationFailed):
     """The server is gone from the panel (deleted by hand?): retrying will not help."""
 
-    default_code = "panel_server_missing"
+    default_code = Code.PANEL_SERVER_MISSING
 
 
 def _live(deployment_id: int, allowed: tuple[str, ...]) -> Deployment:
@@ -44,10 +46,10 @@ def _live(deployment_id: int, allowed: tuple[str, ...]) -> Deployment:
         raise ConflictError(
             f"{deployment} is {deployment.get_status_display().lower()}; this needs "
             f"{' or '.join(allowed)}.",
-            code="invalid_state",
+            code=Code.INVALID_STATE,
         )
     if deployment.panel_server_id is None:
-        raise ConflictError(f"{deployment} has no panel server.", code="no_panel_server")
+        raise ConflictError(f"{deployment} has no panel server.", code=Code.NO_PANEL_SERVER)
     return deployment
 
 
@@ -73,17 +75,17 @@ def _read_back(client: PterodactylClient, deployment: Deployment, *, expect: str
     else:
         shown = f"status {server.status or 'normal'}"
         verified = {
-            "suspended": server.status == "suspended",
-            "unsuspended": server.status != "suspended",
+            "suspended": server.status == ServerStatus.SUSPENDED,
+            "unsuspended": server.status != ServerStatus.SUSPENDED,
             "deleted": False,
         }[expect]
     if not verified:
         from provisioning.fleet.drift import drift_record
 
         drift_kind = {
-            "suspended": "suspended_here_running_there",
-            "unsuspended": "suspended_there_active_here",
-            "deleted": "orphan_server",
+            "suspended": DriftKind.SUSPENDED_HERE_RUNNING_THERE,
+            "unsuspended": DriftKind.SUSPENDED_THERE_ACTIVE_HERE,
+            "deleted": DriftKind.ORPHAN_SERVER,
         }[expect]
         drift_record(
             kind=drift_kind,
@@ -267,12 +269,12 @@ def panel_password_reset(
     deployment = Deployment.objects.get(pk=deployment_id)
     account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
     if account is None or not account.panel_user_id:
-        raise ConflictError("This customer has no panel user yet.", code="no_panel_user")
+        raise ConflictError("This customer has no panel user yet.", code=Code.NO_PANEL_USER)
     if not account.created_by_portal:
         raise ConflictError(
             "This panel user existed before the portal attached it (matched by e-mail); its "
             "password is not ours to change. Reset it in the panel after verifying the owner.",
-            code="not_our_panel_user",
+            code=Code.NOT_OUR_PANEL_USER,
         )
     client = client or PterodactylClient.from_settings()
     password = panel_password()
@@ -299,16 +301,16 @@ def credentials_resend(*, deployment_id: int, user: Any) -> None:
     if deployment is None:
         raise NotFoundError("No such server.")
     if deployment.status not in (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED):
-        raise ConflictError("This server has no login yet.", code="invalid_state")
+        raise ConflictError("This server has no login yet.", code=Code.INVALID_STATE)
     account = PanelAccount.objects.filter(user=user, panel_user_id__isnull=False).first()
     if account is None:
-        raise ConflictError("You have no panel login yet.", code="no_panel_user")
+        raise ConflictError("You have no panel login yet.", code=Code.NO_PANEL_USER)
     with transaction.atomic():
         if not credentials_resend_allowed(user=user, key=f"deployment-{deployment.pk}"):
             raise ConflictError(
                 "You asked for your login details several times recently; please wait an hour "
                 "or contact support.",
-                code="rate_limited",
+                code=Code.RATE_LIMITED,
             )
         notify.notify_credentials(
             deployment,

@@ -9,17 +9,17 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.errors import ConflictError
-from common.state import apply_transition
 from provisioning import listeners, notify
+from provisioning.errors import ProvisioningErrorCode as Code
 from provisioning.models import (
     ACTIVE_RUN_STATUSES,
-    PROVISIONING_REQUEST_TRANSITIONS,
+    PROVISIONING_REQUEST_STATES,
     AllocationClaim,
     ProvisioningRequest,
-    ProvisioningRequestEvent,
     ProvisioningRequestStatus,
     ProvisioningRun,
     RunStatus,
+    run_move,
 )
 from provisioning.saga import engine
 from provisioning.saga.steps import STEP_NAMES
@@ -55,12 +55,10 @@ def provisioning_request_create(
         request = ProvisioningRequest.objects.select_for_update().get(deployment_id=deployment_id)
         if request.events.exists():
             return request
-        ProvisioningRequestEvent.objects.create(
-            request=request,
-            actor=actor.user,
-            actor_label=actor.label,
-            from_status="",
-            to_status=ProvisioningRequestStatus.PENDING,
+        # The new row is pending: its first history row goes from nothing to pending.
+        PROVISIONING_REQUEST_STATES.record_created(
+            request,
+            actor=actor,
             reason=(
                 f"{order_reference} confirmed"
                 if automatic
@@ -94,7 +92,7 @@ def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> 
     produce one run, whatever the callers checked before.
     """
     if not 0 <= from_step < len(STEP_NAMES):
-        raise ConflictError(f"There is no step {from_step}.", code="invalid_step")
+        raise ConflictError(f"There is no step {from_step}.", code=Code.INVALID_STEP)
     with transaction.atomic():
         request = ProvisioningRequest.objects.select_for_update().get(pk=request_id)
         active = ProvisioningRun.objects.filter(
@@ -108,7 +106,7 @@ def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> 
         ):
             raise ConflictError(
                 f"Provisioning of {request.order_reference} is {request.status}; nothing to start.",
-                code="provisioning_finished",
+                code=Code.PROVISIONING_FINISHED,
             )
         inherited = _outputs_to_resume(request.deployment_id, from_step)
         now = timezone.now()
@@ -132,15 +130,12 @@ def provisioning_start(*, request_id: int, actor: Actor, from_step: int = 0) -> 
         if from_step:
             # The ports the stuck run holds move to the new run with everything else it made.
             AllocationClaim.objects.filter(deployment_id=request.deployment_id).update(run=run)
-        apply_transition(
+        PROVISIONING_REQUEST_STATES.move(
             request,
-            table=PROVISIONING_REQUEST_TRANSITIONS,
-            to_status=ProvisioningRequestStatus.IN_PROGRESS,
+            ProvisioningRequestStatus.IN_PROGRESS,
             actor=actor,
             reason=f"Run #{run.pk} started"
             + (f" from step {STEP_NAMES[from_step]}" if from_step else ""),
-            event_model=ProvisioningRequestEvent,
-            event_fk="request",
         )
         deployment = Deployment.objects.get(pk=request.deployment_id)
         if deployment.status != DeploymentStatus.PROVISIONING:
@@ -185,7 +180,7 @@ def _outputs_to_resume(deployment_id: int, from_step: int) -> dict:
         raise ConflictError(
             "Only a run left in 'needs attention' can be resumed from a later step; the last run "
             "was rolled back, so start again from the first step.",
-            code="cannot_resume",
+            code=Code.CANNOT_RESUME,
         )
     outputs = {name: getattr(previous, name) for name in _RESUMABLE_FIELDS}
     ProvisioningRun.objects.filter(pk=previous.pk).update(
@@ -198,15 +193,17 @@ def provisioning_retry(*, deployment_id: int, actor: Actor, from_step: int = 0) 
     """Staff: start again after a failure (a new run; the failed one stays in the history)."""
     request = ProvisioningRequest.objects.filter(deployment_id=deployment_id).first()
     if request is None:
-        raise ConflictError("This deployment was never handed to provisioning.", code="no_request")
+        raise ConflictError(
+            "This deployment was never handed to provisioning.", code=Code.NO_REQUEST
+        )
     if request.status == ProvisioningRequestStatus.SUCCEEDED:
-        raise ConflictError("This server is already provisioned.", code="provisioning_finished")
+        raise ConflictError("This server is already provisioned.", code=Code.PROVISIONING_FINISHED)
     last = ProvisioningRun.objects.filter(deployment_id=deployment_id).order_by("-pk").first()
     if from_step == 0 and last is not None and last.status == RunStatus.NEEDS_ATTENTION:
         raise ConflictError(
             f"Run #{last.pk} still holds what it created (its rollback did not finish): roll it "
             "back again, or resume it from a later step.",
-            code="needs_attention",
+            code=Code.NEEDS_ATTENTION,
         )
     return provisioning_start(request_id=request.pk, actor=actor, from_step=from_step)
 
@@ -228,11 +225,11 @@ def provisioning_abort(*, run_id: int, actor: Actor, reason: str) -> Provisionin
             return run
         if run.status not in (RunStatus.RUNNING, RunStatus.COMPENSATING, RunStatus.NEEDS_ATTENTION):
             raise ConflictError(
-                f"Run #{run.pk} is {run.status}; nothing to undo.", code="run_finished"
+                f"Run #{run.pk} is {run.status}; nothing to undo.", code=Code.RUN_FINISHED
             )
         if run.status != RunStatus.COMPENSATING:
             run.compensate_index = min(run.step_index, len(STEP_NAMES) - 1)
-            run.status = RunStatus.COMPENSATING
+            run_move(run, RunStatus.COMPENSATING)
         run.fence += 1  # a worker still inside a step can no longer write its result
         run.lease_expires_at = None
         run.next_run_at = timezone.now()
@@ -295,7 +292,8 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
             .values("lease_expires_at", "deadline_at", "started_at")
             .first()
         )
-        if row is None:
+        # Gone, or resumed meanwhile (a lease the filter matched is never None: for the types).
+        if row is None or row["lease_expires_at"] is None:
             continue
         lost_time = timezone.now() - (row["lease_expires_at"] - lease)
         # Never earlier than it was: a run that waited for capacity had its deadline restarted.

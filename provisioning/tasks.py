@@ -10,16 +10,14 @@ from provisioning.services import provisioning_start_queued, provisioning_sweep
 
 logger = logging.getLogger(__name__)
 
-FINISHED = {"succeeded", "failed", "needs_attention"}
-
 
 @shared_task(name="provisioning.run_step", acks_late=True)
 def run_step(run_id: int) -> str:
     """One saga step. acks_late is safe: the engine's fence makes a re-delivery harmless."""
     result = engine.run_step(run_id)
-    if result in FINISHED:
+    if result in engine.FINISHED_RESULTS:
         provisioning_start_queued()  # a slot is free: the next queued order need not wait
-    return result
+    return str(result)  # the plain string, as the result backend always stored it
 
 
 @shared_task(name="provisioning.sweep")

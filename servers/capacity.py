@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.errors import ApplicationError
+from servers.errors import ServersErrorCode
 from servers.models import CapacityHold, Deployment, Location, Node
 from servers.services import deployment_record
 
@@ -54,7 +55,7 @@ class SoldOutError(ApplicationError):
     """No node of the chosen location has room for the plan (code "sold_out"), or the location
     has no usable node at all (code "not_available"). A field error on "location"."""
 
-    default_code = "sold_out"
+    default_code = ServersErrorCode.SOLD_OUT
 
 
 class Sized(Protocol):
@@ -75,7 +76,7 @@ def sold_out_error(*, location: Location, plan_name: str) -> SoldOutError:
             "location": f"Sold out: no server in {_location_name(location)} has room for "
             f"{plan_name} right now. Choose another location or try again later."
         },
-        code="sold_out",
+        code=ServersErrorCode.SOLD_OUT,
     )
 
 
@@ -85,7 +86,7 @@ def not_available_error(*, location: Location, plan_name: str) -> SoldOutError:
             "location": f"{plan_name} is not available in {_location_name(location)} right "
             "now: no server there takes new orders. Choose another location or try again later."
         },
-        code="not_available",
+        code=ServersErrorCode.NOT_AVAILABLE,
     )
 
 

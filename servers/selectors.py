@@ -1,6 +1,6 @@
 """Reads on locations, nodes, eggs and deployments."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from servers.egg_rules import VariableRule, variable_rules_from
@@ -23,5 +23,5 @@ def egg_variable_rules(*, egg_panel_id: int) -> list[VariableRule] | None:
     return variable_rules_from(variables)
 
 
-def deployment_list_for_customer(*, customer: AbstractBaseUser) -> QuerySet[Deployment]:
+def deployment_list_for_customer(*, customer: User) -> QuerySet[Deployment]:
     return Deployment.objects.filter(customer=customer).select_related("location", "node")

@@ -4,7 +4,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from servers.models import (
 
 def deployment_create(
     *,
-    customer: AbstractBaseUser,
+    customer: User,
     name: str,
     plan_slug: str,
     plan_name: str,

@@ -24,12 +24,12 @@ from notifications.models import Delivery
 from panel_simulator.state import ServerRow
 from provisioning import operations
 from provisioning.fleet.drift import drift_record
+from provisioning.fleet.drift_scan import drift_findings
 from provisioning.fleet.operations import (
     OperationRequest,
     OperationResult,
     panel_operations_request,
 )
-from provisioning.fleet.reconcile import drift_findings
 from provisioning.fleet.repairs import repair_execute
 from provisioning.models import (
     AllocationClaim,

@@ -104,6 +104,29 @@ def test_reset_panel_password_changes_it_on_the_panel(saga, active, staff, custo
     assert new not in reset.body
 
 
+def test_password_of_an_adopted_panel_user_is_not_reset(saga, place_order, staff, user_factory):
+    saga.panel.add_user(
+        username="olduser",
+        email="old@example.com",
+        first_name="Old",
+        last_name="User",
+        root_admin=False,
+    )
+    customer = user_factory(username="old@example.com")
+    order = place_order(customer=customer, actor=Actor.customer(customer))
+    payment_record_manual(
+        invoice_id=order.invoices.get().pk, reference="R", actor=Actor.staff(staff)
+    )
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    account = PanelAccount.objects.get(user=customer)
+    assert account.created_by_portal is False
+    assert not account.password
+
+    with pytest.raises(ConflictError, match="not ours to change"):
+        operations.panel_password_reset(deployment_id=order.deployment_id, actor=Actor.staff(staff))
+
+
 def test_panel_failure_is_a_clear_error_and_changes_nothing(saga, active, staff):
     saga.fault("status", method="POST", path=r"/suspend$", status=500, times=None)
     with pytest.raises(operations.PanelOperationFailed, match="refused to suspend"):

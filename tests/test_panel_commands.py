@@ -156,3 +156,32 @@ def test_seed_catalog_on_an_empty_mirror_creates_the_demo_servers(db):
     output = run("seed_catalog")
     assert "2 locations created, 2 nodes created, 2 eggs created" in output
     assert Node.objects.get(panel_id=2).name == "us-nyc-1"
+
+
+def test_panel_check_runs_its_named_checks_in_order():
+    from provisioning.panel_check import PANEL_CHECKS
+
+    assert [check.name for check in PANEL_CHECKS] == [
+        "url",
+        "api_key",
+        "connection",
+        "default_node",
+        "plans",
+        "free_allocations",
+    ]
+
+
+def test_panel_check_stops_before_asking_the_panel_when_settings_are_missing(settings):
+    from provisioning.panel_check import FAIL, panel_check
+
+    settings.PTERODACTYL_URL, settings.PTERODACTYL_ADMIN_API_KEY = "", ""
+
+    def no_client():
+        raise AssertionError("the panel must not be asked")
+
+    results = panel_check(plans=[], client_factory=no_client)
+
+    assert [(r.status, r.title) for r in results] == [
+        (FAIL, "PTERODACTYL_URL is not set"),
+        (FAIL, "PTERODACTYL_ADMIN_API_KEY is not set"),
+    ]

@@ -5,15 +5,20 @@ import pytest
 from billing.models import Order, OrderStatus
 from billing.services.payments import payment_record_manual
 from common.actors import Actor
+from common.errors import ConflictError
 from provisioning.models import (
+    RUN_TRANSITIONS,
     AllocationClaim,
     PanelAccount,
     ProvisioningRequestStatus,
     ProvisioningRun,
     RunStatus,
+    run_move,
 )
-from provisioning.saga.steps import STEP_NAMES
-from servers.models import DeploymentStatus
+from provisioning.saga import engine
+from provisioning.saga.steps import STEP_NAMES, StepName
+from provisioning.services import provisioning_retry
+from servers.models import DeploymentStatus, Egg
 
 SEEDED_USERS = 2  # the simulator's admin and support users
 
@@ -33,6 +38,23 @@ def panel_leftovers(saga) -> dict[str, int]:
         "users": len(panel.users) - SEEDED_USERS,
         "assigned_allocations": sum(1 for a in panel.allocations.values() if a.server_id),
     }
+
+
+def drive_until(run_id: int, step: str) -> None:
+    """Run the steps of a run (saga steps queued, not run: `manual_steps`) up to `step`."""
+    while ProvisioningRun.objects.get(pk=run_id).step_index < STEP_NAMES.index(step):
+        engine.run_step(run_id)
+
+
+def drive_to_end(run_id: int) -> ProvisioningRun:
+    """Run the steps of a run, ignoring their countdowns, until it is no longer active."""
+    for _ in range(60):
+        run = ProvisioningRun.objects.get(pk=run_id)
+        if run.status not in (RunStatus.RUNNING, RunStatus.COMPENSATING):
+            return run
+        ProvisioningRun.objects.filter(pk=run_id).update(next_run_at=None)
+        engine.run_step(run_id)
+    raise AssertionError("run did not finish")
 
 
 def test_happy_path_paid_order_becomes_an_active_server(saga, place_order, staff, customer):
@@ -259,6 +281,45 @@ def test_failure_keeps_a_panel_user_that_owns_other_servers(saga, place_order, s
     assert panel_leftovers(saga) == {"servers": 1, "users": 1, "assigned_allocations": 1}
 
 
+def test_a_failing_order_keeps_the_panel_user_another_order_is_using(
+    saga, place_order, staff, settings, manual_steps
+):
+    settings.PROVISIONING_ENABLED = False
+    first = pay(place_order(), staff)
+    second = pay(place_order(plan_slug="starter"), staff)
+    run_a = provisioning_retry(deployment_id=first.deployment_id, actor=Actor.staff(staff))
+    drive_until(run_a.pk, "placement")  # A has the panel user, no server yet
+    Egg.objects.filter(panel_id=2).delete()  # B must read its egg, and the panel says 404
+    saga.fault("status", method="GET", path=r"/eggs/2$", status=404, times=None)
+    run_b = provisioning_retry(deployment_id=second.deployment_id, actor=Actor.staff(staff))
+    drive_until(run_b.pk, "resources")
+    # As when B found the user before A had recorded it: B believes it created it.
+    ProvisioningRun.objects.filter(pk=run_b.pk).update(panel_user_created=True)
+
+    assert drive_to_end(run_b.pk).status == RunStatus.FAILED
+
+    assert panel_leftovers(saga)["users"] == 1  # kept for A
+    assert drive_to_end(run_a.pk).status == RunStatus.SUCCEEDED
+
+
+def test_a_panel_administrator_account_is_never_given_to_a_customer(
+    saga, place_order, staff, user_factory
+):
+    intruder = user_factory(username="admin@example.com")  # the panel admin's e-mail
+    order = place_order(customer=intruder, actor=Actor.customer(intruder))
+
+    order = pay(order, staff)
+
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert "panel administrator" in run.last_error
+    assert order.status == OrderStatus.CONFIRMED
+    assert not any(
+        u.email == "admin@example.com" and not u.root_admin for u in saga.panel.users.values()
+    )
+    assert PanelAccount.objects.get(user=intruder).panel_user_id is None
+
+
 def test_retry_after_failure_succeeds(saga, place_order, staff):
     from provisioning.services import provisioning_retry
 
@@ -435,6 +496,17 @@ def test_resume_from_a_step_after_an_incomplete_rollback(saga, place_order, staf
     assert [s.step for s in resumed.steps.all()] == ["install", "activate"]
 
 
+def test_plain_retry_is_refused_while_a_run_needs_attention(saga, place_order, staff):
+    saga.panel.eggs[1].fail_install = True
+    saga.fault("status", method="DELETE", path=r"/servers/\d+", status=500, times=None)
+    order = pay(place_order(), staff)
+    assert ProvisioningRun.objects.get().status == RunStatus.NEEDS_ATTENTION
+
+    with pytest.raises(ConflictError, match="roll it back again, or resume it"):
+        provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
+    assert ProvisioningRun.objects.count() == 1
+
+
 def test_resume_from_a_step_after_a_clean_rollback_is_refused(saga, place_order, staff):
     from common.errors import ConflictError as Conflict
     from provisioning.services import provisioning_retry
@@ -448,3 +520,54 @@ def test_resume_from_a_step_after_a_clean_rollback_is_refused(saga, place_order,
             from_step=STEP_NAMES.index("server"),
         )
     assert ProvisioningRun.objects.count() == 1
+
+
+def test_the_step_names_are_the_steps_in_order():
+    assert [str(name) for name in StepName] == STEP_NAMES
+
+
+def test_the_run_transition_table_covers_every_run_status():
+    assert set(RUN_TRANSITIONS.allowed) == set(RunStatus.values)
+    for targets in RUN_TRANSITIONS.allowed.values():
+        assert targets <= set(RunStatus.values)
+    # Only the active statuses lead anywhere; a finished run stays finished.
+    assert {s for s, targets in RUN_TRANSITIONS.allowed.items() if targets} == {
+        RunStatus.RUNNING,
+        RunStatus.COMPENSATING,
+        RunStatus.NEEDS_ATTENTION,
+    }
+
+
+@pytest.mark.parametrize(
+    ("from_status", "to_status"),
+    [
+        (RunStatus.SUCCEEDED, RunStatus.COMPENSATING),
+        (RunStatus.FAILED, RunStatus.RUNNING),
+        (RunStatus.COMPENSATING, RunStatus.SUCCEEDED),
+        (RunStatus.NEEDS_ATTENTION, RunStatus.FAILED),
+    ],
+)
+def test_a_forbidden_run_move_is_refused(from_status, to_status):
+    run = ProvisioningRun(status=from_status)
+
+    with pytest.raises(ConflictError) as refused:
+        run_move(run, to_status)
+
+    assert refused.value.code == "invalid_transition"
+    assert refused.value.extra == {"from": from_status, "to": to_status}
+    assert run.status == from_status
+
+
+def test_staff_cannot_roll_back_a_finished_run(saga, place_order, staff):
+    from provisioning.services import provisioning_abort
+
+    pay(place_order(), staff)
+    run = ProvisioningRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED
+
+    with pytest.raises(ConflictError) as refused:
+        provisioning_abort(run_id=run.pk, actor=Actor.staff(staff), reason="oops")
+
+    assert refused.value.code == "run_finished"
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED

@@ -16,8 +16,7 @@ from provisioning.saga import engine
 from provisioning.services import provisioning_retry, provisioning_sweep
 from provisioning.tasks import refresh_node_readings
 from servers.models import Node
-from tests.test_saga import pay
-from tests.test_saga_review import _drive_to_end, _drive_until
+from tests.test_saga import drive_to_end, drive_until, pay
 
 APP = "/api/application"
 
@@ -112,7 +111,7 @@ def test_a_rate_limit_wait_is_handed_to_a_countdown_and_spends_no_try(
     settings.PTERODACTYL_RATE_LIMIT_PER_MINUTE = 1  # our budget: one request a minute
     order = pay(place_order(), staff)
     run = provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
-    _drive_until(run.pk, "allocations")  # POST /users took the minute's only slot
+    drive_until(run.pk, "allocations")  # POST /users took the minute's only slot
 
     started = time.monotonic()
     assert engine.run_step(run.pk) == "retrying"
@@ -133,7 +132,7 @@ def test_a_panel_429_pauses_every_worker_for_its_retry_after(
     order = pay(place_order(), staff)
     run = provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
     saga.fault("rate_limit", method="POST", path=r"/users$", times=1, retry_after=40)
-    _drive_until(run.pk, "panel_user")
+    drive_until(run.pk, "panel_user")
 
     assert engine.run_step(run.pk) == "retrying"
     run.refresh_from_db()
@@ -174,7 +173,7 @@ def test_a_killed_workers_step_is_resumed_within_the_lease_and_loses_no_deadline
     order = pay(place_order(), staff)
     with time_machine.travel(timezone.now(), tick=False) as clock:
         run = provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
-        _drive_until(run.pk, "server")
+        drive_until(run.pk, "server")
         engine._prepare(run.pk)  # the worker claims the step ... and is SIGKILLed
         deadline = ProvisioningRun.objects.get(pk=run.pk).deadline_at
         clock.shift(settings.PROVISIONING_STEP_LEASE - 1)
@@ -184,7 +183,7 @@ def test_a_killed_workers_step_is_resumed_within_the_lease_and_loses_no_deadline
         resumed = ProvisioningRun.objects.get(pk=run.pk)
         # The 31 s since the dead worker's claim are given back to the run.
         assert resumed.deadline_at - deadline == dt.timedelta(seconds=31)
-        final = _drive_to_end(run.pk)
+        final = drive_to_end(run.pk)
     assert final.status == RunStatus.SUCCEEDED
     assert len(saga.panel.servers) == 1
 

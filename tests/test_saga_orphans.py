@@ -3,13 +3,17 @@ while its reply was lost, and every lookup of the step after it failed too, is f
 external id when the run rolls back (or, if the panel still cannot answer then, when staff roll
 back the run that needs attention)."""
 
+import threading
+import time
+
 from billing.models import OrderStatus
 from common.actors import Actor
 from provisioning.models import PanelAccount, ProvisioningRun, RunStatus
 from provisioning.pterodactyl import PterodactylClient
-from provisioning.services import provisioning_abort
+from provisioning.saga import engine
+from provisioning.services import provisioning_abort, provisioning_retry
 from tests.conftest import PANEL_URL
-from tests.test_saga import pay
+from tests.test_saga import drive_to_end, drive_until, panel_leftovers, pay
 
 LOOKUP = r"/users/external/"
 
@@ -120,3 +124,27 @@ def test_ports_requested_but_never_claimed_are_deleted_on_rollback(
     assert _free_ports_left(saga) == []
     compensation = run.steps.filter(step="allocations", direction="compensate").get()
     assert compensation.summary["deleted"] == run.ports_requested["ports"]
+
+
+def test_abort_while_the_server_is_being_created_leaves_no_orphan(
+    saga, place_order, staff, settings, manual_steps
+):
+    settings.PROVISIONING_ENABLED = False
+    order = pay(place_order(), staff)
+    run = provisioning_retry(deployment_id=order.deployment_id, actor=Actor.staff(staff))
+    drive_until(run.pk, "server")
+    saga.fault("latency", method="POST", path=r"/servers$", seconds=1.5, times=1)
+    worker = threading.Thread(target=engine.run_step, args=(run.pk,))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not ProvisioningRun.objects.get(pk=run.pk).lease_expires_at:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    provisioning_abort(run_id=run.pk, actor=Actor.staff(staff), reason="looks stuck")
+    worker.join(timeout=30)
+
+    run = drive_to_end(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert "rollback requested by staff" in run.last_error
+    assert panel_leftovers(saga) == {"servers": 0, "users": 0, "assigned_allocations": 0}

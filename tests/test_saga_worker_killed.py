@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
@@ -21,7 +20,7 @@ from panel_simulator import PanelSimulator
 from panel_simulator.wsgi import build_server
 from provisioning.models import ProvisioningRun, ProvisioningStepAttempt, RunStatus
 from provisioning.services import provisioning_sweep
-from tests.support import celery_worker_start, subprocess_env
+from tests.support import celery_worker_start, redis_clear_own_keys, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 ROOT = Path(django_settings.BASE_DIR)
@@ -40,7 +39,9 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper(settings, place_order,
     if connection.vendor != "postgresql":
         pytest.skip("the worker subprocess needs the shared PostgreSQL test database")
     broker = settings.CELERY_BROKER_URL
-    redis.Redis.from_url(broker).flushdb()
+    # Only this process's keys: a FLUSHDB would drop the queued tasks of the other xdist
+    # workers sharing the database (test_fleet_worker's drain, say).
+    redis_clear_own_keys(broker)
     sim = PanelSimulator(install_delay=0.5)
     server = build_server(sim, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -98,7 +99,7 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper(settings, place_order,
                 worker.terminate()
                 worker.wait(timeout=30)
         log_file.close()
-        redis.Redis.from_url(broker).flushdb()
+        redis_clear_own_keys(broker)
 
     run = ProvisioningRun.objects.get()
     assert run.status == RunStatus.SUCCEEDED, run.last_error

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from common.models import TimeStampedModel
+from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
 class BillingCycle(models.TextChoices):
@@ -88,11 +89,13 @@ class PlanPrice(models.Model):
     billing_cycle = models.CharField(max_length=20, choices=BillingCycle.choices)
     currency = models.CharField(max_length=3)
     amount = models.DecimalField(
-        max_digits=14, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        validators=[MinValueValidator(Decimal("0"))],
     )
     setup_fee = models.DecimalField(
-        max_digits=14,
-        decimal_places=2,
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
         default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],
     )
@@ -146,7 +149,9 @@ class AddonPrice(models.Model):
     billing_cycle = models.CharField(max_length=20, choices=BillingCycle.choices)
     currency = models.CharField(max_length=3)
     amount = models.DecimalField(
-        max_digits=14, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        validators=[MinValueValidator(Decimal("0"))],
     )
 
     class Meta:
@@ -170,7 +175,7 @@ class Coupon(TimeStampedModel):
     code = models.CharField(max_length=40, unique=True, help_text="Stored upper case")
     description = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=10, choices=CouponKind.choices)
-    value = models.DecimalField(max_digits=14, decimal_places=2)
+    value = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     currency = models.CharField(max_length=3, blank=True, help_text="Required for fixed coupons")
     max_redemptions = models.PositiveIntegerField(
         null=True, blank=True, help_text="Empty: no limit"
@@ -188,10 +193,12 @@ class Coupon(TimeStampedModel):
         constraints = [
             models.CheckConstraint(condition=Q(value__gt=0), name="coupon_value_positive"),
             models.CheckConstraint(
-                condition=~Q(kind="percent") | Q(value__lte=100), name="coupon_percent_max_100"
+                condition=~Q(kind=CouponKind.PERCENT) | Q(value__lte=100),
+                name="coupon_percent_max_100",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="fixed") | ~Q(currency=""), name="coupon_fixed_has_currency"
+                condition=~Q(kind=CouponKind.FIXED) | ~Q(currency=""),
+                name="coupon_fixed_has_currency",
             ),
             models.CheckConstraint(
                 condition=Q(max_redemptions__isnull=True)

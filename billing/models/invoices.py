@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from common.models import StatusEvent, TimeStampedModel
+from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from common.state import StateMachine, TransitionTable
 
 
@@ -61,9 +62,11 @@ class Invoice(TimeStampedModel):
         max_length=20, choices=InvoiceKind.choices, default=InvoiceKind.NEW_ORDER
     )
     currency = models.CharField(max_length=3)
-    subtotal = models.DecimalField(max_digits=14, decimal_places=2)
-    discount_total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    total = models.DecimalField(max_digits=14, decimal_places=2)
+    subtotal = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+    discount_total = models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, default=0
+    )
+    total = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=S.UNPAID)
     issued_at = models.DateTimeField()
     due_date = models.DateField(help_text="In the billing time zone")
@@ -85,7 +88,7 @@ class Invoice(TimeStampedModel):
             # Dunning reads unpaid renewals by due date only.
             models.Index(
                 fields=["due_date", "id"],
-                condition=Q(status="unpaid", kind="renewal"),
+                condition=Q(status=S.UNPAID, kind=InvoiceKind.RENEWAL),
                 name="invoice_unpaid_renewal_due_idx",
             ),
         ]
@@ -133,9 +136,11 @@ class InvoiceLine(models.Model):
     kind = models.CharField(max_length=20, choices=InvoiceLineKind.choices)
     description = models.CharField(max_length=255)
     quantity = models.PositiveIntegerField(default=1)
-    unit_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    unit_amount = models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
     # quantity * unit_amount; negative only for discounts.
-    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    amount = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     position = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from common.models import StatusEvent, TimeStampedModel
+from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from common.state import StateMachine, TransitionTable
 
 
@@ -88,7 +89,7 @@ class OrderAddon(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="order_addons")
     addon = models.ForeignKey("billing.Addon", on_delete=models.PROTECT, related_name="+")
     name = models.CharField(max_length=120)
-    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    amount = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
     class Meta:
         constraints = [

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from common.models import TimeStampedModel
+from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
 class PaymentProvider(models.TextChoices):
@@ -22,7 +23,7 @@ class Payment(TimeStampedModel):
         "billing.Invoice", on_delete=models.PROTECT, related_name="payments"
     )
     provider = models.CharField(max_length=20, choices=PaymentProvider.choices)
-    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    amount = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     currency = models.CharField(max_length=3)
     # Bank transfer reference, or the Stripe PaymentIntent / Checkout Session id.
     reference = models.CharField(max_length=255, blank=True)
@@ -42,7 +43,7 @@ class Payment(TimeStampedModel):
             # Money is applied to an invoice at most once, whatever races.
             models.UniqueConstraint(
                 fields=["invoice"],
-                condition=Q(status="succeeded"),
+                condition=Q(status=PaymentStatus.SUCCEEDED),
                 name="payment_one_succeeded_per_invoice",
             ),
             models.UniqueConstraint(

@@ -3,6 +3,7 @@
 import logging
 
 from billing import stripe_client
+from billing.enqueue import checkout_sessions_expire_on_commit
 from billing.models import CheckoutSession, CheckoutSessionStatus
 
 logger = logging.getLogger(__name__)
@@ -13,9 +14,7 @@ def checkout_sessions_expire_later(*, invoice_id: int) -> None:
     if CheckoutSession.objects.filter(
         invoice_id=invoice_id, status=CheckoutSessionStatus.OPEN
     ).exists():
-        from billing.tasks import expire_checkout_sessions
-
-        expire_checkout_sessions.delay_on_commit(invoice_id)
+        checkout_sessions_expire_on_commit(invoice_id=invoice_id)
 
 
 def checkout_sessions_expire(*, invoice_id: int) -> int:

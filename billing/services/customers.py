@@ -20,7 +20,7 @@ and are shown as before; each path computes one password hash, so timing tells n
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError
@@ -32,6 +32,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
+from billing.errors import BillingErrorCode
 from common.errors import ApplicationError
 from notifications.models import Language
 from notifications.phone import normalize_whatsapp_number
@@ -46,7 +47,7 @@ class SignupConfirmTokenGenerator(PasswordResetTokenGenerator):
 
     key_salt = "billing.services.customers.SignupConfirmTokenGenerator"
 
-    def _make_hash_value(self, user: AbstractBaseUser, timestamp: int) -> str:
+    def _make_hash_value(self, user: User, timestamp: int) -> str:
         return f"{super()._make_hash_value(user, timestamp)}{user.is_active}"
 
 
@@ -63,7 +64,7 @@ def customer_register(
     preferred_language: str = "en",
 ) -> None:
     """Take a sign-up (see the module docstring); the caller answers "check your inbox"."""
-    User = get_user_model()
+    user_model = get_user_model()
     email = email.strip().lower()
     errors: dict[str, list[str]] = {}
     try:
@@ -71,7 +72,9 @@ def customer_register(
     except ValidationError:
         errors["email"] = ["Enter a valid e-mail address."]
     first, _, last = full_name.strip().partition(" ")
-    candidate = User(username=email, email=email, first_name=first[:150], last_name=last[:150])
+    candidate = user_model(
+        username=email, email=email, first_name=first[:150], last_name=last[:150]
+    )
     try:
         validate_password(password, user=candidate)
     except ValidationError as exc:
@@ -84,17 +87,10 @@ def customer_register(
         errors["preferred_language"] = [f"Choose one of {', '.join(Language.values)}."]
     if errors:
         raise ApplicationError.for_fields(errors)
-    # Validated above for every address alike: the profile service cannot refuse it below.
-    profile = {
-        "whatsapp_number": whatsapp_number,
-        "whatsapp_consent": whatsapp_consent,
-        "preferred_language": preferred_language,
-        "notify_by_whatsapp": bool(whatsapp_number and whatsapp_consent),
-    }
     for _attempt in range(2):
         try:
             with transaction.atomic():
-                user = User.objects.select_for_update().filter(username__iexact=email).first()
+                user = user_model.objects.select_for_update().filter(username__iexact=email).first()
                 if user is None:
                     user = candidate
                     user.is_active = False
@@ -105,13 +101,22 @@ def customer_register(
                     user.first_name, user.last_name = candidate.first_name, candidate.last_name
                 user.set_password(password)
                 user.save()
-                customer_profile_upsert(user=user, **profile)
+                # Validated above for every address alike: the profile service cannot refuse it.
+                customer_profile_upsert(
+                    user=user,
+                    whatsapp_number=whatsapp_number,
+                    whatsapp_consent=whatsapp_consent,
+                    preferred_language=preferred_language,
+                    notify_by_whatsapp=bool(whatsapp_number and whatsapp_consent),
+                )
             break
         except IntegrityError:
             # A concurrent sign-up of the same address won; the row exists on the retry.
             continue
     else:
-        raise ApplicationError("Sign-up failed for a moment. Please try again.", code="retry")
+        raise ApplicationError(
+            "Sign-up failed for a moment. Please try again.", code=BillingErrorCode.RETRY
+        )
     # The submitted address is the mailbox in question (an account's own e-mail may differ).
     if _is_pending(user):
         _mail(email, "registration/signup_confirm_email.txt", {"link": _confirm_link(user)})
@@ -119,27 +124,27 @@ def customer_register(
         _mail(email, "registration/signup_exists_email.txt", {})
 
 
-def _is_pending(user: AbstractBaseUser) -> bool:
+def _is_pending(user: User) -> bool:
     """A sign-up waiting for its confirmation (not an account staff deactivated)."""
     return not user.is_active and user.last_login is None
 
 
-def customer_signup_pending_get(*, uidb64: str, token: str) -> AbstractBaseUser | None:
+def customer_signup_pending_get(*, uidb64: str, token: str) -> User | None:
     """The unconfirmed account a confirmation link names, if the link is still valid."""
-    User = get_user_model()
+    user_model = get_user_model()
     try:
         pk = urlsafe_base64_decode(uidb64).decode()
-        user = User.objects.get(pk=pk, is_active=False, last_login__isnull=True)
-    except (ValueError, TypeError, OverflowError, User.DoesNotExist, ValidationError):
+        user = user_model.objects.get(pk=pk, is_active=False, last_login__isnull=True)
+    except (ValueError, TypeError, OverflowError, user_model.DoesNotExist, ValidationError):
         return None
     return user if signup_confirm_tokens.check_token(user, token) else None
 
 
-def customer_signup_confirm(*, uidb64: str, token: str, password: str) -> AbstractBaseUser:
+def customer_signup_confirm(*, uidb64: str, token: str, password: str) -> User:
     """Activate the account of a valid link, given the password chosen at sign-up."""
     user = customer_signup_pending_get(uidb64=uidb64, token=token)
     if user is None:
-        raise ApplicationError(INVALID_LINK, code="invalid_link")
+        raise ApplicationError(INVALID_LINK, code=BillingErrorCode.INVALID_LINK)
     if not user.check_password(password):
         raise ApplicationError.for_fields(
             {"password": "That is not the password chosen when signing up with this link."}
@@ -149,7 +154,7 @@ def customer_signup_confirm(*, uidb64: str, token: str, password: str) -> Abstra
     return user
 
 
-def _confirm_link(user: AbstractBaseUser) -> str:
+def _confirm_link(user: User) -> str:
     path = reverse(
         "signup-confirm",
         kwargs={

@@ -9,10 +9,12 @@ staff, already done) before it calls the panel.
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceKind, InvoiceStatus, Order
@@ -26,8 +28,9 @@ from billing.services.renewals import (
 )
 from common.actors import Actor
 from common.dates import billing_today
-from common.errors import ApplicationError
-from notifications.services import BulkMessage, notification_send_many
+from common.errors import ApplicationError, CommonErrorCode
+from notifications.services import BulkMessage, notification_send, notification_send_many
+from provisioning.errors import ProvisioningErrorCode
 from provisioning.fleet.operations import (
     OperationRequest,
     OperationResult,
@@ -54,13 +57,13 @@ logger = logging.getLogger(__name__)
 DUNNING_SOURCE = "dunning"
 
 
-def _unpaid_renewals():
+def _unpaid_renewals() -> QuerySet[Invoice]:
     return Invoice.objects.filter(
         kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID, deployment__status__in=LIVE
     )
 
 
-def _overdue_invoice(today: dt.date):
+def _overdue_invoice(today: dt.date) -> QuerySet[Invoice]:
     """An unpaid renewal of the outer deployment past its due date plus the suspension grace."""
     grace = dt.timedelta(days=settings.SUSPENSION_GRACE_DAYS)
     return Invoice.objects.filter(
@@ -142,7 +145,7 @@ def _notices_send(
     *,
     event: str,
     marker: str,
-    invoices,
+    invoices: QuerySet[Invoice],
     dry_run: bool,
     with_suspension_date: bool = False,
 ) -> int:
@@ -198,7 +201,9 @@ def _notices_send(
             )
 
 
-def _operations_request(*, kind: str, servers, reason: str, dry_run: bool) -> int:
+def _operations_request(
+    *, kind: PanelOperationKind, servers: QuerySet[Deployment], reason: str, dry_run: bool
+) -> int:
     """Request `kind` for every server of the set that has no open panel operation (and whose
     last one of this kind did not fail within the hour), in batches; returns how many rows
     were new (a re-run: 0)."""
@@ -257,14 +262,14 @@ def unpaid_server_unsuspend_request(*, deployment_id: int, reason: str) -> int:
 
 def _already(exc: ApplicationError) -> bool:
     """A concurrent run (two beats) got there first."""
-    return getattr(exc, "code", "") in ("invalid_state", "invalid_transition")
+    return exc.code in (ProvisioningErrorCode.INVALID_STATE, CommonErrorCode.INVALID_TRANSITION)
 
 
 def dunning_execute(*, operation: PanelOperation, client: PterodactylClient) -> OperationResult:
     """Run one panel operation the dunning job decided (the drain calls this when its turn
     comes): each kind checks again that it is still wanted. A server missing on the panel goes
     to staff once; retrying would not help."""
-    executors = {
+    executors: dict[str, Callable[..., OperationResult]] = {
         PanelOperationKind.SUSPEND: unpaid_server_suspend,
         PanelOperationKind.TERMINATE: unpaid_server_terminate,
         PanelOperationKind.UNSUSPEND: paid_server_unsuspend,
@@ -272,11 +277,14 @@ def dunning_execute(*, operation: PanelOperation, client: PterodactylClient) -> 
     execute = executors.get(operation.kind)
     if execute is None:
         raise ValueError(f"dunning does not run {operation.kind} operations")
+    deployment_id = operation.deployment_id
+    if deployment_id is None:
+        raise ValueError(f"dunning operation {operation.pk} has no server")
     try:
-        return execute(deployment_id=operation.deployment_id, client=client)
+        return execute(deployment_id=deployment_id, client=client)
     except PanelServerMissing as exc:
         dunning_panel_problem(
-            deployment_id=operation.deployment_id, operation=operation.kind, error=exc.message
+            deployment_id=deployment_id, operation=operation.kind, error=exc.message
         )
         return OperationResult(
             outcome=f"server missing on the panel; staff alerted ({exc.message})", failed=True
@@ -386,10 +394,6 @@ def paid_server_unsuspend(
 
 def dunning_panel_problem(*, deployment_id: int, operation: str, error: str) -> None:
     """Tell staff once that a renewal job cannot act on a server on the panel."""
-    from django.urls import reverse
-
-    from notifications.services import notification_send
-
     deployment = Deployment.objects.select_related("customer").get(pk=deployment_id)
     order = Order.objects.filter(deployment=deployment).first()
     with transaction.atomic():

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from billing.models import (
     Invoice,
-    InvoiceEvent,
     InvoiceKind,
     InvoiceLine,
     InvoiceLineKind,
@@ -21,11 +20,10 @@ from billing.models import (
     InvoiceStatus,
     Order,
 )
-from billing.models.invoices import INVOICE_TRANSITIONS
+from billing.models.invoices import INVOICE_STATES
 from common.actors import Actor
 from common.dates import billing_today
 from common.money import quantize
-from common.state import apply_transition
 from servers.capacity import capacity_hold_release
 from servers.models import Deployment
 
@@ -68,7 +66,7 @@ def invoice_numbers_reserve(*, year: int, count: int) -> list[str]:
 
 def invoice_create(
     *,
-    customer: AbstractBaseUser,
+    customer: User,
     currency: str,
     lines: Sequence[PricedLine],
     kind: InvoiceKind,
@@ -81,8 +79,12 @@ def invoice_create(
 ) -> Invoice:
     """Create an unpaid invoice whose totals are the exact sum of its lines."""
     currency = currency.upper()
-    charges = [quantize(line.amount, currency) for line in lines if line.kind != "discount"]
-    discounts = [-quantize(line.amount, currency) for line in lines if line.kind == "discount"]
+    charges = [
+        quantize(line.amount, currency) for line in lines if line.kind != InvoiceLineKind.DISCOUNT
+    ]
+    discounts = [
+        -quantize(line.amount, currency) for line in lines if line.kind == InvoiceLineKind.DISCOUNT
+    ]
     subtotal = sum(charges, Decimal("0"))
     discount_total = min(sum(discounts, Decimal("0")), subtotal)
     today = billing_today()
@@ -115,13 +117,8 @@ def invoice_create(
             )
             for position, line in enumerate(lines)
         )
-        InvoiceEvent.objects.create(
-            invoice=invoice,
-            actor=actor.user,
-            actor_label=actor.label,
-            from_status="",
-            to_status=InvoiceStatus.UNPAID,
-            reason=f"Issued for {order}" if order else "Issued",
+        INVOICE_STATES.record_created(
+            invoice, actor=actor, reason=f"Issued for {order}" if order else "Issued"
         )
     return invoice
 
@@ -129,15 +126,7 @@ def invoice_create(
 def invoice_cancel(*, invoice_id: int, actor: Actor, reason: str) -> Invoice:
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-        apply_transition(
-            invoice,
-            table=INVOICE_TRANSITIONS,
-            to_status=InvoiceStatus.CANCELLED,
-            actor=actor,
-            reason=reason,
-            event_model=InvoiceEvent,
-            event_fk="invoice",
-        )
+        INVOICE_STATES.move(invoice, InvoiceStatus.CANCELLED, actor=actor, reason=reason)
         if invoice.kind == InvoiceKind.NEW_ORDER and invoice.deployment_id:
             # Nobody will pay for this order's server: give its room back to other orders.
             capacity_hold_release(

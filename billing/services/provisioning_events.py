@@ -3,13 +3,17 @@
 Registered with provisioning.listeners at startup; called inside the saga's transaction.
 """
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Order, OrderEvent, OrderStatus
-from billing.models.orders import ORDER_TRANSITIONS
+from billing.models import Invoice, InvoiceKind, InvoiceStatus, Order, OrderStatus
+from billing.models.orders import ORDER_STATES
+from billing.notify import notify_payment_review
+from billing.services.renewals import renewal_invoices_cancel_for
 from common.actors import Actor
-from common.state import apply_transition
+from common.dates import billing_today
 
 
 class OrderProvisioningListener:
@@ -44,15 +48,9 @@ class OrderProvisioningListener:
 
     def server_terminated(self, *, deployment_id: int, actor: Actor) -> None:
         """Nothing is owed for a server that no longer exists: void its unpaid renewals."""
-        from billing.services.renewals import renewal_invoices_cancel_for
-
         renewal_invoices_cancel_for(deployment_id=deployment_id, reason="Server terminated")
         # Paid ahead for time the server will not run (e.g. paid during the deletion): staff
         # decide on a refund.
-        from billing.models import Invoice, InvoiceKind, InvoiceStatus
-        from billing.notify import notify_payment_review
-        from common.dates import billing_today
-
         for invoice in Invoice.objects.filter(
             deployment_id=deployment_id,
             kind=InvoiceKind.RENEWAL,
@@ -70,21 +68,17 @@ class OrderProvisioningListener:
             )
 
     def _move(
-        self, deployment_id: int, to_status: str, actor: Actor, reason: str, updates: dict
+        self,
+        deployment_id: int,
+        to_status: str,
+        actor: Actor,
+        reason: str,
+        updates: dict[str, Any],
     ) -> None:
         with transaction.atomic():
             order = Order.objects.select_for_update().filter(deployment_id=deployment_id).first()
             if order is None or order.status == to_status:
                 return
-            if not ORDER_TRANSITIONS.can(order.status, to_status):
+            if not ORDER_STATES.can(order, to_status):
                 return  # e.g. a cancelled order: provisioning does not resurrect it
-            apply_transition(
-                order,
-                table=ORDER_TRANSITIONS,
-                to_status=to_status,
-                actor=actor,
-                reason=reason,
-                event_model=OrderEvent,
-                event_fk="order",
-                extra_updates=updates,
-            )
+            ORDER_STATES.move(order, to_status, actor=actor, reason=reason, extra_updates=updates)

@@ -9,13 +9,15 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from billing.models import (
@@ -48,6 +50,10 @@ LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
 NONPAYMENT = "nonpayment"
 # How often a renewal batch is redone after a unique-index conflict before the run fails.
 RENEWAL_BATCH_RETRIES = 3
+# A row of a `.values()` query (server, order, add-on); one planned invoice: server, order,
+# priced lines, due date, end of the period.
+_Row = Mapping[str, Any]
+_Planned = tuple[_Row, _Row, list["PricedLine"], dt.date, dt.date]
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,9 @@ class _Catalog:
             },
         )
 
-    def lines(self, *, order: dict, plan_slug: str, addons: list[dict]) -> list[PricedLine] | str:
+    def lines(
+        self, *, order: _Row, plan_slug: str, addons: Sequence[_Row]
+    ) -> list[PricedLine] | str:
         """Today's catalog prices for the server's current plan (after any plan change), cycle
         and add-ons (no setup fee, no coupon: those apply to the first invoice only); or why
         the renewal cannot be priced."""
@@ -93,7 +101,8 @@ class _Catalog:
             )
         lines = [PricedLine(InvoiceLineKind.PLAN, f"{plan_name} renewal ({cycle_label})", price)]
         for item in addons:
-            amount = self.addon_prices.get((item["addon_id"], cycle, currency), item["amount"])
+            ordered: Decimal = item["amount"]  # the add-on's price when it was ordered
+            amount = self.addon_prices.get((item["addon_id"], cycle, currency), ordered)
             lines.append(
                 PricedLine(InvoiceLineKind.ADDON, f"{item['name']} ({cycle_label})", amount)
             )
@@ -175,7 +184,7 @@ class _Timings:
         }
 
 
-def _due_for_renewal(*, after: int, horizon: dt.date):
+def _due_for_renewal(*, after: int, horizon: dt.date) -> QuerySet[Deployment]:
     already = Invoice.objects.filter(
         deployment=OuterRef("pk"), kind=InvoiceKind.RENEWAL, period_start=OuterRef("next_due_date")
     )
@@ -214,7 +223,7 @@ def _renewal_batch(
         .order_by()
         .values("pk", "deployment_id", "billing_cycle", "currency", "confirmed_at", "plan_id")
     }
-    addons: dict[int, list[dict]] = defaultdict(list)
+    addons: dict[int, list[_Row]] = defaultdict(list)
     for item in (
         OrderAddon.objects.filter(order_id__in=[o["pk"] for o in orders.values()])
         .order_by("order_id", "pk")
@@ -223,7 +232,7 @@ def _renewal_batch(
         addons[item["order_id"]].append(item)
     # Issued late (e.g. its price was missing): the customer still gets the reminder period.
     earliest_due = today + dt.timedelta(days=settings.BILLING_REMINDER_DAYS)
-    planned: list[tuple[dict, dict, list[PricedLine], dt.date, dt.date]] = []
+    planned: list[_Planned] = []
     not_priced = 0
     for server in servers:
         order = orders.get(server["pk"])
@@ -239,6 +248,8 @@ def _renewal_batch(
             not_priced += 1
             continue
         start = server["next_due_date"]
+        if start is None:  # never: _due_for_renewal selects on next_due_date__lte
+            continue
         # Anniversaries keep the first period's day (Jan 31 -> Feb 28 -> Mar 31, no drift).
         anchor_day = (
             billing_today(order["confirmed_at"]).day if order["confirmed_at"] else start.day
@@ -254,7 +265,7 @@ def _renewal_batch(
 
 
 def _renewal_invoices_write(
-    planned: list[tuple[dict, dict, list[PricedLine], dt.date, dt.date]],
+    planned: list[_Planned],
     *,
     today: dt.date,
     timings: _Timings,
@@ -310,6 +321,7 @@ def _renewal_invoices_write(
     history_clock = time.monotonic()
     timings.invoices += history_clock - clock
     actor = Actor.system("renewals")
+    # The rows INVOICE_STATES.record_created would write, as COPY dicts (no instance per row).
     copy_insert(
         InvoiceEvent,
         [
@@ -359,11 +371,14 @@ def customer_recipients(customer_ids: set[int]) -> dict[int, Recipient]:
 def renewal_paid(*, invoice: Invoice, actor: Actor) -> bool:
     """A renewal invoice was paid (inside the payment's transaction): extend the server's
     paid-through date. Returns True when the server is suspended and should be unsuspended."""
+    period_end = invoice.period_end
+    if invoice.deployment_id is None or period_end is None:
+        raise ValueError(f"Invoice {invoice.number} is not a renewal of a server's period.")
     deployment = Deployment.objects.select_for_update().get(pk=invoice.deployment_id)
-    if deployment.next_due_date is None or deployment.next_due_date < invoice.period_end:
+    if deployment.next_due_date is None or deployment.next_due_date < period_end:
         deployment_set_next_due_date(
             deployment_id=deployment.pk,
-            next_due_date=invoice.period_end,
+            next_due_date=period_end,
             actor=actor,
             reason=f"Invoice {invoice.number} paid for {invoice.period_start} to "
             f"{invoice.period_end}",

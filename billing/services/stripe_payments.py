@@ -8,13 +8,15 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import stripe_client
+from billing.errors import BillingErrorCode
 from billing.models import (
     CheckoutSession,
     CheckoutSessionStatus,
@@ -34,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def checkout_session_start(
-    *, invoice_id: int, customer: AbstractBaseUser, success_url: str, cancel_url: str
+    *, invoice_id: int, customer: User, success_url: str, cancel_url: str
 ) -> CheckoutSession:
     """An open Checkout session for the customer's unpaid invoice (reused while still open)."""
     invoice = Invoice.objects.filter(pk=invoice_id, customer=customer).first()
@@ -43,7 +45,7 @@ def checkout_session_start(
     if invoice.status != InvoiceStatus.UNPAID:
         raise ConflictError(
             f"Invoice {invoice.number} is {invoice.get_status_display().lower()}.",
-            code="invoice_not_payable",
+            code=BillingErrorCode.INVOICE_NOT_PAYABLE,
         )
     amount_minor = to_minor_units(invoice.total, invoice.currency)
     now = timezone.now()
@@ -103,20 +105,14 @@ def stripe_webhook_receive(*, payload: bytes, signature_header: str) -> StripeEv
                 else None,
                 status=StripeEventStatus.PROCESSED,
             )
-            status, message, invoice, summary = _dispatch(event_type, _event_object(event))
-            row.status, row.message, row.invoice, row.summary = status, message, invoice, summary
+            obj = _event_object(event)
+            summary = _summary(obj)
+            outcome = _dispatch(event_type, obj, summary)
+            row.status, row.message = outcome.status, outcome.message
+            row.invoice, row.summary = outcome.invoice, summary
             row.save(update_fields=["status", "message", "invoice", "summary"])
-            if row.status == StripeEventStatus.REJECTED:
-                notify_payment_review(
-                    provider="stripe",
-                    reference=str(summary.get("payment_intent") or summary.get("id") or event_id),
-                    reason=message,
-                    invoice=invoice,
-                    # event_key holds 200 characters; Stripe ids may have 255.
-                    event_key=f"payment_review:{event_id}"
-                    if len(event_id) <= 150
-                    else f"payment_review:sha256:{hashlib.sha256(event_id.encode()).hexdigest()}",
-                )
+            if outcome.status == StripeEventStatus.REJECTED:
+                _staff_review_request(event_id, outcome, summary)
     except IntegrityError:
         # Already stored: a duplicate delivery. Nothing to do.
         existing = StripeEvent.objects.get(event_id=event_id)
@@ -127,9 +123,22 @@ def stripe_webhook_receive(*, payload: bytes, signature_header: str) -> StripeEv
     return row
 
 
+@dataclass(frozen=True)
+class EventOutcome:
+    """What handling one Stripe event did: its StripeEvent row's status and message, and the
+    invoice it was about (if any)."""
+
+    status: StripeEventStatus
+    message: str
+    invoice: Invoice | None = None
+
+
 # Stripe object ids (cs_..., pi_...): ASCII letters, digits and underscores, at most 255.
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _SUMMARY_KEYS = ("id", "amount_total", "currency", "payment_status", "status", "payment_intent")
+# The Checkout events that may carry a payment, and the payment statuses that mean settled.
+_PAYMENT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+_SETTLED = {"paid", "no_payment_required"}
 
 
 def _stripe_id(value: Any) -> str:
@@ -149,6 +158,11 @@ def _summary_value(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
+def _summary(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the StripeEvent row keeps of the event's object (never the whole payload)."""
+    return {key: _summary_value(obj.get(key)) for key in _SUMMARY_KEYS if key in obj}
+
+
 def _event_object(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
@@ -156,7 +170,9 @@ def _event_object(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _invoice_for(obj: dict[str, Any]) -> Invoice | None:
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     raw = metadata.get("invoice_id") or obj.get("client_reference_id")
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = str(raw)
@@ -168,46 +184,45 @@ def _invoice_for(obj: dict[str, Any]) -> Invoice | None:
     return session.invoice if session and session_id else None
 
 
-def _dispatch(
-    event_type: str, obj: dict[str, Any]
-) -> tuple[str, str, Invoice | None, dict[str, Any]]:
-    summary = {key: _summary_value(obj.get(key)) for key in _SUMMARY_KEYS if key in obj}
-    session_id = _stripe_id(obj.get("id"))
+def _dispatch(event_type: str, obj: dict[str, Any], summary: dict[str, Any]) -> EventOutcome:
     if event_type == "checkout.session.expired":
-        updated = CheckoutSession.objects.filter(
-            stripe_session_id=session_id, status=CheckoutSessionStatus.OPEN
-        ).update(status=CheckoutSessionStatus.EXPIRED)
-        invoice = _invoice_for(obj)
-        return (
-            StripeEventStatus.PROCESSED if updated else StripeEventStatus.IGNORED,
-            ("Checkout session expired" if updated else "Session not open; nothing to expire"),
-            invoice,
-            summary,
-        )
+        return _session_expired(obj)
     if event_type == "checkout.session.async_payment_failed":
-        return StripeEventStatus.IGNORED, "Delayed payment failed", _invoice_for(obj), summary
-    if event_type not in {"checkout.session.completed", "checkout.session.async_payment_succeeded"}:
-        return StripeEventStatus.IGNORED, f"Event type {event_type} is not handled", None, summary
+        return EventOutcome(StripeEventStatus.IGNORED, "Delayed payment failed", _invoice_for(obj))
+    if event_type in _PAYMENT_EVENTS:
+        return _session_paid(obj, summary)
+    return EventOutcome(StripeEventStatus.IGNORED, f"Event type {event_type} is not handled")
 
+
+def _session_expired(obj: dict[str, Any]) -> EventOutcome:
+    updated = CheckoutSession.objects.filter(
+        stripe_session_id=_stripe_id(obj.get("id")), status=CheckoutSessionStatus.OPEN
+    ).update(status=CheckoutSessionStatus.EXPIRED)
+    invoice = _invoice_for(obj)
+    if updated:
+        return EventOutcome(StripeEventStatus.PROCESSED, "Checkout session expired", invoice)
+    return EventOutcome(StripeEventStatus.IGNORED, "Session not open; nothing to expire", invoice)
+
+
+def _session_paid(obj: dict[str, Any], summary: dict[str, Any]) -> EventOutcome:
+    """A Checkout session that may carry a payment: apply it to its invoice once, or say why
+    not (rejected: staff review it and refund)."""
     invoice = _invoice_for(obj)
     if invoice is None:
-        return StripeEventStatus.REJECTED, "No invoice matches this session", None, summary
+        return EventOutcome(StripeEventStatus.REJECTED, "No invoice matches this session")
     # Locked until this event is stored: a second event for the same payment (Stripe sends
     # completed and async_payment_succeeded, possibly at the same moment) waits here and then
     # sees this one's payment, instead of judging from a stale read and asking for a refund.
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    session_id = _stripe_id(obj.get("id"))
     if session_id:
         CheckoutSession.objects.filter(stripe_session_id=session_id).update(
             status=CheckoutSessionStatus.COMPLETE
         )
-    if obj.get("payment_status") not in {"paid", "no_payment_required"}:
-        return (
-            StripeEventStatus.IGNORED,
-            "Payment not settled yet; waiting for async result",
-            (invoice),
-            summary,
+    if obj.get("payment_status") not in _SETTLED:
+        return EventOutcome(
+            StripeEventStatus.IGNORED, "Payment not settled yet; waiting for async result", invoice
         )
-
     amount = obj.get("amount_total")
     currency = obj["currency"].upper() if isinstance(obj.get("currency"), str) else ""
     if (
@@ -215,31 +230,32 @@ def _dispatch(
         or currency != invoice.currency
         or amount != to_minor_units(invoice.total, invoice.currency)
     ):
-        return (
+        return EventOutcome(
             StripeEventStatus.REJECTED,
-            (
-                f"Amount mismatch: Stripe charged {summary.get('amount_total')} "
-                f"{summary.get('currency')} (minor units), invoice {invoice.number} is "
-                f"{invoice.total} {invoice.currency}. Review and refund."
-            ),
+            f"Amount mismatch: Stripe charged {summary.get('amount_total')} "
+            f"{summary.get('currency')} (minor units), invoice {invoice.number} is "
+            f"{invoice.total} {invoice.currency}. Review and refund.",
             invoice,
-            summary,
         )
-
     reference = _stripe_id(obj.get("payment_intent")) or session_id
     if invoice.status != InvoiceStatus.UNPAID:
-        if _already_applied(invoice, reference):
-            return StripeEventStatus.IGNORED, "Already applied", invoice, summary
-        return (
-            StripeEventStatus.REJECTED,
-            (
-                f"Invoice {invoice.number} is {invoice.status}; this Stripe payment "
-                f"({reference}) was not applied and must be refunded."
-            ),
-            invoice,
-            summary,
-        )
+        return _not_payable(invoice, reference)
+    return _payment_apply(invoice, amount=amount, currency=currency, reference=reference)
 
+
+def _not_payable(invoice: Invoice, reference: str) -> EventOutcome:
+    """The invoice is no longer unpaid: this payment paid it already, or it must go back."""
+    if _already_applied(invoice, reference):
+        return EventOutcome(StripeEventStatus.IGNORED, "Already applied", invoice)
+    return EventOutcome(
+        StripeEventStatus.REJECTED,
+        f"Invoice {invoice.number} is {invoice.status}; this Stripe payment "
+        f"({reference}) was not applied and must be refunded.",
+        invoice,
+    )
+
+
+def _payment_apply(invoice: Invoice, *, amount: int, currency: str, reference: str) -> EventOutcome:
     try:
         invoice_mark_paid(
             invoice_id=invoice.pk,
@@ -253,9 +269,9 @@ def _dispatch(
         # The unique provider+reference constraint is the last word if anything got past the
         # lock: the same PaymentIntent applied once is a duplicate, not money to refund.
         if _already_applied(invoice, reference):
-            return StripeEventStatus.IGNORED, "Already applied", invoice, summary
-        return StripeEventStatus.REJECTED, exc.message, invoice, summary
-    return StripeEventStatus.PROCESSED, f"Invoice {invoice.number} paid", invoice, summary
+            return EventOutcome(StripeEventStatus.IGNORED, "Already applied", invoice)
+        return EventOutcome(StripeEventStatus.REJECTED, exc.message, invoice)
+    return EventOutcome(StripeEventStatus.PROCESSED, f"Invoice {invoice.number} paid", invoice)
 
 
 def _already_applied(invoice: Invoice, reference: str) -> bool:
@@ -263,4 +279,18 @@ def _already_applied(invoice: Invoice, reference: str) -> bool:
     return bool(reference) and (
         Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.PAID).exists()
         and invoice.payments.filter(provider=PaymentProvider.STRIPE, reference=reference).exists()
+    )
+
+
+def _staff_review_request(event_id: str, outcome: EventOutcome, summary: dict[str, Any]) -> None:
+    """Money Stripe took that was not applied: staff review it (once per event)."""
+    notify_payment_review(
+        provider=PaymentProvider.STRIPE,
+        reference=str(summary.get("payment_intent") or summary.get("id") or event_id),
+        reason=outcome.message,
+        invoice=outcome.invoice,
+        # event_key holds 200 characters; Stripe ids may have 255.
+        event_key=f"payment_review:{event_id}"
+        if len(event_id) <= 150
+        else f"payment_review:sha256:{hashlib.sha256(event_id.encode()).hexdigest()}",
     )

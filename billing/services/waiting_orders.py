@@ -18,24 +18,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import stripe_client
+from billing.errors import BillingErrorCode
 from billing.models import (
     Invoice,
-    InvoiceEvent,
     InvoiceStatus,
     Order,
-    OrderEvent,
     OrderStatus,
     Payment,
     PaymentProvider,
     PaymentStatus,
 )
-from billing.models.invoices import INVOICE_TRANSITIONS
-from billing.notify import notify_order_refunded
+from billing.models.invoices import INVOICE_STATES
+from billing.models.orders import ORDER_STATES
+from billing.notify import NOTHING_CHARGED, notify_order_refunded
 from billing.services.orders import order_close_cancelled
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError
 from common.money import to_minor_units
-from common.state import apply_transition
 from provisioning.models import ACTIVE_RUN_STATUSES, ProvisioningRun
 from provisioning.saga.capacity_wait import provisioning_waiting_cancel, provisioning_waiting_move
 from servers.models import Location
@@ -48,7 +47,7 @@ class PaymentRefund:
     invoice_number: str
     amount: str
     currency: str
-    provider: str
+    provider: str  # a PaymentProvider, or NOTHING_CHARGED
     reference: str  # Stripe refund id, or the bank transfer's reference
 
 
@@ -67,12 +66,9 @@ def order_move_location(*, order_id: int, location_id: int, actor: Actor, reason
         )
         order.location = location
         order.save(update_fields=["location", "updated_at"])
-        OrderEvent.objects.create(
-            order=order,
-            actor=actor.user,
-            actor_label=actor.label,
-            from_status=order.status,
-            to_status=order.status,
+        ORDER_STATES.note(
+            order,
+            actor=actor,
             reason=f"Moved from {old} to {location} (waiting for capacity): {reason}"[:1000],
         )
     return order
@@ -105,13 +101,13 @@ def order_refund(*, order_id: int, actor: Actor, reason: str) -> list[PaymentRef
             raise ConflictError(
                 f"{order} is {order.get_status_display().lower()}: only a paid order without "
                 "a server can be refunded here (cancel an unpaid order; terminate a server).",
-                code="order_not_refundable",
+                code=BillingErrorCode.ORDER_NOT_REFUNDABLE,
             )
         if deployment.panel_server_id:
             raise ConflictError(
                 f"{order} has a server on the panel (#{deployment.panel_server_id}): "
                 "terminate it instead.",
-                code="order_has_server",
+                code=BillingErrorCode.ORDER_HAS_SERVER,
             )
         run_active = ProvisioningRun.objects.filter(
             deployment_id=deployment.pk, status__in=ACTIVE_RUN_STATUSES
@@ -144,14 +140,14 @@ def _invoice_refund(invoice: Invoice, *, order: Order, actor: Actor, reason: str
         .first()
     )
     if payment is None:  # paid in full by a coupon or credit: nothing to give back
-        refund = PaymentRefund(invoice.number, "0.00", invoice.currency, "none", "")
+        refund = PaymentRefund(invoice.number, "0.00", invoice.currency, NOTHING_CHARGED, "")
         note = "nothing was charged"
     elif payment.provider == PaymentProvider.STRIPE:
         if not payment.reference.startswith("pi_"):
             raise ConflictError(
                 f"Payment {payment.reference or payment.pk} has no Stripe PaymentIntent to "
                 "refund; refund it in the Stripe dashboard, then cancel the order.",
-                code="refund_not_possible",
+                code=BillingErrorCode.REFUND_NOT_POSSIBLE,
             )
         result = stripe_client.refund_create(
             payment_intent=payment.reference,
@@ -160,12 +156,16 @@ def _invoice_refund(invoice: Invoice, *, order: Order, actor: Actor, reason: str
             metadata={"invoice_number": invoice.number, "order_id": str(order.pk)},
         )
         refund = PaymentRefund(
-            invoice.number, str(payment.amount), payment.currency, "stripe", result.id
+            invoice.number, str(payment.amount), payment.currency, PaymentProvider.STRIPE, result.id
         )
         note = f"Stripe refund {result.id} ({result.status})"
     else:
         refund = PaymentRefund(
-            invoice.number, str(payment.amount), payment.currency, "manual", payment.reference
+            invoice.number,
+            str(payment.amount),
+            payment.currency,
+            PaymentProvider.MANUAL,
+            payment.reference,
         )
         note = "owed back by bank transfer: staff pay it out by hand"
     if payment is not None:
@@ -173,13 +173,7 @@ def _invoice_refund(invoice: Invoice, *, order: Order, actor: Actor, reason: str
         payment.note = f"{payment.note}\n{timezone.now():%Y-%m-%d %H:%M} {actor.label}: {note}"
         payment.note = payment.note.strip()
         payment.save(update_fields=["status", "note", "updated_at"])
-    apply_transition(
-        invoice,
-        table=INVOICE_TRANSITIONS,
-        to_status=InvoiceStatus.REFUNDED,
-        actor=actor,
-        reason=f"Refunded, {note}: {reason}"[:1000],
-        event_model=InvoiceEvent,
-        event_fk="invoice",
+    INVOICE_STATES.move(
+        invoice, InvoiceStatus.REFUNDED, actor=actor, reason=f"Refunded, {note}: {reason}"[:1000]
     )
     return refund

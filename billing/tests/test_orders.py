@@ -10,7 +10,8 @@ from billing.models import (
     Order,
     OrderStatus,
 )
-from billing.services.orders import order_cancel, order_quote
+from billing.services.orders import order_cancel
+from billing.services.quotes import order_quote
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError
 from provisioning.models import ProvisioningRequest

@@ -3,12 +3,14 @@
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core import mail
 from django.urls import reverse
 
 from billing.models import Invoice, InvoiceStatus, Order, OrderStatus
 from notifications.models import CustomerProfile
 from provisioning.models import ProvisioningRequest
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -213,6 +215,28 @@ def test_staff_confirm_payment_in_admin(client, place_order, staff):
     )
     assert invoice.payments.count() == 1
     assert ProvisioningRequest.objects.count() == 1
+
+
+def test_view_only_staff_cannot_confirm_payment_in_admin(client, place_order):
+    # The admin's actions need the change permission: viewing invoices is not paying them.
+    order = place_order()
+    invoice = order.invoices.get()
+    viewer = UserFactory(username="support@example.com", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_invoice"))
+    client.force_login(viewer)
+    client.post(
+        reverse("admin:billing_invoice_changelist"),
+        {
+            "action": "confirm_manual_payment",
+            "_selected_action": [invoice.pk],
+            "apply": "1",
+            "reference": "FREE-SERVER",
+            "note": "",
+        },
+    )
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.UNPAID
+    assert not invoice.payments.exists()
 
 
 def test_admin_pages_render_with_history(client, place_order, staff):

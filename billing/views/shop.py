@@ -11,7 +11,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from billing import selectors
 from billing.forms import OrderConfigureForm, add_service_errors
-from billing.services.orders import order_place, order_quote
+from billing.services.orders import order_place
+from billing.services.quotes import order_quote
 from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
 

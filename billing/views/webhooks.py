@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from billing.errors import BillingErrorCode
 from billing.services.stripe_payments import stripe_webhook_receive
 from billing.stripe_client import WebhookRejected
 
@@ -33,4 +34,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
 
 
 # How a rejection reads in the log, so forged deliveries are easy to grep for.
-_REJECTION_KIND = {"invalid_signature": "forged or unsigned", "invalid_event": "malformed"}
+_REJECTION_KIND = {
+    BillingErrorCode.INVALID_SIGNATURE: "forged or unsigned",
+    BillingErrorCode.INVALID_EVENT: "malformed",
+}

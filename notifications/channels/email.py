@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from common.logging import redact
-from notifications.errors import DeliveryPermanentError, DeliveryRetryableError
+from notifications.errors import DeliveryErrorCode, DeliveryPermanentError, DeliveryRetryableError
 from notifications.rendering import RenderedMessage
 
 
@@ -34,7 +34,9 @@ def send(*, recipient: str, message: RenderedMessage) -> str:
     except Exception as exc:  # every backend raises its own types; classify them all
         raise classify_email_error(exc) from None
     if not sent:
-        raise DeliveryRetryableError("The mail backend accepted no message.", code="not_sent")
+        raise DeliveryRetryableError(
+            "The mail backend accepted no message.", code=DeliveryErrorCode.NOT_SENT
+        )
     provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None)
     return str(provider_id or message_id)
 
@@ -47,7 +49,7 @@ def classify_email_error(exc: Exception) -> DeliveryRetryableError | DeliveryPer
             return DeliveryRetryableError(text, code=f"smtp_{codes[0]}")
         return DeliveryPermanentError(text, code=f"smtp_{codes[0] if codes else 'refused'}")
     if isinstance(exc, smtplib.SMTPConnectError | smtplib.SMTPServerDisconnected):
-        return DeliveryRetryableError(text, code="smtp_connection")
+        return DeliveryRetryableError(text, code=DeliveryErrorCode.SMTP_CONNECTION)
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return DeliveryPermanentError(text, code=f"smtp_{exc.smtp_code}", alert_staff=True)
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -55,15 +57,15 @@ def classify_email_error(exc: Exception) -> DeliveryRetryableError | DeliveryPer
             return DeliveryRetryableError(text, code=f"smtp_{exc.smtp_code}")
         return DeliveryPermanentError(text, code=f"smtp_{exc.smtp_code}")
     if isinstance(exc, OSError | smtplib.SMTPException):  # connection refused, timeouts, DNS
-        return DeliveryRetryableError(text, code="smtp_error")
+        return DeliveryRetryableError(text, code=DeliveryErrorCode.SMTP_ERROR)
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         if status == 429 or status >= 500:
             return DeliveryRetryableError(text, code=f"http_{status}")
         return DeliveryPermanentError(text, code=f"http_{status}")
     if "RecipientsRefused" in type(exc).__name__:
-        return DeliveryPermanentError(text, code="recipients_refused")
-    return DeliveryRetryableError(text, code="email_error")
+        return DeliveryPermanentError(text, code=DeliveryErrorCode.RECIPIENTS_REFUSED)
+    return DeliveryRetryableError(text, code=DeliveryErrorCode.EMAIL_ERROR)
 
 
 def _timeout() -> float:

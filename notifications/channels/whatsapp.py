@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from notifications.errors import DeliveryPermanentError, DeliveryRetryableError
+from notifications.errors import DeliveryErrorCode, DeliveryPermanentError, DeliveryRetryableError
 from notifications.rendering import RenderedMessage
 from notifications.whatsapp_client import (
     WhatsAppError,
@@ -13,7 +13,9 @@ from notifications.whatsapp_client import (
 
 def send(*, recipient: str, message: RenderedMessage) -> str:
     if not settings.WHATSAPP_ENABLED:
-        raise DeliveryPermanentError("WhatsApp is disabled (WHATSAPP_ENABLED).", code="disabled")
+        raise DeliveryPermanentError(
+            "WhatsApp is disabled (WHATSAPP_ENABLED).", code=DeliveryErrorCode.DISABLED
+        )
     try:
         client = whatsapp_client_from_settings()
         if message.whatsapp_template is not None:

@@ -1,7 +1,7 @@
 """Bulk sends for the fleet jobs: one customer message per occurrence for many customers at
 once, in a constant number of statements, sent by ONE task per batch.
 
-The rules are notification_send's (deliveries.py): idempotent per event key, channels from each
+The rules are notification_send's (sending.py): idempotent per event key, channels from each
 customer's profile, essential events always reach the customer; only the mechanics differ
 (COPY through a staging table with ON CONFLICT DO NOTHING, no model instance per row).
 """
@@ -10,23 +10,20 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from common.bulk import copy_insert, copy_insert_ignore_conflicts
-from notifications.errors import NotificationError
+from notifications.errors import NotificationError, NotificationErrorCode
 from notifications.events import spec_for
 from notifications.models import Audience, CustomerProfile, Delivery, DeliveryEvent
-from notifications.services.deliveries import (
-    _SECRET_LIKE_KEY,
-    SYSTEM,
-    S,
-    _no_targets,
-    delivery_attempt,
-)
+from notifications.services.attempts import delivery_attempt
+from notifications.services.delivery_rows import SYSTEM, S
 from notifications.services.recipients import customer_targets
+from notifications.services.sending import SECRET_LIKE_KEY, no_targets_report
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +40,7 @@ class Recipient:
 class BulkMessage:
     """One customer's occurrence of an event, for `notification_send_many`."""
 
-    user: AbstractBaseUser | Recipient
+    user: User | Recipient
     context: dict
     event_key: str
 
@@ -63,14 +60,14 @@ def notification_send_many(*, event: str, messages: list[BulkMessage]) -> int:
     for message in messages:
         if not message.event_key or len(message.event_key) > 200:
             raise ValueError("event_key must be 1..200 characters.")
-        leaked = sorted(k for k in message.context if _SECRET_LIKE_KEY.search(str(k)))
+        leaked = sorted(k for k in message.context if SECRET_LIKE_KEY.search(str(k)))
         if leaked:
             raise ValueError(f"Bulk messages carry no secrets ({', '.join(leaked)}).")
         missing = [k for k in spec.required if message.context.get(k) in (None, "")]
         if missing:
             raise NotificationError(
                 f"{event} needs {', '.join(missing)} in its context.",
-                code="notification_context_missing",
+                code=NotificationErrorCode.CONTEXT_MISSING,
                 extra={"missing": missing, "event_key": message.event_key},
             )
     keys = [message.event_key for message in messages]
@@ -86,7 +83,8 @@ def notification_send_many(*, event: str, messages: list[BulkMessage]) -> int:
         for profile in CustomerProfile.objects.filter(user_id__in={m.user.pk for m in pending})
     }
     now = timezone.now()
-    rows, unreachable = [], []
+    rows: list[dict[str, Any]] = []
+    unreachable: list[BulkMessage] = []
     for message in pending:
         targets = customer_targets(
             user=message.user,
@@ -115,6 +113,8 @@ def notification_send_many(*, event: str, messages: list[BulkMessage]) -> int:
         # ON CONFLICT DO NOTHING: a concurrent send of the same occurrence wins, once; the ids
         # returned are exactly the rows this call created.
         created = sorted(copy_insert_ignore_conflicts(Delivery, rows, returning="event_key"))
+        # The history rows DELIVERY_STATES.record_created would write, as plain COPY rows: the
+        # machine builds a model instance per row, which this path avoids at fleet scale.
         copy_insert(
             DeliveryEvent,
             [
@@ -134,7 +134,9 @@ def notification_send_many(*, event: str, messages: list[BulkMessage]) -> int:
 
             deliver_many.delay_on_commit([delivery_id for delivery_id, _key in created])
         for message in unreachable:  # rare: no e-mail and no usable WhatsApp number
-            _no_targets(event=event, event_key=message.event_key, user=message.user, staff=False)
+            no_targets_report(
+                event=event, event_key=message.event_key, user=message.user, staff=False
+            )
     logger.info(
         "notification %s queued for %s occurrences: %s deliveries",
         event,

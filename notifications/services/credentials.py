@@ -9,13 +9,13 @@ from secrets import token_urlsafe
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from notifications.errors import CredentialsLinkError
-from notifications.models import CredentialReveal, CredentialsResendRequest
+from notifications.errors import CredentialsLinkError, NotificationErrorCode
+from notifications.models import CredentialReveal, CredentialsLinkState, CredentialsResendRequest
 from notifications.selectors import credentials_reveal_status
 
 logger = logging.getLogger(__name__)
@@ -40,9 +40,7 @@ def credentials_reveal_url(token: str) -> str:
     return f"{settings.PORTAL_BASE_URL.rstrip('/')}{path}"
 
 
-def credentials_reveal_create(
-    *, user: AbstractBaseUser, secrets: dict, ttl: timedelta, scope: str = ""
-) -> str:
+def credentials_reveal_create(*, user: User, secrets: dict, ttl: timedelta, scope: str = "") -> str:
     """Store `secrets` (encrypted) behind a one-time token; return the absolute reveal URL.
 
     Only the token's SHA-256 is stored. The page shows the secrets once, to `user` only. With
@@ -72,24 +70,38 @@ def credentials_reveal_create(
     return credentials_reveal_url(token)
 
 
+# What the link's owner is told, and the error code, per unusable state.
 _PROBLEMS = {
-    "invalid": "This link is not valid.",
-    "used": "These login details were already shown once.",
-    "revoked": "A newer link was sent for these login details.",
-    "expired": "This link has expired.",
+    CredentialsLinkState.INVALID: (
+        "This link is not valid.",
+        NotificationErrorCode.CREDENTIALS_LINK_INVALID,
+    ),
+    CredentialsLinkState.USED: (
+        "These login details were already shown once.",
+        NotificationErrorCode.CREDENTIALS_LINK_USED,
+    ),
+    CredentialsLinkState.REVOKED: (
+        "A newer link was sent for these login details.",
+        NotificationErrorCode.CREDENTIALS_LINK_REVOKED,
+    ),
+    CredentialsLinkState.EXPIRED: (
+        "This link has expired.",
+        NotificationErrorCode.CREDENTIALS_LINK_EXPIRED,
+    ),
 }
 
 
-def _reveal_problem(reveal: CredentialReveal | None) -> CredentialsLinkError | None:
+def _reveal_usable(reveal: CredentialReveal | None) -> CredentialReveal:
+    """`reveal`, if its link can still be used; else raises the CredentialsLinkError of its state
+    (None is INVALID)."""
     status = credentials_reveal_status(reveal)
-    if status == "valid":
-        return None
-    return CredentialsLinkError(_PROBLEMS[status], code=f"credentials_link_{status}")
+    if reveal is None or status != CredentialsLinkState.VALID:
+        message, code = _PROBLEMS[status]
+        raise CredentialsLinkError(message, code=code)
+    return reveal
 
 
-def credentials_reveal_open(
-    *, user: AbstractBaseUser, token: str, opened_here: int | None = None
-) -> int:
+def credentials_reveal_open(*, user: User, token: str, opened_here: int | None = None) -> int:
     """Exchange the link's token for the reveal's id, once: the caller keeps the id in the
     user's session and the token stops working (it may sit in an access log or a browser
     history). `opened_here` is the id the session already holds: opening the same link again
@@ -101,14 +113,12 @@ def credentials_reveal_open(
             .filter(token_hash=credentials_token_hash(token), user=user)
             .first()
         )
-        problem = _reveal_problem(reveal)
-        if problem is not None:
-            raise problem
+        reveal = _reveal_usable(reveal)
         if reveal.opened_at is not None:
             if reveal.pk == opened_here:  # the same browser session clicked the link again
                 return reveal.pk
             raise CredentialsLinkError(
-                "This link was already opened.", code="credentials_link_opened"
+                "This link was already opened.", code=NotificationErrorCode.CREDENTIALS_LINK_OPENED
             )
         reveal.opened_at = timezone.now()
         reveal.save(update_fields=["opened_at"])
@@ -116,7 +126,7 @@ def credentials_reveal_open(
     return reveal.pk
 
 
-def credentials_reveal_consume(*, user: AbstractBaseUser, reveal_id: int) -> dict[str, str]:
+def credentials_reveal_consume(*, user: User, reveal_id: int) -> dict[str, str]:
     """The secrets of an opened link, once. Raises CredentialsLinkError (invalid, expired,
     used, revoked). The secrets are wiped from the database in the same transaction."""
     with transaction.atomic():
@@ -125,9 +135,7 @@ def credentials_reveal_consume(*, user: AbstractBaseUser, reveal_id: int) -> dic
             .filter(pk=reveal_id, user=user, opened_at__isnull=False)
             .first()
         )
-        problem = _reveal_problem(reveal)
-        if problem is not None:
-            raise problem
+        reveal = _reveal_usable(reveal)
         values = json.loads(reveal.secrets)
         reveal.secrets = None
         reveal.revealed_at = timezone.now()
@@ -136,7 +144,7 @@ def credentials_reveal_consume(*, user: AbstractBaseUser, reveal_id: int) -> dic
     return values
 
 
-def credentials_resend_allowed(*, user: AbstractBaseUser, key: str) -> bool:
+def credentials_resend_allowed(*, user: User, key: str) -> bool:
     """True (and counted) if `user` may ask again for the login details of `key` now.
 
     At most CREDENTIALS_RESEND_LIMIT accepted requests per CREDENTIALS_RESEND_WINDOW_MINUTES

@@ -1,6 +1,6 @@
 """Customer contact profiles and per-event channel choices."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from common.errors import ApplicationError
@@ -11,7 +11,7 @@ from notifications.phone import normalize_whatsapp_number
 
 def customer_profile_upsert(
     *,
-    user: AbstractBaseUser,
+    user: User,
     whatsapp_number: str = "",
     whatsapp_consent: bool = False,
     preferred_language: str = Language.ENGLISH,
@@ -46,9 +46,7 @@ def customer_profile_upsert(
     return profile
 
 
-def customer_event_channels_set(
-    *, user: AbstractBaseUser, event: str, channels: list[str]
-) -> CustomerProfile:
+def customer_event_channels_set(*, user: User, event: str, channels: list[str]) -> CustomerProfile:
     """Choose the channels of one customer event (an empty list: no message unless essential).
 
     WhatsApp needs a number and consent on the profile.

@@ -3,9 +3,10 @@ essential-message rule) and staff (ADMIN_EMAILS, ADMIN_PHONE, else the active su
 
 import re
 from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 
 from notifications.events import spec_for
 from notifications.models import Channel, CustomerProfile, Language
@@ -21,8 +22,18 @@ class Target:
     language: str
 
 
-def customer_profile_of(user: AbstractBaseUser) -> CustomerProfile | None:
-    return CustomerProfile.objects.filter(user=user).first()
+class Addressee(Protocol):
+    """What a customer's targets need of them: a User, or a bulk send's lighter Recipient."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def email(self) -> str: ...
+
+
+def customer_profile_of(user: Addressee) -> CustomerProfile | None:
+    return CustomerProfile.objects.filter(user_id=user.pk).first()
 
 
 def whatsapp_allowed(profile: CustomerProfile | None) -> bool:
@@ -34,22 +45,28 @@ def whatsapp_allowed(profile: CustomerProfile | None) -> bool:
     )
 
 
-_NO_PROFILE = object()
+class _Unset(Enum):
+    """A sentinel type: `profile` not passed (None means "the customer has none")."""
+
+    PROFILE = "unset"
+
+
+_NO_PROFILE = _Unset.PROFILE
 
 
 def customer_targets(
     *,
-    user: AbstractBaseUser,
+    user: Addressee,
     event: str,
     channels: list[str] | None,
     language: str | None,
-    profile: object = _NO_PROFILE,
+    profile: CustomerProfile | _Unset | None = _NO_PROFILE,
 ) -> list[Target]:
-    if profile is _NO_PROFILE:
+    if profile is _Unset.PROFILE:
         profile = customer_profile_of(user)
     lang = language or (profile.preferred_language if profile else Language.ENGLISH)
     usable = {}
-    if whatsapp_allowed(profile):
+    if profile is not None and whatsapp_allowed(profile):
         usable[Channel.WHATSAPP] = profile.whatsapp_number
     if user.email:
         usable[Channel.EMAIL] = user.email

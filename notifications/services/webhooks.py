@@ -11,13 +11,14 @@ from django.conf import settings
 
 from common.errors import ApplicationError
 from common.jsonsafe import json_loads_bounded
-from notifications.services.deliveries import delivery_status_apply, receipt_time
+from notifications.errors import NotificationErrorCode
+from notifications.services.receipts import delivery_status_apply, receipt_time
 
 logger = logging.getLogger(__name__)
 
 
 class WebhookRejected(ApplicationError):
-    default_code = "webhook_rejected"
+    default_code = NotificationErrorCode.WEBHOOK_REJECTED
     http_status = 403
 
 
@@ -50,16 +51,16 @@ def whatsapp_webhook_receive(*, body: bytes, signature_header: str) -> int:
     is applied, so a malformed part cannot leave the valid parts before it half-applied.
     """
     if not whatsapp_signature_valid(body=body, signature_header=signature_header):
-        raise WebhookRejected("Invalid signature.", code="invalid_signature")
+        raise WebhookRejected("Invalid signature.", code=NotificationErrorCode.INVALID_SIGNATURE)
     try:
         # Bounded: json.loads raises RecursionError (not ValueError) on very deep nesting.
         payload = json_loads_bounded(body)
     except ValueError:
         raise WebhookRejected(
-            "Body is not JSON or is nested too deeply.", code="invalid_json"
+            "Body is not JSON or is nested too deeply.", code=NotificationErrorCode.INVALID_JSON
         ) from None
     if not isinstance(payload, dict):
-        raise WebhookRejected("Body is not a JSON object.", code="invalid_json")
+        raise WebhookRejected("Body is not a JSON object.", code=NotificationErrorCode.INVALID_JSON)
     applied = 0
     for receipt in _status_receipts(payload):
         delivery = delivery_status_apply(
@@ -134,4 +135,6 @@ def _object(value: Any, what: str) -> dict[str, Any]:
 
 def _malformed(reason: str) -> WebhookRejected:
     # The reason names the part only, never a value from the body.
-    return WebhookRejected(f"Body is not a WhatsApp webhook: {reason}.", code="invalid_payload")
+    return WebhookRejected(
+        f"Body is not a WhatsApp webhook: {reason}.", code=NotificationErrorCode.INVALID_PAYLOAD
+    )

@@ -21,9 +21,9 @@ from notifications.models import (
 from notifications.services import (
     credentials_resend_allowed,
     credentials_reveal_create,
+    notification_secrets_purge,
     notification_send,
 )
-from notifications.services.deliveries import notification_secrets_purge
 from notifications.tests.conftest import (
     PASSWORD,
     WA_TOKEN,

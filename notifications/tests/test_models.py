@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.errors import ConflictError
-from common.state import apply_transition
 from notifications.models import (
+    DELIVERY_STATES,
     DELIVERY_TRANSITIONS,
     CredentialReveal,
     Delivery,
@@ -78,15 +78,7 @@ def test_provider_message_id_is_unique_per_channel():
 def test_receipts_never_move_a_delivery_back():
     delivery = make(status="read", sent_at=timezone.now())
     with pytest.raises(ConflictError):
-        apply_transition(
-            delivery,
-            table=DELIVERY_TRANSITIONS,
-            to_status="delivered",
-            actor=Actor.system(),
-            reason="late receipt",
-            event_model=DeliveryEvent,
-            event_fk="delivery",
-        )
+        DELIVERY_STATES.move(delivery, "delivered", actor=Actor.system(), reason="late receipt")
     assert DELIVERY_TRANSITIONS.can("failed", "queued")
     assert not DELIVERY_TRANSITIONS.can("sent", "queued")
     assert not DeliveryEvent.objects.exists()

@@ -91,6 +91,26 @@ def test_duplicate_event_after_sending_sends_nothing_again(wa_customer, mocked_r
     ]
 
 
+def test_same_event_key_after_an_email_change_sends_nothing_new(customer, mailoutbox):
+    notification_send(
+        event="provisioning_started",
+        user=customer,
+        context=sample_context("provisioning_started"),
+        event_key="ps:deployment-1",
+    )
+    run_queued()
+    customer.email = "alice.new@example.com"
+    customer.save()
+    notification_send(
+        event="provisioning_started",
+        user=customer,
+        context=sample_context("provisioning_started"),
+        event_key="ps:deployment-1",
+    )
+    run_queued()
+    assert len(mailoutbox) == 1, [m.to for m in mailoutbox]
+
+
 def test_another_occurrence_is_sent_again(wa_customer):
     send_ready(wa_customer, key="server_ready:deployment-12")
     send_ready(wa_customer, key="server_ready:deployment-13")

@@ -9,9 +9,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from common.actors import Actor
 from notifications.events import sample_context
 from notifications.models import Delivery, DeliveryEvent, DeliverySecret
-from notifications.services import notification_send
+from notifications.services import delivery_retry, notification_send
 from notifications.tests.conftest import APP_SECRET, PASSWORD, VERIFY_TOKEN, run_queued, wa_ok
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("notifications.tests.urls")]
@@ -174,6 +175,18 @@ def test_signature_is_refused_when_no_app_secret_is_configured(sent_whatsapp, cl
     assert snapshot() == before
 
 
+def test_webhook_non_ascii_signature_is_403(client):
+    client.raise_request_exception = False
+    body = b'{"entry": []}'
+    r = client.post(
+        reverse("notifications:whatsapp-webhook"),
+        data=body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256="sha256=\u00e9",
+    )
+    assert r.status_code == 403, r.status_code
+
+
 def test_signed_garbage_is_a_bad_request(sent_whatsapp, client):
     before = snapshot()
     for body in (b"not json", b"[1, 2]"):
@@ -239,6 +252,47 @@ def test_late_failed_receipt_after_delivered_is_only_noted(sent_whatsapp, client
     assert sent_whatsapp.status == "delivered"
     assert sent_whatsapp.events.last().reason.startswith("late 'failed' receipt ignored")
     assert not Delivery.objects.filter(channel="email").exists()
+
+
+def _send_payment_received(user):
+    notification_send(
+        event="payment_received",
+        user=user,
+        context=sample_context("payment_received"),
+        event_key="pay:1",
+    )
+
+
+def test_stale_receipt_after_staff_retry(wa_only_customer, mocked_responses, client, staff):
+    wa_ok(mocked_responses, MESSAGE_ID)
+    _send_payment_received(wa_only_customer)
+    run_queued()
+    wa = Delivery.objects.get(channel="whatsapp")
+    assert wa.status == "sent"
+    post(client, receipt("failed", errors=[{"code": 131026, "title": "undeliverable"}]))
+    wa.refresh_from_db()
+    assert wa.status == "failed"
+    delivery_retry(delivery_id=wa.pk, actor=Actor.staff(staff))  # staff: send again
+    wa.refresh_from_db()
+    assert wa.status == "queued"
+    # a delayed 'sent' receipt for the OLD message arrives before the retry runs
+    post(client, receipt("sent", timestamp=1_790_000_001))
+    wa.refresh_from_db()
+    assert wa.status == "queued", f"requeued delivery became {wa.status} without being sent"
+
+
+def test_stale_delivered_receipt_after_retry_is_ignored_not_500(
+    wa_only_customer, mocked_responses, client, staff
+):
+    wa_ok(mocked_responses, MESSAGE_ID)
+    _send_payment_received(wa_only_customer)
+    run_queued()
+    wa = Delivery.objects.get(channel="whatsapp")
+    post(client, receipt("failed", errors=[{"code": 131026, "title": "undeliverable"}]))
+    delivery_retry(delivery_id=wa.pk, actor=Actor.staff(staff))
+    client.raise_request_exception = False
+    response = post(client, receipt("delivered"))
+    assert response.status_code == 200, response.status_code
 
 
 def test_unknown_message_and_incoming_messages_are_ignored(sent_whatsapp, client):

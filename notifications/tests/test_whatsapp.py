@@ -10,7 +10,7 @@ from django.core import mail
 from notifications.events import sample_context
 from notifications.models import Delivery, DeliveryEvent
 from notifications.services import delivery_attempt, notification_send
-from notifications.services.deliveries import retry_delay
+from notifications.services.attempts import retry_delay
 from notifications.tests.conftest import (
     CUSTOMER_NUMBER,
     PASSWORD,
@@ -252,6 +252,25 @@ def test_server_errors_retry_then_fall_back_when_spent(wa_only_customer, mocked_
     ]
     fallback = Delivery.objects.get(channel="email")
     assert (fallback.fallback_for_id, fallback.status) == (whatsapp.pk, "queued")
+
+
+def test_whatsapp_read_timeout_is_not_retried_but_falls_back(wa_only_customer, mocked_responses):
+    # Graph received the POST and sent the message, but the reply was lost (read timeout)
+    mocked_responses.post(WA_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    wa_ok(mocked_responses, "wamid.SECOND")
+    notification_send(
+        event="payment_received",
+        user=wa_only_customer,
+        context=sample_context("payment_received"),
+        event_key="pay:1",
+    )
+    run_queued()
+    posts = [c for c in mocked_responses.calls if c.request.url == WA_URL]
+    assert len(posts) == 1, f"{len(posts)} POSTs to WhatsApp for one message"
+    whatsapp = Delivery.objects.get(channel="whatsapp")
+    assert whatsapp.status == "failed"
+    assert "outcome is unknown" in whatsapp.last_error
+    assert Delivery.objects.filter(channel="email", fallback_for=whatsapp).exists()
 
 
 def test_connect_timeouts_are_retried(wa_only_customer, mocked_responses):

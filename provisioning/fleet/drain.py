@@ -31,6 +31,7 @@ from common.errors import ApplicationError
 from common.jobs import job_lock
 from common.logging import redact
 from notifications.services import notification_send
+from provisioning.errors import ProvisioningErrorCode as Code
 from provisioning.fleet.budget import operations_share_limiter
 from provisioning.fleet.operations import (
     OperationResult,
@@ -344,7 +345,7 @@ def _lifecycle_execute(operation: PanelOperation, client: PterodactylClient) -> 
     try:
         done = actions[operation.kind]()
     except ApplicationError as exc:
-        if exc.code in ("invalid_state", "invalid_transition"):
+        if exc.code in (Code.INVALID_STATE, Code.INVALID_TRANSITION):
             return OperationResult(outcome=f"not needed: {exc.message}", skipped=True)
         raise
     return OperationResult(outcome=f"{operation.kind} done", verified=done.panel_verified)

@@ -6,9 +6,9 @@ Services (writes):
 - `drifts_record`: the reconcile job's set-based variant (constant statements per batch).
 - `drift_resolve` / `drifts_resolve_gone`: close items (repaired, gone on a later full read).
 - `drifts_dismiss`: staff close items by hand.
-- `drift_repairs_request`: turn open items into panel operations (or, for an adoptable orphan
-  server, a database-only link), in sets.
 - `drift_alert_repair_unverified`: a repair ran and the panel still disagrees.
+Turning open items into repairs is provisioning.fleet.drift_repairs; running those repairs,
+provisioning.fleet.repairs.
 
 Staff are alerted once per kind per hour at most (`fleet_alert_staff`, keyed by kind and hour),
 never once per item or per run: a thousand servers drifting at once is one message whose link
@@ -26,24 +26,14 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from common.actors import Actor
 from notifications.services import notification_send
-from provisioning.fleet.operations import OperationRequest, panel_operations_request
-from provisioning.models import (
-    OPEN_OPERATION_STATUSES,
-    DriftItem,
-    DriftKind,
-    PanelOperation,
-    PanelOperationKind,
-    PanelOperationStatus,
-)
+from provisioning.models import DriftItem, DriftKind
 from servers.models import DeploymentStatus
-from servers.services import PanelServerLink, deployments_relink_panel_servers
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +61,6 @@ REPAIR_SUSPENSION, REPAIR_BUILD = "suspension", "build"
 REPAIR_ADOPT, REPAIR_DELETE = "adopt_orphans", "delete_orphans"
 REPAIR_NAMES = (REPAIR_SUSPENSION, REPAIR_BUILD, REPAIR_ADOPT, REPAIR_DELETE)
 _ORPHAN_REPAIRS = {"adopt": REPAIR_ADOPT, "delete": REPAIR_DELETE}
-_OPERATION_KIND = {
-    REPAIR_SUSPENSION: PanelOperationKind.REAPPLY_SUSPENSION,
-    REPAIR_BUILD: PanelOperationKind.REAPPLY_BUILD,
-}
 # How long one alert covers its kind: at most one message per kind in this window.
 ALERT_WINDOW_FORMAT = "%Y-%m-%dT%H"
 ALERT_EXAMPLES = 5
@@ -135,15 +121,6 @@ class RecordResult:
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
 
-@dataclass
-class RepairRequestResult:
-    requested: int = 0  # new panel operations
-    adopted: int = 0  # orphan servers linked to their deployment (database only)
-    already_open: int = 0  # a repair operation was open already
-    not_repairable: int = 0  # kinds staff must handle (missing server, port conflict, review)
-    not_enabled: int = 0  # repairable, but not among the allowed repairs
-
-
 def _key(
     kind: str, deployment_id: int | None, panel_server_id: int | None, panel_user_id: int | None
 ) -> tuple[str, str, int | None]:
@@ -155,7 +132,7 @@ def _key(
     return (str(kind), "user", panel_user_id)
 
 
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     chunk: list[T] = []
     for item in items:
         chunk.append(item)
@@ -166,7 +143,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _open_q() -> Q:
+def open_items_q() -> Q:
     return Q(resolved_at__isnull=True)
 
 
@@ -178,7 +155,7 @@ def _target_q(kind: str, deployment_id: Any, panel_server_id: Any, panel_user_id
     return Q(kind=kind, deployment__isnull=True, panel_user_id=panel_user_id)
 
 
-def _batch_size() -> int:
+def fleet_batch_size() -> int:
     return max(1, int(settings.FLEET_BATCH_SIZE))
 
 
@@ -209,7 +186,7 @@ def drift_record(
     for _attempt in range(2):
         try:
             with transaction.atomic():
-                item = DriftItem.objects.select_for_update().filter(_open_q(), target).first()
+                item = DriftItem.objects.select_for_update().filter(open_items_q(), target).first()
                 if item is not None:
                     item.details, item.last_seen_at, item.source = details, now, source[:60]
                     if panel_server_id is not None:
@@ -267,14 +244,14 @@ def drift_resolve(
             scope |= _target_q(kind, deployment_id, panel_server_id, panel_user_id)
     else:
         raise ValueError("give item_id or kinds with a target")
-    return DriftItem.objects.filter(_open_q(), scope).update(
+    return DriftItem.objects.filter(open_items_q(), scope).update(
         resolved_at=timezone.now(), resolution=resolution[:2000], resolved_by=resolved_by[:200]
     )
 
 
 def drifts_dismiss(*, item_ids: Iterable[int], actor: Actor) -> int:
     """Staff close open items without a repair ("dismissed by staff:alice"); one statement."""
-    return DriftItem.objects.filter(_open_q(), pk__in=list(item_ids)).update(
+    return DriftItem.objects.filter(open_items_q(), pk__in=list(item_ids)).update(
         resolved_at=timezone.now(),
         resolution=f"dismissed by {actor.label}"[:2000],
         resolved_by=actor.label[:200],
@@ -291,7 +268,7 @@ def drifts_record(
     constant number of statements per batch (one SELECT, one bulk UPDATE, one INSERT .. ON
     CONFLICT DO NOTHING); then at most one alert per kind with new items."""
     result = RecordResult()
-    for chunk in _chunks(findings, _batch_size()):
+    for chunk in chunked(findings, fleet_batch_size()):
         with transaction.atomic():
             _record_chunk(chunk, source=source, seen_at=seen_at, result=result)
     if alert:
@@ -319,7 +296,7 @@ def _record_chunk(
         scope |= Q(deployment__isnull=True, panel_user_id__in=user_ids)
     existing = {
         _key(i.kind, i.deployment_id, i.panel_server_id, i.panel_user_id): i
-        for i in DriftItem.objects.filter(_open_q(), scope, kind__in={f.kind for f in chunk})
+        for i in DriftItem.objects.filter(open_items_q(), scope, kind__in={f.kind for f in chunk})
     }
     changed, created = [], []
     for finding in chunk:
@@ -370,10 +347,10 @@ def drifts_resolve_gone(
     other kinds in one statement each.
     """
     now = timezone.now()
-    stale = Q(_open_q(), last_seen_at__lt=read_started)
+    stale = Q(open_items_q(), last_seen_at__lt=read_started)
     update = {"resolved_at": now, "resolved_by": resolved_by[:200]}
     closed = 0
-    for chunk in _chunks(checked_deployment_ids, _batch_size()):
+    for chunk in chunked(checked_deployment_ids, fleet_batch_size()):
         closed += DriftItem.objects.filter(
             stale, kind__in=DEPLOYMENT_KINDS, deployment_id__in=chunk
         ).update(**update, resolution="gone: not seen on a later full read of the panel")
@@ -389,224 +366,6 @@ def drifts_resolve_gone(
         .update(**update, resolution="gone: not seen on a later full read of the panel")
     )
     return closed
-
-
-# --- repairs -------------------------------------------------------------------------------
-
-
-def drift_repairs_request(
-    *,
-    items: Iterable[DriftItem],
-    actor: Actor,
-    allowed: Iterable[str] | None = None,
-    reason: str = "",
-) -> RepairRequestResult:
-    """Request the repair of each open item: a panel operation (re-apply suspension, re-apply
-    build, delete an orphan server or user), or for an adoptable orphan server a database-only
-    link to its deployment. `allowed` limits the repairs (RECONCILE_REPAIRS names; None = every
-    repair, for staff who chose the items). Constant statements per FLEET_BATCH_SIZE items."""
-    allowed_set = set(REPAIR_NAMES if allowed is None else allowed)
-    result = RepairRequestResult()
-    for chunk in _chunks((i for i in items if i.is_open), _batch_size()):
-        _repair_chunk(chunk, actor=actor, allowed=allowed_set, reason=reason, result=result)
-    return result
-
-
-def _repair_chunk(
-    chunk: list[DriftItem],
-    *,
-    actor: Actor,
-    allowed: set[str],
-    reason: str,
-    result: RepairRequestResult,
-) -> None:
-    open_operations = set(
-        PanelOperation.objects.filter(
-            pk__in=[i.repair_operation_id for i in chunk if i.repair_operation_id],
-            status__in=OPEN_OPERATION_STATUSES,
-        ).values_list("pk", flat=True)
-    )
-    requests: list[OperationRequest] = []
-    requested_items: list[DriftItem] = []
-    adoptions: list[DriftItem] = []
-    planned: set[tuple[str, int | None]] = set()
-    for item in chunk:
-        repair = repair_for(kind=item.kind, details=item.details)
-        if not repair:
-            result.not_repairable += 1
-            continue
-        if repair not in allowed:
-            result.not_enabled += 1
-            continue
-        if item.repair_operation_id in open_operations:
-            result.already_open += 1
-            continue
-        if repair == REPAIR_ADOPT:
-            adoptions.append(item)
-            continue
-        request = _operation_request(item, repair, reason or f"Drift repair: {item}")
-        # One open operation per deployment: the first repair wins, the next run does the rest.
-        target = (
-            ("deployment", request.deployment_id)
-            if request.deployment_id
-            else (str(request.kind), request.panel_server_id or request.panel_user_id)
-        )
-        if target in planned:
-            continue
-        planned.add(target)
-        requests.append(request)
-        requested_items.append(item)
-    if adoptions:
-        result.adopted += _adopt(adoptions, actor=actor)
-    if requests:
-        with transaction.atomic():
-            result.requested += panel_operations_request(requests=requests, actor=actor)
-            _link_operations(requested_items)
-
-
-def _operation_request(item: DriftItem, repair: str, reason: str) -> OperationRequest:
-    params = {"drift_kind": item.kind, "drift_item_id": item.pk}
-    if repair in _OPERATION_KIND:
-        return OperationRequest(
-            kind=_OPERATION_KIND[repair],
-            reason=reason[:1000],
-            deployment_id=item.deployment_id,
-            params=params,
-        )
-    external_id = str(item.details.get("external_id", ""))
-    if item.kind == K.ORPHAN_SERVER:
-        # Orphan operations target the panel object, never the deployment its external id names
-        # (that deployment's own operations must not wait behind, or be confused with, this).
-        return OperationRequest(
-            kind=PanelOperationKind.DELETE_ORPHAN_SERVER,
-            reason=reason[:1000],
-            panel_server_id=item.panel_server_id,
-            params={**params, "external_id": external_id},
-        )
-    return OperationRequest(
-        kind=PanelOperationKind.DELETE_ORPHAN_USER,
-        reason=reason[:1000],
-        panel_user_id=item.panel_user_id,
-        params={**params, "external_id": external_id},
-    )
-
-
-def _link_operations(chunk: list[DriftItem]) -> None:
-    """Point each item at its open repair operation: one UPDATE per operation kind. An item
-    whose operation could not be inserted (another operation of that server is open) keeps its
-    previous link."""
-    ids_by_kind: dict[str, list[int]] = defaultdict(list)
-    for item in chunk:
-        ids_by_kind[item.kind].append(item.pk)
-    opened = PanelOperation.objects.filter(status__in=OPEN_OPERATION_STATUSES)
-    deployment_kinds = {
-        PanelOperationKind.REAPPLY_SUSPENSION: SUSPENSION_KINDS,
-        PanelOperationKind.REAPPLY_BUILD: (K.LIMITS_MISMATCH,),
-    }
-    for operation_kind, kinds in deployment_kinds.items():
-        ids = [pk for kind in kinds for pk in ids_by_kind.get(kind, [])]
-        if ids:
-            DriftItem.objects.filter(pk__in=ids).update(
-                repair_operation=Coalesce(
-                    Subquery(
-                        opened.filter(
-                            kind=operation_kind, deployment_id=OuterRef("deployment_id")
-                        ).values("pk")[:1]
-                    ),
-                    F("repair_operation"),
-                )
-            )
-    orphan_targets = (
-        (K.ORPHAN_SERVER, PanelOperationKind.DELETE_ORPHAN_SERVER, "panel_server_id"),
-        (K.ORPHAN_USER, PanelOperationKind.DELETE_ORPHAN_USER, "panel_user_id"),
-    )
-    for kind, operation_kind, column in orphan_targets:
-        ids = ids_by_kind.get(kind, [])
-        if ids:
-            DriftItem.objects.filter(pk__in=ids).update(
-                repair_operation=Coalesce(
-                    Subquery(
-                        opened.filter(
-                            kind=operation_kind,
-                            deployment__isnull=True,
-                            **{column: OuterRef(column)},
-                        ).values("pk")[:1]
-                    ),
-                    F("repair_operation"),
-                )
-            )
-
-
-def _adopt(items: list[DriftItem], *, actor: Actor) -> int:
-    """Link orphan servers to the live deployments whose external id they carry, when the
-    server recorded for that deployment is gone from the panel (re-created by hand, restored
-    from a backup). Database only, through servers' relink service (compare-and-set on the
-    recorded id, a history row on each deployment)."""
-    links = []
-    for item in items:
-        if not item.deployment_id:
-            continue
-        details = item.details
-        port = details.get("port")
-        links.append(
-            PanelServerLink(
-                deployment_id=item.deployment_id,
-                recorded_panel_server_id=details.get("recorded_panel_server_id"),
-                panel_server_id=item.panel_server_id,
-                uuid=str(details.get("uuid", "")),
-                identifier=str(details.get("identifier", "")),
-                ip_address=str(details.get("ip") or ""),
-                port=int(port) if details.get("ip") and port else None,
-                reason=f"Drift repaired: adopted panel server #{item.panel_server_id} "
-                f"(external id {details.get('external_id')}) in place of missing "
-                f"#{details.get('recorded_panel_server_id')}",
-            )
-        )
-    now = timezone.now()
-    with transaction.atomic():
-        linked = deployments_relink_panel_servers(links=links, actor=actor)
-        if not linked:
-            return 0
-        DriftItem.objects.filter(_open_q(), deployment_id__in=linked, kind=K.ORPHAN_SERVER).filter(
-            pk__in=[i.pk for i in items]
-        ).update(
-            resolved_at=now,
-            resolution="adopted: linked to its deployment (database only)",
-            resolved_by=actor.label[:200],
-        )
-        # The server recorded before is gone: its "missing" item (if any) is answered too.
-        DriftItem.objects.filter(
-            _open_q(), kind=K.MISSING_ON_PANEL, deployment_id__in=linked
-        ).update(
-            resolved_at=now,
-            resolution="adopted: the deployment's panel server was found by external id",
-            resolved_by=actor.label[:200],
-        )
-    return len(linked)
-
-
-def drift_items_for_automatic_repair(*, seen_at: datetime, allowed: Iterable[str]) -> Any:
-    """Open items refreshed by the read at `seen_at` whose repair the operator enabled, except
-    those whose last repair failed or did not hold (staff look at those; the job does not
-    request the same failing operation every hour)."""
-    allowed = set(allowed)
-    kinds: set[str] = set()
-    scope = Q(pk__in=[])
-    if REPAIR_SUSPENSION in allowed:
-        kinds |= set(SUSPENSION_KINDS)
-    if REPAIR_BUILD in allowed:
-        kinds.add(K.LIMITS_MISMATCH)
-    if kinds:
-        scope |= Q(kind__in=kinds)
-    for repair, name in ((REPAIR_ADOPT, "adopt"), (REPAIR_DELETE, "delete")):
-        if repair in allowed:
-            scope |= Q(kind__in=ORPHAN_KINDS, details__repair=name)
-    return (
-        DriftItem.objects.filter(_open_q(), scope, last_seen_at__gte=seen_at)
-        .exclude(repair_operation__status=PanelOperationStatus.FAILED)
-        .exclude(repair_operation__verified=False)
-        .order_by("pk")
-    )
 
 
 # --- alerts --------------------------------------------------------------------------------

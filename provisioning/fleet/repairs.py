@@ -28,8 +28,9 @@ from provisioning.fleet.drift import (
     drift_record,
     drift_resolve,
 )
+from provisioning.fleet.drift_scan import limits_difference
 from provisioning.fleet.operations import OperationResult
-from provisioning.fleet.reconcile import PanelServerView, limits_difference
+from provisioning.fleet.panel_read import PanelServerView
 from provisioning.models import (
     ACTIVE_RUN_STATUSES,
     DriftItem,
@@ -39,7 +40,7 @@ from provisioning.models import (
     PanelOperationKind,
     ProvisioningRun,
 )
-from provisioning.pterodactyl import UNSET, PanelNotFound, PterodactylClient, Server
+from provisioning.pterodactyl import UNSET, PanelNotFound, PterodactylClient, Server, ServerStatus
 from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_record
 
@@ -128,7 +129,7 @@ def _reapply_suspension(operation: PanelOperation, client: PterodactylClient) ->
     deployment, server = found
     server_id = deployment.panel_server_id
     want_suspended = deployment.status == DeploymentStatus.SUSPENDED
-    if (server.status == "suspended") == want_suspended:
+    if (server.status == ServerStatus.SUSPENDED) == want_suspended:
         _close(
             operation,
             SUSPENSION_KINDS,
@@ -142,7 +143,7 @@ def _reapply_suspension(operation: PanelOperation, client: PterodactylClient) ->
     else:
         client.unsuspend_server(server_id)
     shown = client.get_server(server_id).status
-    verified = (shown == "suspended") == want_suspended
+    verified = (shown == ServerStatus.SUSPENDED) == want_suspended
     action = "suspended" if want_suspended else "unsuspended"
     if verified:
         _close(

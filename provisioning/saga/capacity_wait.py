@@ -18,16 +18,16 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.errors import ConflictError
-from common.state import apply_transition
 from provisioning import notify
+from provisioning.errors import ProvisioningErrorCode as Code
 from provisioning.models import (
     ACTIVE_RUN_STATUSES,
-    PROVISIONING_REQUEST_TRANSITIONS,
+    PROVISIONING_REQUEST_STATES,
     ProvisioningRequest,
-    ProvisioningRequestEvent,
     ProvisioningRequestStatus,
     ProvisioningRun,
     RunStatus,
+    run_move,
 )
 from servers.capacity import capacity_hold_keep, capacity_hold_release, capacity_hold_take
 from servers.models import Deployment, Location
@@ -73,17 +73,13 @@ def request_status_set(run: ProvisioningRun, status: str, reason: str, actor: Ac
     request = ProvisioningRequest.objects.select_for_update().get(pk=run.request_id)
     if request.status == status:
         return
-    apply_transition(
+    cleared = status in (ProvisioningRequestStatus.SUCCEEDED, ProvisioningRequestStatus.IN_PROGRESS)
+    PROVISIONING_REQUEST_STATES.move(
         request,
-        table=PROVISIONING_REQUEST_TRANSITIONS,
-        to_status=status,
+        status,
         actor=actor,
         reason=reason[:1000],
-        event_model=ProvisioningRequestEvent,
-        event_fk="request",
-        extra_updates={
-            "last_error": "" if status in ("succeeded", "in_progress") else reason[:2000]
-        },
+        extra_updates={"last_error": "" if cleared else reason[:2000]},
     )
 
 
@@ -98,12 +94,12 @@ def _waiting_run_locked(deployment_id: int) -> ProvisioningRun:
         raise ConflictError(
             "This order is not waiting for capacity (its provisioning is running, finished "
             "or not started).",
-            code="not_waiting_for_capacity",
+            code=Code.NOT_WAITING_FOR_CAPACITY,
         )
     if run.lease_expires_at and run.lease_expires_at > timezone.now():
         raise ConflictError(
             "A worker is checking for room for this order right now; try again in a minute.",
-            code="run_busy",
+            code=Code.RUN_BUSY,
         )
     return run
 
@@ -124,7 +120,7 @@ def provisioning_waiting_move(
         deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
         old = deployment.location
         if old is not None and old.pk == location.pk:
-            raise ConflictError(f"The order is already in {location}.", code="same_location")
+            raise ConflictError(f"The order is already in {location}.", code=Code.SAME_LOCATION)
         limits = run.server_payload.get("limits", {})
         memory, disk = int(limits.get("memory") or 0), int(limits.get("disk") or 0)
         capacity_hold_release(
@@ -141,12 +137,10 @@ def provisioning_waiting_move(
         deployment_record(
             deployment_id=deployment_id, actor=actor, reason=f"{note}: {reason}"[:2000]
         )
-        ProvisioningRequestEvent.objects.create(
-            request_id=run.request_id,
-            actor=actor.user,
-            actor_label=actor.label,
-            from_status=ProvisioningRequestStatus.WAITING_CAPACITY,
-            to_status=ProvisioningRequestStatus.WAITING_CAPACITY,
+        # The request stays waiting for capacity; its history says where the order went.
+        PROVISIONING_REQUEST_STATES.note(
+            ProvisioningRequest.objects.get(pk=run.request_id),
+            actor=actor,
             reason=f"{note}: {reason}"[:1000],
         )
         run.next_run_at = timezone.now()
@@ -166,7 +160,7 @@ def provisioning_waiting_cancel(*, deployment_id: int, actor: Actor, reason: str
     """
     run = _waiting_run_locked(deployment_id)
     now = timezone.now()
-    run.status = RunStatus.FAILED
+    run_move(run, RunStatus.FAILED)
     run.finished_at = now
     run.fence += 1  # a worker that picks up a stale message can no longer write
     run.next_run_at = None

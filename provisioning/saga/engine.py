@@ -12,8 +12,8 @@ deadline start compensation, which undoes the steps in reverse order. A compensa
 failing ends in "needs attention".
 
 A step holds its run with a short lease (PROVISIONING_STEP_LEASE) that a heartbeat thread renews
-while the step runs, so the step of a killed worker is free again within seconds, not after the
-task's time limit.
+while the step runs (provisioning.saga.lease), so the step of a killed worker is free again
+within seconds, not after the task's time limit.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from common.actors import Actor
@@ -44,9 +44,11 @@ from provisioning.models import (
     RunStatus,
     StepAttemptStatus,
     StepDirection,
+    run_move,
 )
 from provisioning.pterodactyl import PanelError, PanelRateLimited, PterodactylClient
 from provisioning.saga.capacity_wait import capacity_wait_begin_or_continue, request_status_set
+from provisioning.saga.lease import LeaseKeeper, lease_seconds
 from provisioning.saga.steps import (
     STEP_NAMES,
     STEPS,
@@ -60,6 +62,26 @@ from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_transition
 
 logger = logging.getLogger(__name__)
+
+
+class StepResult(StrEnum):
+    """What one `run_step` call did: the Celery task's return value (tasks.py starts queued
+    requests after the finished ones)."""
+
+    SKIPPED = "skipped"  # nothing to do: finished run, lease held, too early
+    SUPERSEDED = "superseded"  # a newer worker took the run over; our result was dropped
+    ADVANCED = "advanced"
+    WAITING = "waiting"
+    WAITING_FOR_CAPACITY = "waiting_for_capacity"
+    RETRYING = "retrying"
+    REWOUND = "rewound"
+    COMPENSATING = "compensating"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+FINISHED_RESULTS = frozenset({StepResult.SUCCEEDED, StepResult.FAILED, StepResult.NEEDS_ATTENTION})
 
 COMPENSATION_ATTEMPTS = 5
 # A step sent back to an earlier one (the panel said what it had changed) at most this often a
@@ -105,59 +127,6 @@ def rate_wait_seconds(error: PanelRateLimited) -> float:
     )
 
 
-def lease_seconds() -> int:
-    return max(3, int(settings.PROVISIONING_STEP_LEASE))
-
-
-class LeaseKeeper:
-    """Renews the run's lease while its step runs (a daemon thread, its own DB connection).
-
-    The update is fenced: once another worker took the run over (our lease had expired, or staff
-    aborted), renewing stops. A row locked by someone else is skipped, never waited for."""
-
-    def __init__(self, run_id: int, fence: int) -> None:
-        self.run_id = run_id
-        self.fence = fence
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"lease-run-{run_id}", daemon=True)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        interval = lease_seconds() / 3
-        try:
-            while not self._stop.wait(interval):
-                if not self.renew():
-                    return
-        finally:
-            connection.close()
-
-    def renew(self) -> bool:
-        """One renewal; False when the run is no longer ours to hold."""
-        try:
-            with transaction.atomic():
-                mine = (
-                    ProvisioningRun.objects.select_for_update(skip_locked=True)
-                    .filter(pk=self.run_id, fence=self.fence)
-                    .values_list("pk", flat=True)
-                )
-                if not list(mine):
-                    return ProvisioningRun.objects.filter(pk=self.run_id, fence=self.fence).exists()
-                ProvisioningRun.objects.filter(pk=self.run_id, fence=self.fence).update(
-                    lease_expires_at=timezone.now() + dt.timedelta(seconds=lease_seconds())
-                )
-            return True
-        except DatabaseError:
-            logger.warning("run %s: lease renewal failed; trying again", self.run_id)
-            return True
-
-
 @dataclass(frozen=True)
 class Claim:
     run_id: int
@@ -169,12 +138,14 @@ class Claim:
     started: float
 
 
-def run_step(run_id: int, *, client_factory: Callable[[], PterodactylClient] | None = None) -> str:
+def run_step(
+    run_id: int, *, client_factory: Callable[[], PterodactylClient] | None = None
+) -> StepResult:
     """Execute the run's current step (forward or compensating). Safe to call any number of
     times: a call that finds nothing to do (finished run, lease held, too early) does nothing."""
     claim = _prepare(run_id)
     if claim is None:
-        return "skipped"
+        return StepResult.SKIPPED
     run = ProvisioningRun.objects.select_related(
         "deployment__customer", "deployment__location"
     ).get(pk=run_id)
@@ -285,7 +256,7 @@ def _is_retryable(error: BaseException) -> bool:
     return not isinstance(error, StepFailed | StepRewind | ImproperlyConfigured)
 
 
-def _finalize(claim: Claim, outcome: StepOutcome | None, error: BaseException | None) -> str:
+def _finalize(claim: Claim, outcome: StepOutcome | None, error: BaseException | None) -> StepResult:
     now = timezone.now()
     duration_ms = int((time.monotonic() - claim.started) * 1000)
     step = STEPS[claim.index]
@@ -303,7 +274,7 @@ def _finalize(claim: Claim, outcome: StepOutcome | None, error: BaseException | 
             attempt_row.status = StepAttemptStatus.SUPERSEDED
             attempt_row.save()
             logger.warning("run %s step %s: stale worker result dropped", run.pk, step.name)
-            return "superseded"
+            return StepResult.SUPERSEDED
         run.lease_expires_at = None
         if outcome is not None:
             for field_name, value in outcome.updates.items():
@@ -323,7 +294,7 @@ def _finalize_forward(
     attempt_row: ProvisioningStepAttempt,
     outcome: StepOutcome | None,
     error: BaseException | None,
-) -> str:
+) -> StepResult:
     actor = Actor.system("provisioning")
     if run.abort_requested:
         # Staff asked to roll back while this step ran: its outcome (say, the server it created)
@@ -333,7 +304,7 @@ def _finalize_forward(
         )
         _start_compensation(run, run.last_error or "rollback requested", failed_step=step.name)
         _schedule_later(run, 0)
-        return "compensating"
+        return StepResult.COMPENSATING
     if error is None and outcome is not None:
         if outcome.waiting_for_capacity is not None:
             attempt_row.status = StepAttemptStatus.WAITING
@@ -341,20 +312,20 @@ def _finalize_forward(
             _schedule_later(
                 run, outcome.poll_after or settings.PROVISIONING_CAPACITY_RETRY_INTERVAL
             )
-            return "waiting_for_capacity"
+            return StepResult.WAITING_FOR_CAPACITY
         if outcome.poll_after is not None:
             attempt_row.status = StepAttemptStatus.WAITING
             _schedule_later(run, outcome.poll_after)
-            return "waiting"
+            return StepResult.WAITING
         attempt_row.status = StepAttemptStatus.SUCCEEDED
         step.finalize(run, outcome, actor)
         run.attempt = 0
         if run.step_index + 1 >= len(STEPS):
             _succeed(run, actor)
-            return "succeeded"
+            return StepResult.SUCCEEDED
         run.step_index += 1
         _schedule_later(run, 0)
-        return "advanced"
+        return StepResult.ADVANCED
     assert error is not None  # noqa: S101
     text = _error_text(error)
     run.last_error = f"{step.name}: {text}"
@@ -363,7 +334,7 @@ def _finalize_forward(
         attempt_row.status = StepAttemptStatus.RETRYING
         _schedule_later(run, rate_wait_seconds(error))
         logger.info("run %s step %s waits for the panel budget: %s", run.pk, step.name, text)
-        return "retrying"
+        return StepResult.RETRYING
     if isinstance(error, StepRewind) and run.rewinds < MAX_REWINDS:
         attempt_row.status = StepAttemptStatus.FAILED
         run.rewinds += 1
@@ -371,20 +342,20 @@ def _finalize_forward(
         run.step_index = STEP_NAMES.index(error.to_step)
         _schedule_later(run, 0)
         logger.warning("run %s: back from %s to %s: %s", run.pk, step.name, error.to_step, text)
-        return "rewound"
+        return StepResult.REWOUND
     if _is_retryable(error) and run.attempt + 1 < settings.PROVISIONING_RETRY_ATTEMPTS:
         run.attempt += 1
         attempt_row.status = StepAttemptStatus.RETRYING
         retry_after = getattr(error, "retry_after", None)
         _schedule_later(run, backoff_seconds(run.attempt, retry_after=retry_after))
         logger.warning("run %s step %s failed (retry %s): %s", run.pk, step.name, run.attempt, text)
-        return "retrying"
+        return StepResult.RETRYING
     attempt_row.status = StepAttemptStatus.FAILED
     spent = " (retries spent)" if _is_retryable(error) else ""
     logger.error("run %s step %s failed%s: %s", run.pk, step.name, spent, text)
     _start_compensation(run, f"{step.name}: {text}{spent}", failed_step=step.name)
     _schedule_later(run, 0)
-    return "compensating"
+    return StepResult.COMPENSATING
 
 
 def _finalize_compensation(
@@ -392,28 +363,28 @@ def _finalize_compensation(
     step: Any,
     attempt_row: ProvisioningStepAttempt,
     error: BaseException | None,
-) -> str:
+) -> StepResult:
     if error is None:
         attempt_row.status = StepAttemptStatus.SUCCEEDED
         run.attempt = 0
         run.compensate_index -= 1
         if run.compensate_index < 0:
             _fail(run, Actor.system("provisioning"))
-            return "failed"
+            return StepResult.FAILED
         _schedule_later(run, 0)
-        return "compensating"
+        return StepResult.COMPENSATING
     text = _error_text(error)
     if isinstance(error, PanelRateLimited):
         attempt_row.status = StepAttemptStatus.RETRYING
         _schedule_later(run, rate_wait_seconds(error))
-        return "compensating"
+        return StepResult.COMPENSATING
     if run.attempt + 1 < COMPENSATION_ATTEMPTS:
         run.attempt += 1
         attempt_row.status = StepAttemptStatus.RETRYING
         _schedule_later(run, backoff_seconds(run.attempt))
-        return "compensating"
+        return StepResult.COMPENSATING
     attempt_row.status = StepAttemptStatus.FAILED
-    run.status = RunStatus.NEEDS_ATTENTION
+    run_move(run, RunStatus.NEEDS_ATTENTION)
     run.finished_at = timezone.now()
     run.last_error = f"{run.last_error} | rollback of {step.name} failed: {text}"
     _end_request(run, ProvisioningRequestStatus.FAILED, run.last_error)
@@ -426,7 +397,7 @@ def _finalize_compensation(
     )
     notify.notify_provisioning_failed(run, needs_attention=True)
     logger.error("run %s needs attention: %s", run.pk, run.last_error)
-    return "needs_attention"
+    return StepResult.NEEDS_ATTENTION
 
 
 def _schedule_later(run: ProvisioningRun, delay: float) -> None:
@@ -435,7 +406,7 @@ def _schedule_later(run: ProvisioningRun, delay: float) -> None:
 
 
 def _start_compensation(run: ProvisioningRun, reason: str, *, failed_step: str) -> None:
-    run.status = RunStatus.COMPENSATING
+    run_move(run, RunStatus.COMPENSATING)
     run.compensate_index = run.step_index
     run.attempt = 0
     run.last_error = reason
@@ -443,7 +414,7 @@ def _start_compensation(run: ProvisioningRun, reason: str, *, failed_step: str) 
 
 
 def _succeed(run: ProvisioningRun, actor: Actor) -> None:
-    run.status = RunStatus.SUCCEEDED
+    run_move(run, RunStatus.SUCCEEDED)
     run.finished_at = timezone.now()
     run.last_error = ""
     primary = AllocationClaim.objects.filter(run=run, is_primary=True).first()
@@ -467,7 +438,7 @@ def _succeed(run: ProvisioningRun, actor: Actor) -> None:
 
 
 def _fail(run: ProvisioningRun, actor: Actor) -> None:
-    run.status = RunStatus.FAILED
+    run_move(run, RunStatus.FAILED)
     run.finished_at = timezone.now()
     _end_request(run, ProvisioningRequestStatus.FAILED, run.last_error)
     _deployment_to(run.deployment_id, DeploymentStatus.FAILED, run.last_error)

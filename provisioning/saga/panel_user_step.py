@@ -22,16 +22,17 @@ from provisioning.saga.step_base import (
     Step,
     StepContext,
     StepFailed,
+    StepName,
     StepOutcome,
     mark_sent,
 )
-from servers.models import Deployment
+from servers.models import Deployment, DeploymentStatus
 
 logger = logging.getLogger(__name__)
 
 
 class PanelUserStep(Step):
-    name, label = "panel_user", "Panel user"
+    name, label = StepName.PANEL_USER, "Panel user"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         customer = ctx.deployment.customer
@@ -166,7 +167,13 @@ def panel_user_in_use(deployment: Deployment, *, exclude_run_id: int | None = No
     from provisioning.models import ACTIVE_RUN_STATUSES
 
     others = Deployment.objects.filter(customer_id=deployment.customer_id).exclude(pk=deployment.pk)
-    live = others.filter(status__in=["provisioning", "active", "suspended"]).exists()
+    live = others.filter(
+        status__in=[
+            DeploymentStatus.PROVISIONING,
+            DeploymentStatus.ACTIVE,
+            DeploymentStatus.SUSPENDED,
+        ]
+    ).exists()
     running = (
         ProvisioningRun.objects.filter(
             deployment__customer_id=deployment.customer_id, status__in=ACTIVE_RUN_STATUSES

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from django.utils import timezone
@@ -21,6 +22,21 @@ from servers.models import Deployment
 logger = logging.getLogger(__name__)
 
 
+class StepName(StrEnum):
+    """The saga's steps, in the order they run (STEPS in provisioning/saga/steps.py).
+
+    Stored as is in ProvisioningStepAttempt.step and ProvisioningRun.failed_step."""
+
+    CHECK = "check"
+    PANEL_USER = "panel_user"
+    RESOURCES = "resources"
+    PLACEMENT = "placement"
+    ALLOCATIONS = "allocations"
+    SERVER = "server"
+    INSTALL = "install"
+    ACTIVATE = "activate"
+
+
 class StepFailed(Exception):
     """A terminal failure of a step; the message is shown to staff as is (no secrets)."""
 
@@ -30,7 +46,7 @@ class StepRewind(Exception):
     panel user is gone, the egg's variables changed): run again from `to_step`, which reads it
     afresh. The engine bounds how often a run may go back."""
 
-    def __init__(self, to_step: str, message: str) -> None:
+    def __init__(self, to_step: StepName, message: str) -> None:
         super().__init__(message)
         self.to_step = to_step
 

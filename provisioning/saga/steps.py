@@ -39,6 +39,7 @@ from provisioning.saga.step_base import (
     Step,
     StepContext,
     StepFailed,
+    StepName,
     StepOutcome,
     StepRewind,
     mark_sent,
@@ -50,11 +51,19 @@ from servers.selectors import egg_variable_rules
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STEPS", "STEP_NAMES", "StepContext", "StepFailed", "StepOutcome", "StepRewind"]
+__all__ = [
+    "STEPS",
+    "STEP_NAMES",
+    "StepContext",
+    "StepFailed",
+    "StepName",
+    "StepOutcome",
+    "StepRewind",
+]
 
 
 class CheckPanel(Step):
-    name, label = "check", "Check the panel"
+    name, label = StepName.CHECK, "Check the panel"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         if not settings.PTERODACTYL_URL or not settings.PTERODACTYL_ADMIN_API_KEY:
@@ -68,7 +77,7 @@ class CheckPanel(Step):
 
 
 class ResourcesStep(Step):
-    name, label = "resources", "Resources and environment"
+    name, label = StepName.RESOURCES, "Resources and environment"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         spec = ctx.deployment.spec
@@ -100,7 +109,7 @@ def egg_refresh(ctx: StepContext, nest_id: int, egg_id: int) -> list[VariableRul
 
 
 class PlacementStep(Step):
-    name, label = "placement", "Choose a node"
+    name, label = StepName.PLACEMENT, "Choose a node"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         run, deployment = ctx.run, ctx.deployment
@@ -178,7 +187,7 @@ class PlacementStep(Step):
 
 
 class AllocationsStep(Step):
-    name, label = "allocations", "Ports"
+    name, label = StepName.ALLOCATIONS, "Ports"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         run, deployment = ctx.run, ctx.deployment
@@ -324,7 +333,7 @@ def _claim(
 
 
 class ServerStep(Step):
-    name, label = "server", "Create the server"
+    name, label = StepName.SERVER, "Create the server"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         run, deployment = ctx.run, ctx.deployment
@@ -367,13 +376,13 @@ class ServerStep(Step):
                 user_id=ctx.deployment.customer_id, panel_user_id=ctx.run.panel_user_id
             ).update(panel_user_id=None)
             raise StepRewind(
-                "panel_user", f"the panel no longer has user #{ctx.run.panel_user_id}"
+                StepName.PANEL_USER, f"the panel no longer has user #{ctx.run.panel_user_id}"
             ) from exc
         if any(name == "egg" or name.startswith("environment.") for name in fields):
             spec = ctx.deployment.spec
             egg_refresh(ctx, spec["nest_id"], spec["egg_id"])
             raise StepRewind(
-                "resources",
+                StepName.RESOURCES,
                 "the egg changed on the panel (" + ", ".join(sorted(fields)) + "); re-read it",
             ) from exc
 
@@ -429,7 +438,7 @@ class ServerStep(Step):
 
 
 class InstallStep(Step):
-    name, label = "install", "Wait for the install"
+    name, label = StepName.INSTALL, "Wait for the install"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         server = ctx.client.get_server(ctx.run.panel_server_id)
@@ -446,7 +455,7 @@ class InstallStep(Step):
 
 
 class ActivateStep(Step):
-    name, label = "activate", "Activate"
+    name, label = StepName.ACTIVATE, "Activate"
 
     def execute(self, ctx: StepContext) -> StepOutcome:
         primary = AllocationClaim.objects.filter(run=ctx.run, is_primary=True).first()
@@ -463,4 +472,5 @@ STEPS: list[Step] = [
     InstallStep(),
     ActivateStep(),
 ]
-STEP_NAMES = [step.name for step in STEPS]
+# Plain strings (argparse choices, form choices and messages show them as they are stored).
+STEP_NAMES = [str(step.name) for step in STEPS]

@@ -1,4 +1,5 @@
-"""The panel client against recorded-shape replies (bodies exactly as the panel sends them)."""
+"""The panel client against recorded-shape replies (bodies exactly as the panel sends them),
+and, where what matters is what the panel did with a request, against the simulator."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 import requests
 import responses
 
+from panel_simulator.api import PanelSimulator
+from panel_simulator.testing import simulated_panel
 from provisioning.pterodactyl import (
     UNSET,
     CreateOrigin,
@@ -41,6 +44,7 @@ from provisioning.pterodactyl.transport import shared_limiters_reset
 from provisioning.tests.conftest import KEY, PANEL, make_client
 
 API = f"{PANEL}/api/application"
+SIM_PANEL = "http://panel.test"  # the simulator's address in the tests that use it
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -737,6 +741,35 @@ def test_update_server_build_sends_every_required_field(client, rsps):
     }
 
 
+def test_build_patch_is_not_sent_again_after_a_lost_reply():
+    sim = PanelSimulator(install_delay=0)
+    seed = sim.seed
+    with simulated_panel(sim, SIM_PANEL):
+        client = PterodactylClient(SIM_PANEL, seed.admin_api_key, sleep=lambda s: None)
+        free = client.list_free_allocations(seed.eu_node_id)
+        a, b, c = free[0].id, free[1].id, free[2].id
+        egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
+        server = client.create_server(
+            name="s",
+            user_id=seed.admin_user_id,
+            egg_id=egg.id,
+            docker_image=egg.docker_image,
+            startup=egg.startup,
+            environment=egg.environment_with_defaults(),
+            limits=Limits(memory=1024, swap=0, disk=1024, io=500, cpu=100),
+            feature_limits=FeatureLimits(),
+            allocation_id=a,
+            additional_allocation_ids=[b],
+        ).resource
+        # the panel applies the PATCH, the reply is lost (read timeout): not sent again
+        sim.faults.add("read_timeout", method="PATCH", path="/build$", seconds=1)
+        with pytest.raises(PanelUnavailable):
+            client.update_server_build(server.id, add_allocations=[c], remove_allocations=[a])
+        builds = [call for call in sim.calls if call[0] == "PATCH" and call[1].endswith("/build")]
+        assert len(builds) == 1
+        assert client.get_server(server.id).allocation_id != a  # it was applied, once
+
+
 def test_suspend_is_retried_on_5xx_because_it_is_idempotent(client, rsps, clock):
     rsps.add(responses.POST, f"{API}/servers/42/suspend", status=502, body="bad gateway")
     rsps.add(responses.POST, f"{API}/servers/42/suspend", status=204, body="")
@@ -749,6 +782,33 @@ def test_unsuspend_204(client, rsps):
     rsps.add(responses.POST, f"{API}/servers/42/unsuspend", status=204, body="")
     client.unsuspend_server(42)
     assert rsps.calls[0].request.body is None
+
+
+def test_suspend_with_wings_down_changes_nothing():
+    sim = PanelSimulator(install_delay=3600)
+    seed = sim.seed
+    with simulated_panel(sim, SIM_PANEL):
+        client = PterodactylClient(
+            SIM_PANEL, seed.admin_api_key, sleep=lambda s: None, max_retries=0
+        )
+        egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
+        free = client.list_free_allocations(seed.eu_node_id)
+        server = client.create_server(
+            name="s",
+            user_id=seed.admin_user_id,
+            egg_id=egg.id,
+            docker_image=egg.docker_image,
+            startup=egg.startup,
+            environment=egg.environment_with_defaults(),
+            limits=Limits(memory=1024, swap=0, disk=1024, io=500, cpu=100),
+            allocation_id=free[0].id,
+        ).resource
+        assert server.status == "installing"
+        sim.panel.set_wings_failure(seed.eu_node_id, 0)  # Wings down
+        with pytest.raises(PanelUnavailable):
+            client.suspend_server(server.id)  # 504
+        # doc 4.2 "If Wings fails, the status is rolled back"; 10.11 "... change nothing"
+        assert client.get_server(server.id).status == "installing"
 
 
 def test_reinstall_is_not_repeated_after_a_5xx(client, rsps):
@@ -1484,6 +1544,20 @@ def test_client_api_application_key_hint(clock, rsps):
     )
     with pytest.raises(PanelPermissionError, match="ptlc_"):
         client.get_server_resources("1a7ce997")
+
+
+def test_application_key_on_client_api_gets_404_for_a_missing_server_first():
+    """Doc 1.2: binding (404) comes before the application-key refusal (403)."""
+    sim = PanelSimulator()
+    with simulated_panel(sim, SIM_PANEL):
+        headers = {
+            "Authorization": f"Bearer {sim.seed.admin_api_key}",
+            "Accept": "application/json",
+        }
+        missing = requests.get(
+            f"{SIM_PANEL}/api/client/servers/zzzzzzzz", headers=headers, timeout=5
+        )
+        assert missing.status_code == 404
 
 
 # --------------------------------------------------------------------------- settings

@@ -1,0 +1,34 @@
+"""The error codes billing raises (ApplicationError.code), in one place.
+
+Clients and tests match on these strings (the API renders them as `code`), so the values never
+change; a StrEnum compares and serializes as its plain string. Field errors use common's
+CommonErrorCode.INVALID and missing rows CommonErrorCode.NOT_FOUND.
+"""
+
+from enum import StrEnum
+
+
+class BillingErrorCode(StrEnum):
+    # Paying an invoice (billing.services.payments, billing.services.stripe_payments).
+    ALREADY_PAID = "already_paid"
+    INVOICE_NOT_PAYABLE = "invoice_not_payable"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    DUPLICATE_PAYMENT = "duplicate_payment"
+    # Confirming and cancelling orders (billing.services.confirmation, billing.services.orders).
+    ORDER_ALREADY_CONFIRMED = "order_already_confirmed"
+    ORDER_CANCELLED = "order_cancelled"
+    ORDER_NOT_CANCELLABLE = "order_not_cancellable"
+    # Refunding a paid order without a server (billing.services.waiting_orders).
+    ORDER_NOT_REFUNDABLE = "order_not_refundable"
+    ORDER_HAS_SERVER = "order_has_server"
+    REFUND_NOT_POSSIBLE = "refund_not_possible"
+    # Sign-up (billing.services.customers).
+    RETRY = "retry"
+    INVALID_LINK = "invalid_link"
+    # Stripe (billing.stripe_client): its error types' codes and the webhook refusals.
+    STRIPE_NOT_CONFIGURED = "stripe_not_configured"
+    STRIPE_UNAVAILABLE = "stripe_unavailable"
+    STRIPE_REJECTED = "stripe_rejected"
+    WEBHOOK_REJECTED = "webhook_rejected"
+    INVALID_SIGNATURE = "invalid_signature"
+    INVALID_EVENT = "invalid_event"
