@@ -11,6 +11,7 @@ urlpatterns = [
     path("orders/<int:order_id>/", dashboard.order_detail, name="order-detail"),
     path("orders/<int:order_id>/cancel/", dashboard.order_cancel_view, name="order-cancel"),
     path("invoices/<int:invoice_id>/", dashboard.invoice_detail, name="invoice-detail"),
+    path("invoices/<int:invoice_id>/pdf/", dashboard.invoice_pdf_view, name="invoice-pdf"),
     path("servers/<int:deployment_id>/", dashboard.deployment_detail, name="deployment-detail"),
     path("servers/<int:deployment_id>/power/", dashboard.deployment_power, name="deployment-power"),
     path(

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from billing import selectors
+from billing.invoice_documents import invoice_pdf
 from billing.services.orders import order_cancel
 from billing.services.stripe_payments import checkout_session_start
 from common.actors import Actor
@@ -69,6 +70,19 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
             "bank_instructions": settings.BILLING_BANK_TRANSFER_INSTRUCTIONS,
         },
     )
+
+
+@login_required
+def invoice_pdf_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    """The invoice as a PDF download (the customer's own invoices only: 404 otherwise)."""
+    try:
+        invoice = selectors.invoice_get_for_customer(invoice_id=invoice_id, customer=request.user)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    response = HttpResponse(invoice_pdf(invoice_id=invoice.pk), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @login_required

@@ -21,6 +21,19 @@ BILLING_BANK_TRANSFER_INSTRUCTIONS = env(
     "BILLING_BANK_TRANSFER_INSTRUCTIONS",
     default="Transfer the total to the account on your invoice, quoting the invoice number.",
 )
+# The seller printed on invoices (PDF and pages). The address is one line per "|" or newline.
+BILLING_COMPANY_NAME = env("BILLING_COMPANY_NAME", default="") or env(
+    "PORTAL_NAME", default="GameHost Portal"
+)
+BILLING_COMPANY_ADDRESS = env("BILLING_COMPANY_ADDRESS", default="")
+BILLING_COMPANY_TAX_ID = env("BILLING_COMPANY_TAX_ID", default="")
+# The account bank transfers go to, printed on unpaid invoices. Without an account number the
+# invoice prints no bank block (only BILLING_BANK_TRANSFER_INSTRUCTIONS on the pages).
+BILLING_BANK_NAME = env("BILLING_BANK_NAME", default="")
+BILLING_BANK_ACCOUNT_NAME = env("BILLING_BANK_ACCOUNT_NAME", default="")
+BILLING_BANK_ACCOUNT_NUMBER = env("BILLING_BANK_ACCOUNT_NUMBER", default="")
+BILLING_BANK_SWIFT = env("BILLING_BANK_SWIFT", default="")
+BILLING_BANK_IBAN = env("BILLING_BANK_IBAN", default="")
 # Days before a server's next due date that its renewal invoice is issued.
 BILLING_RENEWAL_INVOICE_DAYS = env.int("BILLING_RENEWAL_INVOICE_DAYS", default=7)
 # Days before the due date that an unpaid renewal invoice gets a reminder.
