@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from billing import selectors
 from billing.invoice_documents import invoice_pdf
+from billing.models import Invoice, Order
 from billing.services.orders import order_cancel
 from billing.services.stripe_payments import checkout_session_start
 from common.actors import Actor
@@ -34,10 +35,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
-    try:
-        order = selectors.order_get_for_customer(order_id=order_id, customer=request.user)
-    except NotFoundError as exc:
-        raise Http404(exc.message) from exc
+    order = _own_order(request, order_id)
     return render(request, "billing/order_detail.html", {"order": order})
 
 
@@ -57,10 +55,7 @@ def order_cancel_view(request: HttpRequest, order_id: int) -> HttpResponse:
 
 @login_required
 def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
-    try:
-        invoice = selectors.invoice_get_for_customer(invoice_id=invoice_id, customer=request.user)
-    except NotFoundError as exc:
-        raise Http404(exc.message) from exc
+    invoice = _own_invoice(request, invoice_id)
     return render(
         request,
         "billing/invoice_detail.html",
@@ -75,10 +70,7 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @login_required
 def invoice_pdf_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
     """The invoice as a PDF download (the customer's own invoices only: 404 otherwise)."""
-    try:
-        invoice = selectors.invoice_get_for_customer(invoice_id=invoice_id, customer=request.user)
-    except NotFoundError as exc:
-        raise Http404(exc.message) from exc
+    invoice = _own_invoice(request, invoice_id)
     response = HttpResponse(invoice_pdf(invoice_id=invoice.pk), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
     response["Cache-Control"] = "private, no-store"
@@ -149,3 +141,18 @@ def deployment_power(request: HttpRequest, deployment_id: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("deployment-detail", deployment_id=deployment_id)
+
+
+def _own_order(request: HttpRequest, order_id: int) -> Order:
+    """The signed-in customer's order, or 404 (another customer's order does not exist here)."""
+    try:
+        return selectors.order_get_for_customer(order_id=order_id, customer=request.user)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+
+
+def _own_invoice(request: HttpRequest, invoice_id: int) -> Invoice:
+    try:
+        return selectors.invoice_get_for_customer(invoice_id=invoice_id, customer=request.user)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
