@@ -1,6 +1,6 @@
 """Explicit state machines: a transition table next to each model, one way to move."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from django.db import models
@@ -133,6 +133,13 @@ class StateMachine(Generic[EventT]):
         return self._record(
             instance, getattr(instance, self.status_field), actor=actor, reason=reason
         )
+
+    def record_created_many(
+        self, instances: Sequence[models.Model], *, actor: Actor, reason: str
+    ) -> list[EventT]:
+        """`record_created` for many new rows in one INSERT (e.g. a message's deliveries)."""
+        rows = [self._row(i, "", actor=actor, reason=reason) for i in instances]
+        return self.event_model._default_manager.bulk_create(rows)
 
     def unsaved_note(self, instance: models.Model, *, actor: Actor, reason: str) -> EventT:
         """`note`'s row, not yet saved: for services that write many with bulk_create."""

@@ -65,8 +65,7 @@ def message_lock_existing(delivery_id: int) -> tuple[Delivery, list[Delivery]]:
 
 def deliveries_queued(deliveries: list[Delivery], *, reason: str, actor: Actor = SYSTEM) -> None:
     """History rows for new deliveries, and their send tasks enqueued after commit."""
-    for delivery in deliveries:
-        DELIVERY_STATES.record_created(delivery, actor=actor, reason=reason)
+    DELIVERY_STATES.record_created_many(deliveries, actor=actor, reason=reason)
     from notifications.tasks import deliver
 
     for delivery in deliveries:
