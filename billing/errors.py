@@ -32,3 +32,15 @@ class BillingErrorCode(StrEnum):
     WEBHOOK_REJECTED = "webhook_rejected"
     INVALID_SIGNATURE = "invalid_signature"
     INVALID_EVENT = "invalid_event"
+    # Account credit (billing.services.credit).
+    INSUFFICIENT_CREDIT = "insufficient_credit"
+    # Upgrades and downgrades (billing.services.plan_changes).
+    PLAN_CHANGE_NOT_ALLOWED = "plan_change_not_allowed"
+    PLAN_CHANGE_PENDING = "plan_change_pending"
+    PLAN_DOES_NOT_FIT_NODE = "plan_does_not_fit_node"
+    # Cancellations (billing.services.cancellations).
+    CANCELLATION_NOT_ALLOWED = "cancellation_not_allowed"
+    CANCELLATION_PENDING = "cancellation_pending"
+    CANCELLATION_NOT_REVOCABLE = "cancellation_not_revocable"
+    # Saved cards and off-session charges (billing.services.autocharge).
+    PAYMENT_METHOD_NOT_FOUND = "payment_method_not_found"

@@ -2,13 +2,16 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from billing.models import (
     Addon,
     AddonPrice,
+    CreditEntry,
     Invoice,
     Order,
     Plan,
@@ -151,3 +154,36 @@ def order_get_by_reference(*, reference: str) -> Order:
     if order is None:
         raise NotFoundError(f"Order {reference} does not exist.")
     return order
+
+
+def credit_balances(*, customer_id: int) -> dict[str, Decimal]:
+    """The customer's account credit per currency (the newest ledger row's balance_after);
+    currencies whose balance is zero are left out."""
+    latest = (
+        CreditEntry.objects.filter(customer_id=customer_id)
+        .order_by("currency", "-id")
+        .distinct("currency")
+        if connection.vendor == "postgresql"
+        else None
+    )
+    if latest is not None:
+        rows = latest.values_list("currency", "balance_after")
+    else:  # SQLite (the demo) has no DISTINCT ON: the newest row per currency in Python
+        seen: dict[str, Decimal] = {}
+        for currency, balance in (
+            CreditEntry.objects.filter(customer_id=customer_id)
+            .order_by("-id")
+            .values_list("currency", "balance_after")
+        ):
+            seen.setdefault(currency, balance)
+        rows = seen.items()
+    return {currency: balance for currency, balance in rows if balance}
+
+
+def credit_history(*, customer_id: int, limit: int = 50) -> list[CreditEntry]:
+    """The customer's newest ledger rows, with the invoice each one concerns."""
+    return list(
+        CreditEntry.objects.filter(customer_id=customer_id)
+        .select_related("invoice")
+        .order_by("-id")[:limit]
+    )

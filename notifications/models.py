@@ -86,6 +86,17 @@ class NotificationEvent(models.TextChoices):
         "Paid order waiting for capacity (customer)",
     )
     ORDER_REFUNDED = "order_refunded", "Order cancelled and refunded (customer)"
+    # A live server's lifecycle (billing.services.plan_changes, .cancellations, .autocharge,
+    # .credit).
+    PLAN_CHANGED = "plan_changed", "Plan changed (customer)"
+    PLAN_CHANGE_STAFF = "plan_change_staff", "Plan change (staff)"
+    CANCELLATION_SCHEDULED = "cancellation_scheduled", "Cancellation scheduled (customer)"
+    CANCELLATION_REVOKED = "cancellation_revoked", "Cancellation revoked (customer)"
+    CANCELLATION_STAFF = "cancellation_staff", "Cancellation (staff)"
+    AUTOCHARGE_FAILED = "autocharge_failed", "Automatic payment declined (customer)"
+    PAYMENT_ACTION_REQUIRED = "payment_action_required", "Payment needs the customer (SCA)"
+    PAYMENT_METHOD_SAVED = "payment_method_saved", "Card saved (customer)"
+    CREDIT_ADDED = "credit_added", "Account credit added (customer)"
 
 
 class Channel(models.TextChoices):

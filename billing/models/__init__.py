@@ -8,6 +8,7 @@ from billing.models.catalog import (
     PlanCategory,
     PlanPrice,
 )
+from billing.models.credit import CreditEntry, CreditEntryKind
 from billing.models.invoices import (
     Invoice,
     InvoiceEvent,
@@ -17,7 +18,23 @@ from billing.models.invoices import (
     InvoiceSequence,
     InvoiceStatus,
 )
+from billing.models.lifecycle import (
+    Cancellation,
+    CancellationEvent,
+    CancellationMode,
+    CancellationStatus,
+    PlanChange,
+    PlanChangeDirection,
+    PlanChangeEvent,
+    PlanChangeStatus,
+)
 from billing.models.orders import Order, OrderAddon, OrderEvent, OrderStatus
+from billing.models.payment_methods import (
+    AutoChargeAttempt,
+    AutoChargeStatus,
+    SavedPaymentMethod,
+    StripeCustomer,
+)
 from billing.models.payments import (
     CheckoutSession,
     CheckoutSessionStatus,
@@ -31,11 +48,19 @@ from billing.models.payments import (
 __all__ = [
     "Addon",
     "AddonPrice",
+    "AutoChargeAttempt",
+    "AutoChargeStatus",
     "BillingCycle",
+    "Cancellation",
+    "CancellationEvent",
+    "CancellationMode",
+    "CancellationStatus",
     "CheckoutSession",
     "CheckoutSessionStatus",
     "Coupon",
     "CouponKind",
+    "CreditEntry",
+    "CreditEntryKind",
     "Invoice",
     "InvoiceEvent",
     "InvoiceKind",
@@ -52,7 +77,13 @@ __all__ = [
     "PaymentStatus",
     "Plan",
     "PlanCategory",
+    "PlanChange",
+    "PlanChangeDirection",
+    "PlanChangeEvent",
+    "PlanChangeStatus",
     "PlanPrice",
+    "SavedPaymentMethod",
+    "StripeCustomer",
     "StripeEvent",
     "StripeEventStatus",
 ]

@@ -31,6 +31,8 @@ INVOICE_TRANSITIONS = TransitionTable(
 class InvoiceKind(models.TextChoices):
     NEW_ORDER = "new_order", "New order"
     RENEWAL = "renewal", "Renewal"
+    # The prorated difference of an upgrade (billing.models.lifecycle.PlanChange).
+    UPGRADE = "upgrade", "Plan upgrade"
 
 
 class InvoiceSequence(models.Model):
@@ -66,6 +68,11 @@ class Invoice(TimeStampedModel):
     discount_total = models.DecimalField(
         max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, default=0
     )
+    # Account credit spent on the invoice when it was issued (billing.services.credit).
+    credit_applied = models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, default=0
+    )
+    # What is left to pay: subtotal - discount_total - credit_applied.
     total = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=S.UNPAID)
     issued_at = models.DateTimeField()
@@ -97,10 +104,12 @@ class Invoice(TimeStampedModel):
                 condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"
             ),
             models.CheckConstraint(
-                condition=Q(total=F("subtotal") - F("discount_total")), name="invoice_total_sum"
+                condition=Q(total=F("subtotal") - F("discount_total") - F("credit_applied")),
+                name="invoice_total_with_credit",
             ),
             models.CheckConstraint(
-                condition=Q(total__gte=0) & Q(discount_total__gte=0), name="invoice_non_negative"
+                condition=Q(total__gte=0) & Q(discount_total__gte=0) & Q(credit_applied__gte=0),
+                name="invoice_amounts_non_negative",
             ),
             models.CheckConstraint(
                 condition=~Q(status__in=[S.PAID, S.REFUNDED]) | Q(paid_at__isnull=False),
@@ -129,6 +138,8 @@ class InvoiceLineKind(models.TextChoices):
     SETUP_FEE = "setup_fee", "Setup fee"
     ADDON = "addon", "Add-on"
     DISCOUNT = "discount", "Discount"
+    # Account credit spent on the invoice (negative).
+    CREDIT = "credit", "Account credit"
 
 
 class InvoiceLine(models.Model):
@@ -139,7 +150,7 @@ class InvoiceLine(models.Model):
     unit_amount = models.DecimalField(
         max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
     )
-    # quantity * unit_amount; negative only for discounts.
+    # quantity * unit_amount; negative only for discounts and credit.
     amount = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     position = models.PositiveIntegerField(default=0)
 
@@ -147,9 +158,14 @@ class InvoiceLine(models.Model):
         ordering = ("invoice", "position", "id")
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind=InvoiceLineKind.DISCOUNT, amount__lte=0)
-                | (~Q(kind=InvoiceLineKind.DISCOUNT) & Q(amount__gte=0)),
-                name="invoice_line_sign",
+                condition=Q(
+                    kind__in=[InvoiceLineKind.DISCOUNT, InvoiceLineKind.CREDIT], amount__lte=0
+                )
+                | (
+                    ~Q(kind__in=[InvoiceLineKind.DISCOUNT, InvoiceLineKind.CREDIT])
+                    & Q(amount__gte=0)
+                ),
+                name="invoice_line_sign_with_credit",
             ),
         ]
 

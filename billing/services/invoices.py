@@ -21,6 +21,7 @@ from billing.models import (
     Order,
 )
 from billing.models.invoices import INVOICE_STATES
+from billing.services.credit import invoice_credit_release
 from common.actors import Actor
 from common.dates import billing_today
 from common.money import quantize
@@ -82,6 +83,8 @@ def invoice_create(
     charges = [
         quantize(line.amount, currency) for line in lines if line.kind != InvoiceLineKind.DISCOUNT
     ]
+    if any(line.kind == InvoiceLineKind.CREDIT for line in lines):
+        raise ValueError("Credit is applied after issue (billing.services.credit), not as a line.")
     discounts = [
         -quantize(line.amount, currency) for line in lines if line.kind == InvoiceLineKind.DISCOUNT
     ]
@@ -127,6 +130,8 @@ def invoice_cancel(*, invoice_id: int, actor: Actor, reason: str) -> Invoice:
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         INVOICE_STATES.move(invoice, InvoiceStatus.CANCELLED, actor=actor, reason=reason)
+        # Credit it had spent goes back to the customer's balance.
+        invoice_credit_release(invoice=invoice, actor=actor)
         if invoice.kind == InvoiceKind.NEW_ORDER and invoice.deployment_id:
             # Nobody will pay for this order's server: give its room back to other orders.
             capacity_hold_release(

@@ -42,6 +42,25 @@ BILLING_REMINDER_DAYS = env.int("BILLING_REMINDER_DAYS", default=3)
 SUSPENSION_GRACE_DAYS = env.int("SUSPENSION_GRACE_DAYS", default=3)
 # Days a suspended deployment is kept before it is terminated.
 TERMINATION_GRACE_DAYS = env.int("TERMINATION_GRACE_DAYS", default=14)
+# --- A live server's lifecycle (issue 12) ------------------------------------------------------
+# A downgrade credits the unused difference at once; the smaller plan is applied at once
+# (False) or on the server's next due date (True).
+BILLING_DOWNGRADE_AT_PERIOD_END = env.bool("BILLING_DOWNGRADE_AT_PERIOD_END", default=False)
+# An immediate cancellation gives the unused paid days back as account credit ("credit") or
+# nothing ("none"); a cancellation at the end of the term has no unused days.
+BILLING_CANCEL_IMMEDIATE_REFUND = env("BILLING_CANCEL_IMMEDIATE_REFUND", default="credit")
+# Renewal invoices are charged to the customer's default saved card this many days before due
+# (off-session); a declined charge is retried after each of these days, then left to the
+# customer (who is told each time).
+BILLING_AUTOCHARGE_DAYS_BEFORE_DUE = env.int("BILLING_AUTOCHARGE_DAYS_BEFORE_DUE", default=3)
+BILLING_AUTOCHARGE_RETRY_DAYS = [
+    int(days) for days in env.list("BILLING_AUTOCHARGE_RETRY_DAYS", default=["1", "2", "3"])
+]
+# Termination: take a final backup through the panel before deleting (needs
+# PTERODACTYL_CLIENT_API_KEY, an admin's client API key) and keep the server suspended on
+# the panel, restorable by staff, for this many days before it is deleted (0: delete at once).
+TERMINATION_FINAL_BACKUP = env.bool("TERMINATION_FINAL_BACKUP", default=False)
+TERMINATION_RESTORE_WINDOW_DAYS = env.int("TERMINATION_RESTORE_WINDOW_DAYS", default=0)
 # Minutes a checkout keeps room on a node for its unpaid order (servers.CapacityHold): the
 # last free slot is sold once, later checkouts see the location sold out. Paying within this
 # time keeps the room until the server exists; a later payment takes room again if there is
