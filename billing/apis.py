@@ -148,6 +148,10 @@ class InvoiceSerializer(serializers.Serializer):
     discount_total = serializers.DecimalField(
         max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
     )
+    # Account credit spent on it at issue; `total` is what is left to pay.
+    credit_applied = serializers.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
+    )
     total = serializers.DecimalField(
         max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
     )

@@ -16,3 +16,13 @@ class BillingConfig(AppConfig):
 
         # The drain runs dunning's panel operations through billing's own checks.
         register_operation_executor(DUNNING_SOURCE, dunning_execute)
+
+        from billing.services.cancellations import CANCELLATION_SOURCE, cancellation_execute
+
+        # A cancellation's termination: checked again (still scheduled, due) at its turn.
+        register_operation_executor(CANCELLATION_SOURCE, cancellation_execute)
+
+        from billing.services.plan_changes import PLAN_CHANGE_SOURCE, plan_change_execute
+
+        # A paid upgrade's or a downgrade's new build: checked again (still open, paid, due).
+        register_operation_executor(PLAN_CHANGE_SOURCE, plan_change_execute)

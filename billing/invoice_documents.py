@@ -1,5 +1,10 @@
 """What an invoice document prints (a selector): the invoice, its lines and payments, the
-seller from settings, the customer, and the bank account while something is due."""
+seller from settings, the customer, and the bank account while something is due.
+
+The customer is printed with their name and e-mail: the portal keeps no billing address or tax
+id for customers yet (notifications.CustomerProfile holds contact preferences only). Account
+credit spent on the invoice is its negative "Account credit" line and "Credit applied" in the
+totals; the total and the amount due are what is left after it."""
 
 from __future__ import annotations
 
@@ -99,6 +104,7 @@ def invoice_document(*, invoice_id: int) -> InvoiceDocument:
         ),
         subtotal=invoice.subtotal,
         discount_total=invoice.discount_total,
+        credit_applied=invoice.credit_applied,
         total=invoice.total,
         amount_due=amount_due,
         payments=tuple(

@@ -72,6 +72,7 @@ class InvoiceDocument:
     lines: tuple[DocumentLine, ...]
     subtotal: Decimal
     discount_total: Decimal
+    # What is left after discount and account credit (the credit is also a negative line).
     total: Decimal
     amount_due: Decimal
     payments: tuple[DocumentPayment, ...] = ()
@@ -79,6 +80,8 @@ class InvoiceDocument:
     # Printed only while something is due and the portal takes bank transfers.
     bank_account: BankAccount | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Account credit spent on the invoice when it was issued.
+    credit_applied: Decimal = Decimal("0")
 
 
 def _text(value: str) -> str:
@@ -197,6 +200,8 @@ def _lines_table(document: InvoiceDocument, style: ParagraphStyle, right: Paragr
     totals = [("Subtotal", document.subtotal)]
     if document.discount_total:
         totals.append(("Discount", -document.discount_total))
+    if document.credit_applied:
+        totals.append(("Credit applied", -document.credit_applied))
     totals += [("Total", document.total), ("Amount due", document.amount_due)]
     first_total = len(rows)
     for label, amount in totals:

@@ -1,5 +1,6 @@
 """What billing tells customers. Called inside the transaction that records the event."""
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
@@ -7,12 +8,25 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.urls import reverse
 
-from billing.models import BillingCycle, Invoice, Order, Payment, PaymentProvider
+from billing.models import BillingCycle, CreditEntry, Invoice, Order, Payment, PaymentProvider
 from notifications.services import notification_send
 
 
 def _url(name: str, pk: int) -> str:
     return settings.PORTAL_BASE_URL.rstrip("/") + reverse(name, args=[pk])
+
+
+@functools.lru_cache(maxsize=32)
+def _url_parts(name: str, base_url: str, urlconf: str) -> tuple[str, str]:
+    """The text before and after an object's id in its URL (one resolver call per name)."""
+    marker = 987654321
+    head, tail = (base_url.rstrip("/") + reverse(name, args=[marker])).split(str(marker))
+    return head, tail
+
+
+def _url_builder(name: str) -> Callable[[int], str]:
+    head, tail = _url_parts(name, settings.PORTAL_BASE_URL, str(settings.ROOT_URLCONF))
+    return lambda pk: f"{head}{pk}{tail}"
 
 
 def notify_order_placed(order: Order, invoice: Invoice) -> None:
@@ -35,15 +49,7 @@ def notify_order_placed(order: Order, invoice: Invoice) -> None:
     notification_send(
         event="invoice_created",
         user=order.customer,
-        context={
-            "invoice_number": invoice.number,
-            "amount": str(invoice.total),
-            "currency": invoice.currency,
-            "due_date": invoice.due_date.isoformat(),
-            "invoice_url": _url("invoice-detail", invoice.pk),
-            "order_id": order.pk,
-            "package": package,
-        },
+        context=invoice_message_context(invoice) | {"order_id": order.pk, "package": package},
         event_key=f"invoice_created:{invoice.number}",
     )
 
@@ -139,12 +145,30 @@ def notify_order_refunded(order: Order, *, refunds: Sequence[RefundLine], reason
     )
 
 
+def notify_credit_added(entry: CreditEntry) -> None:
+    """The customer: credit was added to their account (a downgrade, a cancellation, a refund
+    to credit, staff), with the new balance. Once per ledger row."""
+    context: dict[str, object] = {
+        "amount": str(entry.amount),
+        "currency": entry.currency,
+        "balance": str(entry.balance_after),
+        "kind": entry.kind,
+        "description": entry.description,
+        "credit_url": settings.PORTAL_BASE_URL.rstrip("/") + reverse("account-credit"),
+    }
+    if entry.invoice_id:
+        context["invoice_number"] = entry.invoice.number
+    notification_send(
+        event="credit_added",
+        user=entry.customer,
+        context=context,
+        event_key=f"credit_added:{entry.pk}",
+    )
+
+
 def invoice_url_builder() -> Callable[[int], str]:
     """invoice id -> its page, without a URL resolver call per invoice (fleet jobs)."""
-    marker = 987654321
-    template = _url("invoice-detail", marker)
-    head, tail = template.split(str(marker))
-    return lambda invoice_id: f"{head}{invoice_id}{tail}"
+    return _url_builder("invoice-detail")
 
 
 def invoice_message_context(
@@ -155,7 +179,10 @@ def invoice_message_context(
     url: Callable[[int], str] | None = None,
 ) -> dict[str, object]:
     """What invoice_created, invoice_reminder, invoice_overdue and suspension_warning show
-    (from an Invoice, or a dict of its fields: the fleet jobs build no model instances)."""
+    (from an Invoice, or a dict of its fields: the fleet jobs build no model instances).
+
+    `amount` is what is left to pay (the invoice's total after any account credit);
+    `credit_applied` is set when credit paid part of it. `invoice_pdf_url` links the PDF."""
     get = (lambda name: getattr(invoice, name)) if isinstance(invoice, Invoice) else invoice.get
     invoice_id = invoice.pk if isinstance(invoice, Invoice) else invoice.get("id")
     context: dict[str, object] = {
@@ -164,7 +191,11 @@ def invoice_message_context(
         "currency": get("currency"),
         "due_date": get("due_date").isoformat(),
         "invoice_url": url(invoice_id) if url else _url("invoice-detail", invoice_id),
+        "invoice_pdf_url": _url_builder("invoice-pdf")(invoice_id),
     }
+    credit = get("credit_applied")
+    if credit:
+        context["credit_applied"] = str(credit)
     if server_name:
         context["server_name"] = server_name
     if suspension_date is not None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from billing.models import (
     Addon,
@@ -15,6 +15,7 @@ from billing.models import (
     Invoice,
     Order,
     Plan,
+    PlanChange,
     PlanPrice,
 )
 from common.errors import NotFoundError
@@ -166,6 +167,7 @@ def credit_balances(*, customer_id: int) -> dict[str, Decimal]:
         if connection.vendor == "postgresql"
         else None
     )
+    rows: Iterable[tuple[str, Decimal]]
     if latest is not None:
         rows = latest.values_list("currency", "balance_after")
     else:  # SQLite (the demo) has no DISTINCT ON: the newest row per currency in Python
@@ -185,5 +187,69 @@ def credit_history(*, customer_id: int, limit: int = 50) -> list[CreditEntry]:
     return list(
         CreditEntry.objects.filter(customer_id=customer_id)
         .select_related("invoice")
+        .order_by("-id")[:limit]
+    )
+
+
+# ---------------------------------------------------------------------- plan changes
+
+
+def plan_family(*, plan: Plan) -> QuerySet[Plan]:
+    """The active plans a server on `plan` may move to: the same "egg family" (same category
+    and same panel nest), so a Minecraft server is never offered Discord-bot tiers. Excludes
+    `plan` itself."""
+    return (
+        Plan.objects.filter(is_active=True, category=plan.category, nest_id=plan.nest_id)
+        .exclude(pk=plan.pk)
+        .order_by("display_order", "name")
+    )
+
+
+@dataclass(frozen=True)
+class PlanChangeTarget:
+    plan: Plan
+    # The target's active price for one billing cycle in the order's cycle and currency.
+    price: Decimal
+    # billing.models.PlanChangeDirection's value: by price against the current plan.
+    direction: str
+
+
+def plan_change_targets(
+    *, plan: Plan, billing_cycle: str, currency: str
+) -> tuple[Decimal | None, list[PlanChangeTarget]]:
+    """The current plan's price (None when it has none in the cycle and currency) and the
+    plans of its family with an active price there, each marked upgrade or downgrade; plans of
+    the same price are left out (not a change proration prices). Two queries."""
+    family = list(plan_family(plan=plan))
+    prices = dict(
+        PlanPrice.objects.filter(
+            plan_id__in=[plan.pk, *(p.pk for p in family)],
+            billing_cycle=billing_cycle,
+            currency=currency,
+        )
+        .filter(Q(is_active=True) | Q(plan_id=plan.pk))
+        .order_by()
+        .values_list("plan_id", "amount")
+    )
+    current = prices.get(plan.pk)
+    if current is None:
+        return None, []
+    targets = [
+        PlanChangeTarget(
+            plan=p,
+            price=prices[p.pk],
+            direction="upgrade" if prices[p.pk] > current else "downgrade",
+        )
+        for p in family
+        if p.pk in prices and prices[p.pk] != current
+    ]
+    return current, targets
+
+
+def plan_changes_for_deployment(*, deployment_id: int, limit: int = 20) -> list[PlanChange]:
+    """The server's plan changes, newest first, with their plans and invoice (one query)."""
+    return list(
+        PlanChange.objects.filter(deployment_id=deployment_id)
+        .select_related("from_plan", "to_plan", "invoice")
         .order_by("-id")[:limit]
     )

@@ -1,8 +1,11 @@
-"""The one module that speaks to Stripe (Checkout sessions, refunds and webhook signatures)."""
+"""The one module that speaks to Stripe (Checkout sessions, refunds, customers and saved cards,
+off-session charges, webhook signatures). No card number ever passes through here: Stripe keeps
+the card; we see its id, brand, last four digits and expiry."""
 
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import stripe
@@ -175,6 +178,259 @@ def refund_create(
         status=getattr(refund, "status", None) or "pending",
         amount=int(getattr(refund, "amount", None) or amount_minor),
         currency=(getattr(refund, "currency", None) or "").upper(),
+    )
+
+
+def _stripe_error(exc: stripe.StripeError, *, what: str) -> ApplicationError:
+    """Our error for a Stripe failure that is not a card's answer: retryable or terminal."""
+    status = getattr(exc, "http_status", None) or 0
+    # 409: the same idempotency key is in flight in another request; its answer comes later.
+    retryable = isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError)
+    if retryable or status >= 500 or status == 409:
+        return StripeUnavailable(f"Stripe could not be reached to {what}; try again.")
+    logger.warning("stripe refused to %s: %s (%s)", what, exc.code, status)
+    return StripeRequestRejected(f"Stripe refused to {what} ({exc.code or status}).")
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """A field of a StripeObject or of a plain dict (an error body), or None."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _id(obj: Any) -> str:
+    """The id of an expandable field: an id string or an expanded object."""
+    if isinstance(obj, str):
+        return obj
+    value = _attr(obj, "id") if obj is not None else None
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class CustomerResult:
+    id: str
+
+
+def customer_create(
+    *, email: str, name: str, metadata: dict[str, str], idempotency_key: str
+) -> CustomerResult:
+    """A Stripe Customer for one portal account; the key (from the account's id) makes a
+    repeated call return the same customer."""
+    params: dict[str, Any] = {"metadata": metadata}
+    if email:
+        params["email"] = email
+    if name:
+        params["name"] = name
+    try:
+        customer = _client().v1.customers.create(
+            params=params, options={"idempotency_key": idempotency_key}
+        )
+    except stripe.StripeError as exc:
+        raise _stripe_error(exc, what="create a customer") from exc
+    return CustomerResult(id=customer.id)
+
+
+@dataclass(frozen=True)
+class SetupSessionResult:
+    id: str
+    url: str
+
+
+def checkout_setup_session_create(
+    *,
+    customer_id: str,
+    success_url: str,
+    cancel_url: str,
+    currency: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+) -> SetupSessionResult:
+    """A Checkout session in setup mode: the customer enters a card on Stripe's page, Stripe
+    saves it on their Customer for later off-session charges (its webhook tells us)."""
+    params: dict[str, Any] = {
+        "mode": "setup",
+        "customer": customer_id,
+        "currency": currency.lower(),
+        "payment_method_types": ["card"],
+        "metadata": metadata,
+        "setup_intent_data": {"metadata": metadata},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    try:
+        session = _client().v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": idempotency_key}
+        )
+    except stripe.StripeError as exc:
+        raise _stripe_error(exc, what="open the card page") from exc
+    return SetupSessionResult(id=session.id, url=getattr(session, "url", None) or "")
+
+
+@dataclass(frozen=True)
+class SetupIntentResult:
+    id: str
+    status: str
+    customer_id: str
+    payment_method_id: str
+
+
+def setup_intent_retrieve(*, setup_intent_id: str) -> SetupIntentResult:
+    try:
+        intent = _client().v1.setup_intents.retrieve(setup_intent_id)
+    except stripe.StripeError as exc:
+        raise _stripe_error(exc, what="read a card setup") from exc
+    return SetupIntentResult(
+        id=intent.id,
+        status=_attr(intent, "status") or "",
+        customer_id=_id(_attr(intent, "customer")),
+        payment_method_id=_id(_attr(intent, "payment_method")),
+    )
+
+
+@dataclass(frozen=True)
+class PaymentMethodResult:
+    """What the customer sees of a saved card (never the number)."""
+
+    id: str
+    customer_id: str
+    brand: str
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
+
+
+def payment_method_retrieve(*, payment_method_id: str) -> PaymentMethodResult:
+    try:
+        method = _client().v1.payment_methods.retrieve(payment_method_id)
+    except stripe.StripeError as exc:
+        raise _stripe_error(exc, what="read a saved card") from exc
+    card = _attr(method, "card")
+    exp_month, exp_year = _attr(card, "exp_month"), _attr(card, "exp_year")
+    return PaymentMethodResult(
+        id=method.id,
+        customer_id=_id(_attr(method, "customer")),
+        brand=str(_attr(card, "brand") or _attr(method, "type") or "")[:40],
+        last4=str(_attr(card, "last4") or "")[:4],
+        exp_month=exp_month if isinstance(exp_month, int) else None,
+        exp_year=exp_year if isinstance(exp_year, int) else None,
+    )
+
+
+def payment_method_detach(*, payment_method_id: str) -> None:
+    """Remove a saved card from its Stripe Customer. Already detached (or gone) is fine."""
+    try:
+        _client().v1.payment_methods.detach(payment_method_id)
+    except stripe.InvalidRequestError as exc:
+        if (getattr(exc, "http_status", None) or 0) < 500:
+            logger.info("payment method %s was not attached at Stripe", payment_method_id)
+            return
+        raise _stripe_error(exc, what="remove a saved card") from exc
+    except stripe.StripeError as exc:
+        raise _stripe_error(exc, what="remove a saved card") from exc
+
+
+class ChargeStatus(StrEnum):
+    """The synchronous answer to an off-session charge (the webhook still decides the money)."""
+
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"
+    # The bank wants the customer (SCA): only they can pay it, on-session.
+    REQUIRES_ACTION = "requires_action"
+    DECLINED = "declined"
+    # Stripe refused the request itself (not the card): e.g. the card is no longer attached.
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: ChargeStatus
+    payment_intent_id: str = ""
+    # Stripe's error code (card_declined, authentication_required, expired_card, ...) and the
+    # issuer's decline_code (insufficient_funds, ...); `message` is Stripe's text, safe to show.
+    error_code: str = ""
+    decline_code: str = ""
+    message: str = ""
+
+
+# Stripe's error codes that mean the bank wants the customer to authenticate (SCA).
+_AUTHENTICATION_CODES = {"authentication_required"}
+
+
+def charge_status_for(*, code: str, decline_code: str) -> ChargeStatus:
+    """A failed payment's status from Stripe's error code and decline code."""
+    if code in _AUTHENTICATION_CODES or decline_code in _AUTHENTICATION_CODES:
+        return ChargeStatus.REQUIRES_ACTION
+    return ChargeStatus.DECLINED
+
+
+_INTENT_STATUSES = {
+    "succeeded": ChargeStatus.SUCCEEDED,
+    "processing": ChargeStatus.PROCESSING,
+    "requires_action": ChargeStatus.REQUIRES_ACTION,
+    "requires_payment_method": ChargeStatus.DECLINED,
+}
+
+
+def payment_intent_create_off_session(
+    *,
+    customer: str,
+    payment_method: str,
+    amount_minor: int,
+    currency: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+    description: str = "",
+) -> ChargeResult:
+    """Charge a saved card with the customer away (confirm=true, off_session=true).
+
+    A card's refusal is an answer, not an exception: Stripe's 402 CardError becomes DECLINED,
+    or REQUIRES_ACTION for `authentication_required` (the PaymentIntent id comes in the error).
+    Connection errors, 429 and 5xx raise StripeUnavailable: send again with the same
+    idempotency key (Stripe then answers what it answered the first time, charging once).
+    """
+    params: dict[str, Any] = {
+        "amount": amount_minor,
+        "currency": currency.lower(),
+        "customer": customer,
+        "payment_method": payment_method,
+        "payment_method_types": ["card"],
+        "off_session": True,
+        "confirm": True,
+        "metadata": metadata,
+    }
+    if description:
+        params["description"] = description[:500]
+    try:
+        intent = _client().v1.payment_intents.create(
+            params=params, options={"idempotency_key": idempotency_key}
+        )
+    except stripe.CardError as exc:
+        body = exc.json_body if isinstance(exc.json_body, dict) else {}
+        raw = body.get("error")
+        error: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        code = str(error.get("code") or exc.code or "card_declined")[:100]
+        decline_code = str(error.get("decline_code") or "")[:100]
+        logger.info("off-session charge %s refused: %s %s", idempotency_key, code, decline_code)
+        return ChargeResult(
+            status=charge_status_for(code=code, decline_code=decline_code),
+            payment_intent_id=_id(error.get("payment_intent")),
+            error_code=code,
+            decline_code=decline_code,
+            message=str(error.get("message") or "Your card was declined.")[:500],
+        )
+    except stripe.StripeError as exc:
+        raise _stripe_error(exc, what="charge a saved card") from exc
+    status = _attr(intent, "status") or ""
+    result = _INTENT_STATUSES.get(status, ChargeStatus.ERROR)
+    last_error = _attr(intent, "last_payment_error")
+    code = str(_attr(last_error, "code") or "") if last_error else ""
+    return ChargeResult(
+        status=result,
+        payment_intent_id=intent.id,
+        error_code=code or ("" if result != ChargeStatus.ERROR else f"status_{status}"[:100]),
+        decline_code=str(_attr(last_error, "decline_code") or "") if last_error else "",
+        message=str(_attr(last_error, "message") or "")[:500] if last_error else "",
     )
 
 

@@ -1,7 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from billing.views import account, dashboard, shop, webhooks
+from billing.views import (
+    account,
+    cancellations,
+    credit,
+    dashboard,
+    payment_methods,
+    plan_changes,
+    shop,
+    webhooks,
+)
 
 urlpatterns = [
     path("", shop.plan_list, name="plan-list"),
@@ -20,6 +29,26 @@ urlpatterns = [
         name="deployment-resend-login",
     ),
     path(
+        "servers/<int:deployment_id>/plan/",
+        plan_changes.deployment_plan_change,
+        name="deployment-plan-change",
+    ),
+    path(
+        "plan-changes/<int:change_id>/cancel/",
+        plan_changes.plan_change_cancel_view,
+        name="plan-change-cancel",
+    ),
+    path(
+        "servers/<int:deployment_id>/cancel/",
+        cancellations.deployment_cancellation,
+        name="deployment-cancellation",
+    ),
+    path(
+        "servers/<int:deployment_id>/cancel/revoke/",
+        cancellations.deployment_cancellation_revoke,
+        name="deployment-cancellation-revoke",
+    ),
+    path(
         "invoices/<int:invoice_id>/pay/card/", dashboard.invoice_pay_card, name="invoice-pay-card"
     ),
     path("accounts/signup/", account.signup, name="signup"),
@@ -30,6 +59,23 @@ urlpatterns = [
         name="signup-confirm",
     ),
     path("accounts/profile/", account.profile, name="profile"),
+    path("accounts/payment-methods/", payment_methods.payment_methods, name="payment-methods"),
+    path(
+        "accounts/payment-methods/add/",
+        payment_methods.payment_method_add,
+        name="payment-method-add",
+    ),
+    path(
+        "accounts/payment-methods/<int:payment_method_id>/default/",
+        payment_methods.payment_method_default,
+        name="payment-method-default",
+    ),
+    path(
+        "accounts/payment-methods/<int:payment_method_id>/remove/",
+        payment_methods.payment_method_delete,
+        name="payment-method-remove",
+    ),
+    path("accounts/credit/", credit.credit_overview, name="account-credit"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

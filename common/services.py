@@ -39,6 +39,9 @@ PERIODIC_TASKS: dict[str, tuple[str, int, str]] = {
 FLEET_JOB_QUEUES = {
     "renewals": "billing",
     "dunning": "billing",
+    "cancellations": "billing",
+    "autocharge": "billing",
+    "plan_changes": "billing",
     "health": "billing",
     "reconcile": "billing",
 }

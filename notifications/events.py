@@ -39,6 +39,7 @@ _INVOICE = {
     "due_date": "2026-12-01",
     "invoice_url": "https://portal.example.com/invoices/42/",
 }
+_INVOICE_PDF_URL = "https://portal.example.com/invoices/42/pdf/"
 _CREDENTIALS = ("panel_username", "panel_password")
 
 SPECS: dict[str, EventSpec] = {
@@ -62,8 +63,9 @@ SPECS: dict[str, EventSpec] = {
         EventSpec(
             E.INVOICE_CREATED,
             Audience.CUSTOMER,
+            # amount: what is left to pay after any account credit (credit_applied).
             required=("invoice_number", "amount", "currency", "due_date", "invoice_url"),
-            optional=("order_id", "package"),
+            optional=("order_id", "package", "credit_applied", "invoice_pdf_url"),
             whatsapp_params=(
                 "customer_name",
                 "invoice_number",
@@ -72,7 +74,13 @@ SPECS: dict[str, EventSpec] = {
                 "due_date",
                 "invoice_url",
             ),
-            sample={**_INVOICE, "order_id": "1042", "package": "Bronze"},
+            sample={
+                **_INVOICE,
+                "order_id": "1042",
+                "package": "Bronze",
+                "credit_applied": "2.00",
+                "invoice_pdf_url": _INVOICE_PDF_URL,
+            },
         ),
         EventSpec(
             E.PAYMENT_RECEIVED,
@@ -243,7 +251,7 @@ SPECS: dict[str, EventSpec] = {
             E.INVOICE_REMINDER,
             Audience.CUSTOMER,
             required=("invoice_number", "amount", "currency", "due_date", "invoice_url"),
-            optional=("server_name",),
+            optional=("server_name", "credit_applied", "invoice_pdf_url"),
             whatsapp_params=(
                 "customer_name",
                 "invoice_number",
@@ -252,13 +260,18 @@ SPECS: dict[str, EventSpec] = {
                 "due_date",
                 "invoice_url",
             ),
-            sample={**_INVOICE, "server_name": "Survival SMP"},
+            sample={
+                **_INVOICE,
+                "server_name": "Survival SMP",
+                "credit_applied": "2.00",
+                "invoice_pdf_url": _INVOICE_PDF_URL,
+            },
         ),
         EventSpec(
             E.INVOICE_OVERDUE,
             Audience.CUSTOMER,
             required=("invoice_number", "amount", "currency", "due_date", "invoice_url"),
-            optional=("server_name", "suspension_date"),
+            optional=("server_name", "suspension_date", "credit_applied", "invoice_pdf_url"),
             whatsapp_params=(
                 "customer_name",
                 "invoice_number",
@@ -267,7 +280,13 @@ SPECS: dict[str, EventSpec] = {
                 "due_date",
                 "invoice_url",
             ),
-            sample={**_INVOICE, "server_name": "Survival SMP", "suspension_date": "2026-12-04"},
+            sample={
+                **_INVOICE,
+                "server_name": "Survival SMP",
+                "suspension_date": "2026-12-04",
+                "credit_applied": "2.00",
+                "invoice_pdf_url": _INVOICE_PDF_URL,
+            },
         ),
         EventSpec(
             E.SUSPENSION_WARNING,
@@ -365,6 +384,26 @@ SPECS: dict[str, EventSpec] = {
             },
         ),
         EventSpec(
+            E.CREDIT_ADDED,
+            Audience.CUSTOMER,
+            # Credit given to the customer (not an invoice's own credit coming back). `kind` is a
+            # code the templates word: downgrade, cancellation, refund or staff_adjustment;
+            # `description` is the ledger row's text (English, from staff or the system).
+            required=("amount", "currency", "balance", "kind"),
+            optional=("description", "invoice_number", "credit_url"),
+            worded=("kind",),
+            whatsapp_params=("customer_name", "amount", "currency", "balance"),
+            sample={
+                "amount": "3.20",
+                "currency": "USD",
+                "balance": "5.70",
+                "kind": "refund",
+                "description": "Invoice INV-2026-000042 refunded to account credit",
+                "invoice_number": "INV-2026-000042",
+                "credit_url": "https://portal.example.com/accounts/credit/",
+            },
+        ),
+        EventSpec(
             E.DELIVERY_FAILED_STAFF,
             Audience.STAFF,
             required=("original_event", "event_key", "reason", "admin_url"),
@@ -380,6 +419,145 @@ SPECS: dict[str, EventSpec] = {
                     "whatsapp +6281234567890: 131026 Message undeliverable",
                     "email alice@example.com: 550 mailbox unavailable",
                 ],
+            },
+        ),
+        EventSpec(
+            E.CANCELLATION_SCHEDULED,
+            Audience.CUSTOMER,
+            # mode: end_of_term or immediate; refund (immediate only): credit or none.
+            required=("server_name", "effective_on", "mode"),
+            optional=("server_url", "refund"),
+            worded=("mode", "refund"),
+            essential=True,
+            whatsapp_params=("customer_name", "server_name", "effective_on"),
+            sample={
+                "server_name": "Survival SMP",
+                "effective_on": "2026-12-31",
+                "mode": "immediate",
+                "refund": "credit",
+                "server_url": "https://portal.example.com/servers/12/",
+            },
+        ),
+        EventSpec(
+            E.CANCELLATION_REVOKED,
+            Audience.CUSTOMER,
+            required=("server_name",),
+            optional=("next_due_date", "server_url"),
+            whatsapp_params=("customer_name", "server_name"),
+            sample={
+                "server_name": "Survival SMP",
+                "next_due_date": "2026-12-31",
+                "server_url": "https://portal.example.com/servers/12/",
+            },
+        ),
+        EventSpec(
+            E.CANCELLATION_STAFF,
+            Audience.STAFF,
+            required=("server_name", "customer_email", "mode", "effective_on", "admin_url"),
+            optional=("reason", "deployment_id", "voided_invoices"),
+            whatsapp_params=("server_name", "customer_email", "mode", "effective_on", "admin_url"),
+            sample={
+                "server_name": "Survival SMP",
+                "customer_email": "alice@example.com",
+                "mode": "At the end of the paid period",
+                "effective_on": "2026-12-31",
+                "admin_url": "https://portal.example.com/admin/billing/cancellation/7/change/",
+                "reason": "Moving to another game",
+                "deployment_id": "12",
+                "voided_invoices": "INV-2026-000042",
+            },
+        ),
+        EventSpec(
+            E.AUTOCHARGE_FAILED,
+            Audience.CUSTOMER,
+            # An off-session charge of a renewal to the saved card was declined. `reason` is
+            # the card company's customer-safe sentence; no `next_attempt_date`: no more
+            # automatic tries (the customer pays by hand at `invoice_url`).
+            required=(
+                "invoice_number",
+                "amount",
+                "currency",
+                "due_date",
+                "invoice_url",
+                "card",
+                "reason",
+            ),
+            optional=("next_attempt_date",),
+            essential=True,
+            whatsapp_params=(
+                "customer_name",
+                "invoice_number",
+                "amount",
+                "currency",
+                "invoice_url",
+            ),
+            sample={
+                **_INVOICE,
+                "card": "Visa •••• 4242",
+                "reason": "Your card has insufficient funds.",
+                "next_attempt_date": "2026-11-29",
+            },
+        ),
+        EventSpec(
+            E.PAYMENT_ACTION_REQUIRED,
+            Audience.CUSTOMER,
+            # The bank wants the customer to confirm the payment (SCA): no automatic retry; the
+            # invoice page's card payment asks the bank on-session.
+            required=("invoice_number", "amount", "currency", "due_date", "invoice_url", "card"),
+            essential=True,
+            whatsapp_params=(
+                "customer_name",
+                "invoice_number",
+                "amount",
+                "currency",
+                "invoice_url",
+            ),
+            sample={**_INVOICE, "card": "Visa •••• 4242"},
+        ),
+        EventSpec(
+            E.PAYMENT_METHOD_SAVED,
+            Audience.CUSTOMER,
+            required=("card", "expiry"),
+            optional=("payment_methods_url",),
+            whatsapp_params=("customer_name", "card", "expiry"),
+            sample={
+                "card": "Visa •••• 4242",
+                "expiry": "08/2030",
+                "payment_methods_url": "https://portal.example.com/accounts/payment-methods/",
+            },
+        ),
+        EventSpec(
+            E.PLAN_CHANGED,
+            Audience.CUSTOMER,
+            # The new limits (add-ons included), as applied on the panel and read back.
+            required=("server_name", "old_plan", "new_plan", "memory_mb", "cpu_percent", "disk_mb"),
+            optional=("server_url",),
+            whatsapp_params=("customer_name", "server_name", "old_plan", "new_plan"),
+            sample={
+                "server_name": "Survival SMP",
+                "old_plan": "Bronze",
+                "new_plan": "Silver",
+                "memory_mb": "2048",
+                "cpu_percent": "200",
+                "disk_mb": "10240",
+                "server_url": "https://portal.example.com/servers/12/",
+            },
+        ),
+        EventSpec(
+            E.PLAN_CHANGE_STAFF,
+            Audience.STAFF,
+            # A plan change that needs a person: failed on the panel after its retries, or an
+            # upgrade paid after the server was cancelled (refunded to credit).
+            required=("title", "detail", "admin_url"),
+            optional=("server_name", "customer_email"),
+            whatsapp_params=("title", "detail", "admin_url"),
+            sample={
+                "title": "Plan change failed: Survival SMP",
+                "detail": "Plan change #7 (Bronze → Silver) could not be applied on the panel "
+                "after 8 attempt(s): the panel refused to change the server's limits.",
+                "admin_url": "https://portal.example.com/admin/billing/planchange/7/change/",
+                "server_name": "Survival SMP",
+                "customer_email": "alice@example.com",
             },
         ),
     ]

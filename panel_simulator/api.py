@@ -79,7 +79,8 @@ class PanelSimulator(UserHandlers, ServerHandlers, NodeHandlers, CatalogHandlers
 
     ``PanelSimulator()`` is seeded (see ``seed.py``; ``self.seed`` has the ids and keys).
     ``install_delay`` seconds after a create/reinstall the install "finishes" (0 = on the next
-    request). ``clock``/``sleep`` are injectable so tests never wait. Thread-safe.
+    request); ``backup_delay`` likewise for a backup (default 0). ``clock``/``sleep`` are
+    injectable so tests never wait. Thread-safe.
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class PanelSimulator(UserHandlers, ServerHandlers, NodeHandlers, CatalogHandlers
         *,
         seed: bool = True,
         install_delay: float = 2.0,
+        backup_delay: float = 0.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng_seed: int | None = None,
@@ -107,9 +109,11 @@ class PanelSimulator(UserHandlers, ServerHandlers, NodeHandlers, CatalogHandlers
         self.calls: deque[tuple[str, str, int]] = deque(maxlen=5000)
         self._calls_lock = threading.Lock()
         self._install_delay = install_delay
+        self._backup_delay = backup_delay
         # Simulation randomness (uuids, deploy picks), seedable for reproducible tests.
         self.panel = Panel(
             install_delay=install_delay,
+            backup_delay=backup_delay,
             clock=clock,
             rng=random.Random(rng_seed),  # noqa: S311 - not security-sensitive
         )
@@ -121,6 +125,7 @@ class PanelSimulator(UserHandlers, ServerHandlers, NodeHandlers, CatalogHandlers
         with self.panel.lock:
             self.panel = Panel(
                 install_delay=self._install_delay,
+                backup_delay=self._backup_delay,
                 clock=self._clock,
                 rng=random.Random(self._rng_seed),  # noqa: S311 - simulation only
             )
@@ -484,6 +489,9 @@ class PanelSimulator(UserHandlers, ServerHandlers, NodeHandlers, CatalogHandlers
                 if "install_delay" in body:
                     panel.install_delay = float(body["install_delay"])
                     self._install_delay = panel.install_delay
+                if "backup_delay" in body:
+                    panel.backup_delay = float(body["backup_delay"])
+                    self._backup_delay = panel.backup_delay
                 if "rate_limit_per_minute" in body:
                     self.rate_limit_per_minute = int(body["rate_limit_per_minute"])
                 if "latency" in body:
@@ -515,6 +523,11 @@ class PanelSimulator(UserHandlers, ServerHandlers, NodeHandlers, CatalogHandlers
                     panel.complete_install(server, success=body.get("success"))
                 else:
                     server.transferring = bool(body.get("transferring", True))
+                return control_json({"ok": True})
+            match = re.fullmatch(r"/_simulator/backups/([0-9a-f-]{36})/complete", path)
+            if match and method == "POST":
+                backup = next(b for b in panel.backups.values() if b.uuid == match.group(1))
+                panel.complete_backup(backup, success=body.get("success"))
                 return control_json({"ok": True})
             if path == "/_simulator/keys" and method == "POST":
                 token = panel.add_api_key(

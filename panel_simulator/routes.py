@@ -90,4 +90,8 @@ ROUTES: list[Route] = [
     _route("GET", "/api/client/servers/{server}/resources", "client_resources", "client"),
     _route("POST", "/api/client/servers/{server}/power", "client_power", "client"),
     _route("GET", "/api/client/servers/{server}/websocket", "client_websocket", "client"),
+    # backups (routes/api-client.php, prefix /backups)
+    _route("GET", "/api/client/servers/{server}/backups", "client_backups_index", "client"),
+    _route("POST", "/api/client/servers/{server}/backups", "client_backups_store", "client"),
+    _route("GET", "/api/client/servers/{server}/backups/{backup}", "client_backups_view", "client"),
 ]

@@ -197,6 +197,30 @@ class ServerRow:
 
 
 @dataclass
+class BackupRow:
+    """The panel's ``backups`` table (app/Models/Backup.php: is_successful and is_locked false,
+    checksum null, bytes 0 until Wings reports completion)."""
+
+    id: int
+    server_id: int
+    uuid: str
+    name: str
+    ignored_files: list[str] = field(default_factory=list)
+    disk: str = "wings"
+    is_successful: bool = False
+    is_locked: bool = False
+    checksum: str | None = None
+    bytes: int = 0
+    completed_at: float | None = None
+    deleted_at: float | None = None  # soft delete: still counted by the creation throttle
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    # simulator-only: when Wings "finishes" it, and whether it fails.
+    complete_due_at: float | None = None
+    will_fail: bool = False
+
+
+@dataclass
 class ApiKeyRow:
     id: int
     user_id: int

@@ -21,6 +21,7 @@ from panel_simulator.state import (
     WRITE,
     AllocationRow,
     ApiKeyRow,
+    BackupRow,
     EggRow,
     EggVariableRow,
     LocationRow,
@@ -60,9 +61,15 @@ class PanelTables:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         stats_cache_seconds: float = 20.0,
+        backup_delay: float = 0.0,
     ) -> None:
         self.lock = threading.RLock()
         self.install_delay = install_delay
+        # Seconds Wings takes for a backup (0: done on the next request), like install_delay.
+        self.backup_delay = backup_delay
+        # config/backups.php throttles: at most `limit` backups per `period` seconds a server.
+        self.backup_throttle_limit = 2
+        self.backup_throttle_period = 600
         self.stats_cache_seconds = stats_cache_seconds
         self._clock = clock
         self.time_offset = 0.0
@@ -75,6 +82,7 @@ class PanelTables:
         self.eggs: dict[int, EggRow] = {}
         self.egg_variables: dict[int, EggVariableRow] = {}
         self.servers: dict[int, ServerRow] = {}
+        self.backups: dict[int, BackupRow] = {}
         self.api_keys: dict[str, ApiKeyRow] = {}
         self._sequences: dict[str, int] = {}
         self._stats_cache: dict[int, tuple[float, dict[str, Any]]] = {}
@@ -239,6 +247,21 @@ class PanelTables:
         for server in self.sorted_servers():
             if server.install_due_at is not None and server.install_due_at <= now:
                 self.complete_install(server)
+        for backup in list(self.backups.values()):
+            if backup.complete_due_at is not None and backup.complete_due_at <= now:
+                self.complete_backup(backup)
+
+    def complete_backup(self, backup: BackupRow, *, success: bool | None = None) -> None:
+        """Wings' backup callback (Api/Remote/Backups/BackupStatusController::index)."""
+        successful = (not backup.will_fail) if success is None else success
+        backup.is_successful = successful
+        if not successful:
+            backup.is_locked = False
+        backup.checksum = f"sha1:{self.random_string(40).lower()}" if successful else None
+        backup.bytes = 52_428_800 if successful else 0
+        backup.completed_at = self.now()
+        backup.complete_due_at = None
+        self._touch(backup)
 
     def complete_install(self, server: ServerRow, *, success: bool | None = None) -> None:
         """Wings' install callback (ServerInstallController)."""

@@ -435,3 +435,18 @@ def _relationships(
         else:
             result[name] = render_item(panel, related_type, related, nested, key)
     return result
+
+
+def backup_attributes(backup: Any) -> dict[str, Any]:
+    """app/Transformers/Api/Client/BackupTransformer.php (object "backup")."""
+    return {
+        "uuid": backup.uuid,
+        "is_successful": backup.is_successful,
+        "is_locked": backup.is_locked,
+        "name": backup.name,
+        "ignored_files": list(backup.ignored_files),
+        "checksum": backup.checksum,
+        "bytes": backup.bytes,
+        "created_at": ts(backup.created_at),
+        "completed_at": ts(backup.completed_at),
+    }

@@ -2,7 +2,8 @@
 
 The Deployment admin is extended here (servers does not know about provisioning): it gains the
 provisioning timeline and the actions provision now, retry, retry from step, roll back,
-suspend, unsuspend, terminate (confirmation page), reinstall and reset panel password.
+suspend, unsuspend, terminate (confirmation page), restore (within the restore window),
+reinstall and reset panel password.
 """
 
 from django import forms
@@ -190,6 +191,13 @@ class ConfirmForm(forms.Form):
     confirm = forms.BooleanField(label="Yes, delete the server and its data on the panel")
 
 
+class RestoreForm(forms.Form):
+    reason = forms.CharField(max_length=500, help_text="Why the server comes back (history).")
+    confirm = forms.BooleanField(
+        label="Yes, unsuspend these servers on the panel and make them active again"
+    )
+
+
 class ProvisionedDeploymentAdmin(DeploymentAdmin):
     readonly_fields = (*DeploymentAdmin.readonly_fields, "provisioning_timeline")
     actions = [
@@ -199,6 +207,7 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
         "suspend",
         "unsuspend",
         "terminate",
+        "restore",
         "reinstall",
         "reset_panel_password",
     ]
@@ -291,6 +300,23 @@ class ProvisionedDeploymentAdmin(DeploymentAdmin):
             "Terminate servers",
             "terminated",
             lambda d, data, actor: operations.deployment_terminate(
+                deployment_id=d.pk, actor=actor, reason=data["reason"]
+            ),
+        )
+
+    @admin.action(permissions=["change"], description="Restore (within the restore window)…")
+    def restore(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> HttpResponse | None:
+        return self._with_form(
+            request,
+            queryset,
+            RestoreForm,
+            "restore",
+            "Restore terminated servers",
+            "restored and active again. Its next due date is unchanged and the order stays "
+            "completed: the renewal job issues the next renewal invoice as for any active "
+            "server (an overdue due date means an invoice, then dunning, soon; move the due "
+            "date first if the customer paid elsewhere)",
+            lambda d, data, actor: operations.deployment_restore(
                 deployment_id=d.pk, actor=actor, reason=data["reason"]
             ),
         )

@@ -7,4 +7,10 @@ class ProvisioningConfig(AppConfig):
 
     def ready(self) -> None:
         # Loads the tasks module, which gives the saga engine its dispatcher.
-        from provisioning import tasks  # noqa: F401
+        from provisioning import (
+            tasks,  # noqa: F401
+            termination,
+        )
+
+        # The drain runs the purge of terminated servers kept on the panel through this.
+        termination.register()

@@ -26,6 +26,8 @@ class ProvisioningErrorCode(StrEnum):
     NO_PANEL_USER = "no_panel_user"
     NOT_OUR_PANEL_USER = "not_our_panel_user"
     RATE_LIMITED = "rate_limited"
+    # A terminated server can no longer be restored (deleted, or its window is over).
+    RESTORE_WINDOW_CLOSED = "restore_window_closed"
     # The panel refused or lost a live server (PanelOperationFailed, PanelServerMissing).
     PANEL_OPERATION_FAILED = "panel_operation_failed"
     PANEL_SERVER_MISSING = "panel_server_missing"

@@ -44,6 +44,15 @@ def notify_terminated(*, deployment_id: int, actor: Actor) -> None:
         listener.server_terminated(deployment_id=deployment_id, actor=actor)
 
 
+def notify_restored(*, deployment_id: int, actor: Actor) -> None:
+    """Staff restored a terminated server within the restore window (TERMINATED -> ACTIVE).
+    Optional on a listener (``server_restored``): one without it is skipped."""
+    for listener in _listeners:
+        hook = getattr(listener, "server_restored", None)
+        if hook is not None:
+            hook(deployment_id=deployment_id, actor=actor)
+
+
 def notify_failed(*, deployment_id: int, error: str, actor: Actor) -> None:
     for listener in _listeners:
         listener.provisioning_failed(deployment_id=deployment_id, error=error, actor=actor)

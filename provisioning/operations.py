@@ -1,10 +1,12 @@
-"""Operations on live servers: suspend, unsuspend, terminate, change plan, reinstall, reset
-the panel password. Each calls the panel with no transaction open, then records the outcome
-(status change or audit row) with the acting user."""
+"""Operations on live servers: suspend, unsuspend, terminate (and restore within the restore
+window), change plan, reinstall, reset the panel password. Each calls the panel with no
+transaction open, then records the outcome (status change or audit row) with the acting user."""
 
+import datetime as dt
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +29,9 @@ from servers.models import Deployment, DeploymentStatus
 from servers.services import deployment_record, deployment_transition, deployment_update_spec
 
 logger = logging.getLogger(__name__)
+
+# Deployment.final_backup_status values (the purge job moves them along).
+FINAL_BACKUP_WANTED = "wanted"
 
 
 class PanelOperationFailed(ApplicationError):
@@ -159,10 +164,96 @@ def deployment_unsuspend(
 def deployment_terminate(
     *, deployment_id: int, actor: Actor, reason: str, client: PterodactylClient | None = None
 ) -> Deployment:
-    """Force-delete the server, free its ports, remove the panel user if we created it and it
-    owns nothing else. Idempotent on the panel side (a missing server counts as deleted)."""
+    """Terminate a live server: billing-wise at once (TERMINATED: renewals and dunning stop,
+    the listeners run), on the panel either at once or later.
+
+    Without TERMINATION_RESTORE_WINDOW_DAYS and TERMINATION_FINAL_BACKUP: force-delete the
+    server, free its ports, remove the panel user if we created it and it owns nothing else.
+    Idempotent on the panel side (a missing server counts as deleted).
+
+    With either: the server is suspended on the panel (if not already) and kept;
+    `panel_deletion_due_at` = now + the window, and the purge job
+    (provisioning.termination) takes the final backup, if wanted, and deletes it once due.
+    Staff may restore it until then (`deployment_restore`).
+    """
     deployment = _live(deployment_id, (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED))
     client = client or PterodactylClient.from_settings()
+    window_days = max(0, int(settings.TERMINATION_RESTORE_WINDOW_DAYS))
+    final_backup = bool(settings.TERMINATION_FINAL_BACKUP)
+    if window_days or final_backup:
+        return _terminate_keeping(
+            deployment,
+            actor=actor,
+            reason=reason,
+            client=client,
+            window_days=window_days,
+            final_backup=final_backup,
+        )
+    verified, user_note = panel_server_delete(client, deployment)
+    with transaction.atomic():
+        deployment = deployment_transition(
+            deployment_id=deployment_id,
+            to_status=DeploymentStatus.TERMINATED,
+            actor=actor,
+            reason=f"{reason}{user_note}{_verification_note(verified, 'deleted')}",
+        )
+        listeners.notify_terminated(deployment_id=deployment_id, actor=actor)
+        notify.notify_server_event(
+            deployment, event="server_terminated", reason=reason, occurrence="final"
+        )
+    deployment.panel_verified = verified
+    return deployment
+
+
+def _terminate_keeping(
+    deployment: Deployment,
+    *,
+    actor: Actor,
+    reason: str,
+    client: PterodactylClient,
+    window_days: int,
+    final_backup: bool,
+) -> Deployment:
+    """Terminated here, kept suspended on the panel until the purge job deletes it."""
+    # Idempotent on the panel (204 when already suspended): also covers a drifted one.
+    _panel(lambda: client.suspend_server(deployment.panel_server_id), "suspend the server")
+    verified = _read_back(client, deployment, expect="suspended")
+    due = timezone.now() + dt.timedelta(days=window_days)
+    if window_days:
+        kept = (
+            f"; kept suspended on the panel, restorable by staff until {due:%Y-%m-%d %H:%M} "
+            f"UTC ({window_days}-day restore window)"
+        )
+    else:
+        kept = "; kept suspended on the panel until its final backup is taken, then deleted"
+    if final_backup:
+        kept += "; a final backup is taken before the deletion"
+    with transaction.atomic():
+        deployment = deployment_transition(
+            deployment_id=deployment.pk,
+            to_status=DeploymentStatus.TERMINATED,
+            actor=actor,
+            reason=f"{reason}{kept}{_verification_note(verified, 'suspended')}",
+            updates={
+                "panel_deletion_due_at": due,
+                "final_backup_status": FINAL_BACKUP_WANTED if final_backup else "",
+                "final_backup_uuid": "",
+            },
+        )
+        listeners.notify_terminated(deployment_id=deployment.pk, actor=actor)
+        notify.notify_server_event(
+            deployment, event="server_terminated", reason=reason, occurrence="final"
+        )
+    deployment.panel_verified = verified
+    return deployment
+
+
+def panel_server_delete(
+    client: PterodactylClient, deployment: Deployment
+) -> tuple[bool | None, str]:
+    """Force-delete the deployment's panel server (a missing one counts as deleted), read it
+    back, free its ports and remove the panel user if we created it and it owns nothing else.
+    Returns (verified, a note on the panel user)."""
     _panel(
         lambda: client.delete_server(deployment.panel_server_id, force=True, missing_ok=True),
         "delete the server",
@@ -182,16 +273,83 @@ def deployment_terminate(
             user_note = "; panel user kept (owns other servers)"
         except PanelError as exc:
             user_note = f"; panel user not removed ({exc})"
+    return verified, user_note
+
+
+def deployment_restore(
+    *,
+    deployment_id: int,
+    actor: Actor,
+    reason: str = "Restored by staff",
+    client: PterodactylClient | None = None,
+) -> Deployment:
+    """Bring a terminated server back within its restore window: unsuspend it on the panel,
+    read it back (refused unless the panel confirms), then TERMINATED -> ACTIVE with a history
+    row naming who and why. The paid-through date (next_due_date) is left as it was: the
+    renewal job issues the next invoice as for any active server."""
+    from provisioning.models import OPEN_OPERATION_STATUSES, PanelOperation
+
+    deployment = Deployment.objects.get(pk=deployment_id)
+    if deployment.status != DeploymentStatus.TERMINATED:
+        raise ConflictError(
+            f"{deployment} is {deployment.get_status_display().lower()}; only a terminated "
+            "server can be restored.",
+            code=Code.INVALID_STATE,
+        )
+    now = timezone.now()
+    due = deployment.panel_deletion_due_at
+    if deployment.panel_server_id is None or due is None:
+        raise ConflictError(
+            f"{deployment} was deleted on the panel; there is nothing to restore.",
+            code=Code.RESTORE_WINDOW_CLOSED,
+        )
+    if due <= now:
+        raise ConflictError(
+            f"The restore window of {deployment} ended at {due:%Y-%m-%d %H:%M} UTC; its "
+            "panel server is being deleted.",
+            code=Code.RESTORE_WINDOW_CLOSED,
+        )
+    if PanelOperation.objects.filter(
+        deployment_id=deployment_id, status__in=OPEN_OPERATION_STATUSES
+    ).exists():
+        raise ConflictError(
+            f"A panel operation on {deployment} is still open; try again once it is done.",
+            code=Code.INVALID_STATE,
+        )
+    client = client or PterodactylClient.from_settings()
+    _panel(lambda: client.get_server(deployment.panel_server_id), "read the server")
+    _panel(lambda: client.unsuspend_server(deployment.panel_server_id), "unsuspend the server")
+    verified = _read_back(client, deployment, expect="unsuspended")
+    if verified is not True:
+        raise PanelOperationFailed(
+            f"The panel did not confirm that {deployment} is unsuspended"
+            f"{_verification_note(verified, 'unsuspended')}; it stays terminated."
+        )
+    due_note = (
+        f"next due date {deployment.next_due_date:%Y-%m-%d} unchanged"
+        if deployment.next_due_date
+        else "no next due date"
+    )
     with transaction.atomic():
         deployment = deployment_transition(
             deployment_id=deployment_id,
-            to_status=DeploymentStatus.TERMINATED,
+            to_status=DeploymentStatus.ACTIVE,
             actor=actor,
-            reason=f"{reason}{user_note}{_verification_note(verified, 'deleted')}",
+            reason=f"Restored within the restore window by {actor.label}: {reason}; "
+            f"verified unsuspended on the panel; {due_note}",
+            updates={
+                "panel_deletion_due_at": None,
+                "terminated_at": None,
+                "suspended_at": None,
+                "suspension_cause": "",
+            },
         )
-        listeners.notify_terminated(deployment_id=deployment_id, actor=actor)
+        listeners.notify_restored(deployment_id=deployment_id, actor=actor)
         notify.notify_server_event(
-            deployment, event="server_terminated", reason=reason, occurrence="final"
+            deployment,
+            event="server_unsuspended",
+            reason=reason,
+            occurrence=f"restored-{now.isoformat()}",
         )
     deployment.panel_verified = verified
     return deployment

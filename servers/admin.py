@@ -120,6 +120,9 @@ class DeploymentAdmin(NoDeleteAdmin):
         "activated_at",
         "suspended_at",
         "terminated_at",
+        "panel_deletion_due_at",
+        "final_backup_status",
+        "final_backup_uuid",
         "created_at",
         "updated_at",
     )

@@ -70,7 +70,11 @@ DEPLOYMENT_TRANSITIONS = TransitionTable(
         S.FAILED: {S.PROVISIONING, S.CANCELLED},
         S.ACTIVE: {S.SUSPENDED, S.TERMINATED},
         S.SUSPENDED: {S.ACTIVE, S.TERMINATED},
-        S.TERMINATED: set(),
+        # Staff restore within TERMINATION_RESTORE_WINDOW_DAYS (provisioning.operations.
+        # deployment_restore, the only caller): the panel server was kept suspended, so the
+        # same server comes back. Guarded there by panel_deletion_due_at in the future and the
+        # panel server still existing; after the purge there is nothing to restore.
+        S.TERMINATED: {S.ACTIVE},
         S.CANCELLED: set(),
     },
 )
@@ -111,11 +115,36 @@ class Deployment(TimeStampedModel):
         max_length=20, blank=True, choices=[("nonpayment", "Unpaid"), ("staff", "Staff")]
     )
     terminated_at = models.DateTimeField(null=True, blank=True)
+    # Terminated but kept on the panel (suspended) until then: the restore window
+    # (TERMINATION_RESTORE_WINDOW_DAYS) and/or the final backup (TERMINATION_FINAL_BACKUP).
+    # The purge job deletes the panel server once it is due and clears this.
+    panel_deletion_due_at = models.DateTimeField(null=True, blank=True)
+    # The final backup on the panel before the deletion (its uuid, once requested).
+    final_backup_uuid = models.CharField(max_length=36, blank=True)
+    final_backup_status = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=[
+            ("wanted", "Wanted"),
+            ("pending", "Running on the panel"),
+            ("completed", "Completed"),
+            ("failed", "Failed"),
+            ("refused", "Refused by the panel"),
+        ],
+    )
 
     class Meta:
         ordering = ("-created_at",)
-        # The admin filter's choices (common.admin.distinct_values: a loose index scan).
-        indexes = [models.Index(fields=["billing_cycle"], name="deployment_billing_cycle_idx")]
+        indexes = [
+            # The admin filter's choices (common.admin.distinct_values: a loose index scan).
+            models.Index(fields=["billing_cycle"], name="deployment_billing_cycle_idx"),
+            # The purge job: terminated servers still on the panel whose deletion is due.
+            models.Index(
+                fields=["panel_deletion_due_at"],
+                condition=Q(panel_deletion_due_at__isnull=False, panel_server_id__isnull=False),
+                name="deployment_deletion_due_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=DeploymentStatus.values), name="deployment_status_valid"

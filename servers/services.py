@@ -213,3 +213,40 @@ def deployment_update_spec(
         deployment.save(update_fields=["spec", "plan_slug", "plan_name", "updated_at"])
         deployment_record(deployment_id=deployment_id, actor=actor, reason=reason)
     return deployment
+
+
+def deployment_final_backup_record(
+    *, deployment_id: int, status: str, actor: Actor, reason: str, uuid: str | None = None
+) -> Deployment:
+    """Record the state of a terminated server's final backup on the panel, with a history
+    row (the status is unchanged)."""
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        deployment.final_backup_status = status
+        fields = ["final_backup_status", "updated_at"]
+        if uuid is not None:
+            deployment.final_backup_uuid = uuid[:36]
+            fields.append("final_backup_uuid")
+        deployment.save(update_fields=fields)
+        DEPLOYMENT_STATES.note(deployment, actor=actor, reason=reason)
+    return deployment
+
+
+def deployment_panel_server_deleted(*, deployment_id: int, actor: Actor, reason: str) -> Deployment:
+    """A terminated server kept on the panel is deleted there now: forget its panel id and
+    identifier and the due date (the uuid stays: a final backup is filed under it)."""
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        deployment.panel_server_id = None
+        deployment.panel_identifier = ""
+        deployment.panel_deletion_due_at = None
+        deployment.save(
+            update_fields=[
+                "panel_server_id",
+                "panel_identifier",
+                "panel_deletion_due_at",
+                "updated_at",
+            ]
+        )
+        DEPLOYMENT_STATES.note(deployment, actor=actor, reason=reason)
+    return deployment

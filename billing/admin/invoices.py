@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from billing.models import Invoice, InvoiceEvent, InvoiceLine, InvoiceSequence, Payment
+from billing.services.credit_refunds import invoice_refund_to_credit
 from billing.services.payments import payment_record_manual
 from common.actors import Actor
 from common.admin import (
@@ -42,6 +43,12 @@ class ConfirmPaymentForm(forms.Form):
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class RefundToCreditForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, help_text="Kept in the invoice's history, e.g. 'Outage 3-5 December'."
+    )
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(NoDeleteAdmin):
     list_display = (
@@ -75,6 +82,7 @@ class InvoiceAdmin(NoDeleteAdmin):
         "currency",
         "subtotal",
         "discount_total",
+        "credit_applied",
         "total",
         "status",
         "issued_at",
@@ -84,7 +92,7 @@ class InvoiceAdmin(NoDeleteAdmin):
         "period_end",
     )
     inlines = [InvoiceLineInline, PaymentInline, InvoiceEventInline]
-    actions = ["confirm_manual_payment"]
+    actions = ["confirm_manual_payment", "refund_to_credit"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -128,6 +136,43 @@ class InvoiceAdmin(NoDeleteAdmin):
                 "form": form,
                 "opts": self.model._meta,
                 "action": "confirm_manual_payment",
+            },
+        )
+
+    @admin.action(permissions=["change"], description="Refund to account credit (paid invoices)…")
+    def refund_to_credit(
+        self, request: HttpRequest, queryset: QuerySet[Invoice]
+    ) -> HttpResponse | None:
+        """The invoice's payment and spent credit go to the customer's account credit, once."""
+        form = RefundToCreditForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for invoice in queryset.order_by("pk"):
+                try:
+                    entry = invoice_refund_to_credit(
+                        invoice_id=invoice.pk,
+                        actor=Actor.staff(request.user),
+                        reason=form.cleaned_data["reason"],
+                    )
+                except ApplicationError as exc:
+                    self.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+                    continue
+                self.message_user(
+                    request,
+                    f"{invoice}: refunded {entry.amount} {entry.currency} to account credit "
+                    f"(balance {entry.balance_after} {entry.currency}).",
+                    messages.SUCCESS,
+                )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/provisioning/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Refund to account credit",
+                "objects": list(queryset.select_related("customer")),
+                "form": form,
+                "action": "refund_to_credit",
+                "opts": self.model._meta,
             },
         )
 

@@ -2,6 +2,7 @@
 actions on them: cancel unpaid, change plan, move or refund an order waiting for capacity."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -41,7 +42,13 @@ class RefundForm(forms.Form):
 
 
 class ChangePlanForm(forms.Form):
-    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(is_active=True))
+    plan = forms.ModelChoiceField(queryset=Plan.objects.none())
+
+    def __init__(self, *args: Any, plans: QuerySet[Plan], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the servers' egg family (billing.selectors.plan_family): no bot tiers for a
+        # Minecraft server.
+        self.fields["plan"].queryset = plans
 
 
 class OrderAddonInline(ReadOnlyInline):
@@ -152,7 +159,20 @@ class OrderAdmin(NoDeleteAdmin):
         permissions=["change"], description="Change plan (apply new limits on the panel)…"
     )
     def change_plan(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
-        form = ChangePlanForm(request.POST if "apply" in request.POST else None)
+        current = Plan.objects.filter(
+            slug__in=queryset.values("deployment__plan_slug")
+        ).values_list("category", "nest_id")
+        families = set(current)
+        if len(families) != 1:
+            self.message_user(
+                request,
+                "Select servers whose plans are of one kind (same category and egg family).",
+                messages.ERROR,
+            )
+            return None
+        category, nest_id = families.pop()
+        plans = Plan.objects.filter(is_active=True, category=category, nest_id=nest_id)
+        form = ChangePlanForm(request.POST if "apply" in request.POST else None, plans=plans)
         if "apply" in request.POST and form.is_valid():
             plan = form.cleaned_data["plan"]
             for order in queryset.select_related("deployment"):

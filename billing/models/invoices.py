@@ -121,10 +121,11 @@ class Invoice(TimeStampedModel):
                 condition=Q(kind=InvoiceKind.NEW_ORDER),
                 name="invoice_one_per_new_order",
             ),
-            # A server is billed once per period, however often the renewal job runs.
+            # A server is billed once per period, however often the renewal job runs. A voided
+            # invoice does not count: a revoked cancellation's period is invoiced again.
             models.UniqueConstraint(
                 fields=["deployment", "period_start"],
-                condition=Q(kind=InvoiceKind.RENEWAL),
+                condition=Q(kind=InvoiceKind.RENEWAL) & ~Q(status=S.CANCELLED),
                 name="invoice_one_renewal_per_period",
             ),
         ]

@@ -2,6 +2,14 @@
 
 Called by billing.services.payments when an order's first invoice is paid; below payments and
 orders (which place orders and may settle a zero total at once), so nothing imports back.
+
+Billing rule: the paid period starts when the server becomes active, not at payment. At
+confirmation the paid-through date is provisional (payment day + one billing cycle, so pages
+and staff see a sane date while the order waits or retries); when the order's server first
+becomes active, order_paid_period_start sets it again from that day (called by
+billing.services.provisioning_events). A failed, delayed or capacity-waiting run therefore does
+not eat the customer's days. Nothing bills on the provisional date: renewals are issued only
+for live (active or suspended) servers, and only after activation has set the real one.
 """
 
 import datetime as dt
@@ -54,11 +62,32 @@ def order_confirm(*, order_id: int, actor: Actor, reason: str) -> Order:
 
 
 def _paid_through_set(order: Order, *, period_start: dt.date, actor: Actor) -> None:
-    """The first period: from the day of payment, one billing cycle."""
+    """The first period, provisionally: from the day of payment, one billing cycle (set again
+    from the activation day by order_paid_period_start)."""
     months = BillingCycle(order.billing_cycle).months
     deployment_set_next_due_date(
         deployment_id=order.deployment_id,
         next_due_date=add_months(period_start, months),
         actor=actor,
-        reason=f"{order} paid for {months} month(s) from {period_start.isoformat()}",
+        reason=f"{order} paid for {months} month(s) from {period_start.isoformat()} "
+        "(provisional: the paid period starts when the server becomes active)",
+    )
+
+
+def order_paid_period_start(*, order_id: int, activated_at: dt.datetime, actor: Actor) -> None:
+    """The order's server became active for the first time: its first paid period starts on
+    that day (in the billing time zone) and lasts one billing cycle, whatever day it was paid.
+
+    Called once, inside the transaction that completes the order (the listener calls it only
+    when the order moves to completed, which happens once); a later re-provisioning of the same
+    server does not move the date."""
+    order = Order.objects.only("pk", "billing_cycle", "deployment_id").get(pk=order_id)
+    months = BillingCycle(order.billing_cycle).months
+    start = billing_today(activated_at)
+    deployment_set_next_due_date(
+        deployment_id=order.deployment_id,
+        next_due_date=add_months(start, months),
+        actor=actor,
+        reason=f"Paid period starts when the server becomes active (billing rule): {order}, "
+        f"{months} month(s) from {start.isoformat()}",
     )

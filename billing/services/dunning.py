@@ -165,6 +165,7 @@ def _notices_send(
                     "id",
                     "number",
                     "total",
+                    "credit_applied",
                     "currency",
                     "due_date",
                     "customer_id",

@@ -2,6 +2,11 @@
 
 Quoting is billing.services.quotes; confirming a paid order is billing.services.confirmation,
 which billing.services.payments calls (a zero total is settled here through payments at once).
+
+Account credit is spent first: the new invoice takes what the customer's balance in its
+currency covers (billing.services.credit) before the customer is told or sent to pay, so the
+invoice, its messages and its Stripe Checkout session all ask only for what is left. Credit
+that covers it all settles it here, like a 100% coupon: the order is confirmed at once.
 """
 
 import logging
@@ -28,6 +33,7 @@ from billing.models import (
 from billing.models.orders import ORDER_STATES
 from billing.notify import notify_order_placed
 from billing.services.checkout_expiry import checkout_sessions_expire_later
+from billing.services.credit import invoice_credit_apply
 from billing.services.invoices import invoice_cancel, invoice_create
 from billing.services.payments import invoice_mark_paid
 from billing.services.quotes import OrderQuote, coupon_problem, order_quote
@@ -73,17 +79,19 @@ def order_place(
     )
     try:
         with transaction.atomic():
-            order = _order_write(customer=customer, quote=quote, key=idempotency_key, actor=actor)
-            if quote.total == 0:
-                # Nothing to pay (e.g. a 100% coupon): settled in the same transaction, so an
-                # order is never left with an unpayable 0.00 invoice.
+            order, invoice = _order_write(
+                customer=customer, quote=quote, key=idempotency_key, actor=actor
+            )
+            if invoice.total == 0:
+                # Nothing to pay (a 100% coupon, or account credit covered it all): settled in
+                # the same transaction, so an order is never left with an unpayable 0.00 invoice.
                 invoice_mark_paid(
-                    invoice_id=order.invoices.get().pk,
+                    invoice_id=invoice.pk,
                     provider=PaymentProvider.MANUAL,
                     amount=Decimal("0"),
                     currency=quote.currency,
                     reference="",
-                    actor=Actor.system("zero-total"),
+                    actor=Actor.system("credit" if invoice.credit_applied else "zero-total"),
                 )
     except IntegrityError:
         if idempotency_key:
@@ -97,9 +105,12 @@ def order_place(
     return order
 
 
-def _order_write(*, customer: User, quote: OrderQuote, key: str, actor: Actor) -> Order:
+def _order_write(
+    *, customer: User, quote: OrderQuote, key: str, actor: Actor
+) -> tuple[Order, Invoice]:
     """The order's rows (inside order_place's transaction): coupon use, deployment, capacity
-    hold, order, add-ons, history and the first invoice."""
+    hold, order, add-ons, history and the first invoice, with the customer's credit spent on
+    it; then the customer's messages (showing what is left to pay)."""
     if quote.coupon is not None:
         _coupon_redeem(quote.coupon, quote=quote, customer=customer)
     deployment = deployment_create(
@@ -155,8 +166,10 @@ def _order_write(*, customer: User, quote: OrderQuote, key: str, actor: Actor) -
         deployment=deployment,
         actor=actor,
     )
+    if invoice_credit_apply(invoice_id=invoice.pk, actor=Actor.system("credit")):
+        invoice.refresh_from_db()
     notify_order_placed(order, invoice)
-    return order
+    return order, invoice
 
 
 def _coupon_redeem(coupon: Coupon, *, quote: OrderQuote, customer: User) -> None:

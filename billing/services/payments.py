@@ -24,6 +24,7 @@ from billing.models.invoices import INVOICE_STATES
 from billing.notify import notify_payment_received
 from billing.services.confirmation import order_confirm
 from billing.services.dunning import unpaid_server_unsuspend_request
+from billing.services.plan_changes import plan_change_paid
 from billing.services.renewals import renewal_paid
 from common.actors import Actor
 from common.errors import ConflictError
@@ -173,3 +174,7 @@ def _paid_invoice_follow_up(invoice: Invoice, *, provider: str, actor: Actor) ->
             deployment_id=invoice.deployment_id,
             reason=f"Renewal invoice {invoice.number} paid",
         )
+    if invoice.kind == InvoiceKind.UPGRADE:
+        # The plan change is queued for the panel (a panel operation, after commit), or, for a
+        # server cancelled meanwhile, refunded to credit.
+        plan_change_paid(invoice=invoice, actor=actor)

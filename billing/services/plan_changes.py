@@ -1,15 +1,133 @@
-"""Staff moving a live server to another plan: the plan's limits, with the order's add-ons."""
+"""Moving a live server to another plan: the customer's upgrades and downgrades with proration,
+and staff's direct change.
+
+Rules (billing.proration has the arithmetic):
+
+- Targets: active plans of the same egg family (same category and nest, billing.selectors
+  plan_family) with an active price in the order's cycle and currency and a different price
+  than the current plan (Deployment.plan_slug: the plan after earlier changes).
+- Only an ACTIVE server (a suspended one pays its renewal first), with no scheduled
+  cancellation, no unpaid renewal invoice and today inside its paid period; one open change per
+  server (the partial unique constraint decides a race: IntegrityError -> PLAN_CHANGE_PENDING).
+- An upgrade must fit the server's node first (node mirror + in-flight runs + holds, the
+  placement formula: provisioning.saga.placement.node_load): refused before any invoice.
+- Upgrade: an UPGRADE invoice for the prorated difference (credit applied first; a 0.00 total
+  is settled at once through billing.services.payments), applied when paid. A prorated 0.00
+  upgrade is applied at once without an invoice.
+- Downgrade, applied at once (default): the prorated difference is credited at once (ledger
+  kind DOWNGRADE). With BILLING_DOWNGRADE_AT_PERIOD_END it is applied on the next due date and
+  nothing is credited: the customer keeps the bigger plan for every paid day, and the renewal
+  of the next period is priced with the new plan (billing.services.renewals).
+- Applying is panel work queued as a PanelOperation (source "plan_change", run by the drain
+  with its budget, leases and backoff; the executor below): the build is applied and read
+  back (provisioning.operations.deployment_change_build), the change moves to applied and the
+  customer is told; after the retries it moves to failed and staff are told (retry from the
+  admin). The fleet job `plan_changes_apply_due` queues scheduled changes that are due and
+  paid ones whose operation could not be queued (another one was open on the server).
+- An upgrade paid after the server was cancelled or terminated (or with a cancellation
+  scheduled) is not applied: what was paid goes to account credit and staff are told.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
 
 from billing.catalog import plan_panel_spec
-from billing.models import Order, Plan
+from billing.errors import BillingErrorCode
+from billing.models import (
+    BillingCycle,
+    Cancellation,
+    CancellationStatus,
+    CreditEntryKind,
+    Invoice,
+    InvoiceKind,
+    InvoiceLineKind,
+    InvoiceStatus,
+    Order,
+    PaymentProvider,
+    Plan,
+    PlanChange,
+    PlanChangeDirection,
+    PlanChangeStatus,
+)
+from billing.models.lifecycle import PLAN_CHANGE_OPEN, PLAN_CHANGE_STATES
+from billing.notify import invoice_message_context
+from billing.proration import Proration, paid_period, prorate
+from billing.selectors import plan_change_targets
+from billing.services.checkout_expiry import checkout_sessions_expire_later
+from billing.services.credit import credit_add, invoice_credit_apply
+from billing.services.invoices import PricedLine, invoice_cancel, invoice_create
 from common.actors import Actor
+from common.dates import billing_today
+from common.errors import ApplicationError, ConflictError, NotFoundError
+from notifications.services import notification_send
+from provisioning.fleet.operations import (
+    OperationRequest,
+    OperationResult,
+    panel_operations_request,
+)
+from provisioning.models import PanelOperation, PanelOperationKind, ProvisioningRun
 from provisioning.operations import deployment_change_build
-from servers.models import Deployment
+from provisioning.pterodactyl import PanelError, PterodactylClient
+from provisioning.saga.placement import node_load
+from servers.models import Deployment, DeploymentStatus, Node
+
+logger = logging.getLogger(__name__)
+
+# PanelOperation.params["source"] of the operations this module's executor runs.
+PLAN_CHANGE_SOURCE = "plan_change"
+_LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
+PCS = PlanChangeStatus
+
+
+class PlanChangeNotAllowed(ApplicationError):
+    default_code = BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED
+    http_status = 422
+
+
+class PlanChangePending(ApplicationError):
+    default_code = BillingErrorCode.PLAN_CHANGE_PENDING
+    http_status = 409
+
+
+class PlanDoesNotFitNode(ApplicationError):
+    default_code = BillingErrorCode.PLAN_DOES_NOT_FIT_NODE
+    http_status = 422
+
+
+# ---------------------------------------------------------------------- staff's direct change
+
+
+def plan_family_check(*, from_plan_slug: str, plan: Plan) -> None:
+    """Refuse a plan of another egg family than the server's current plan (PLAN_CHANGE_NOT_
+    ALLOWED): a Minecraft server never gets a Discord-bot plan's egg limits."""
+    current = Plan.objects.filter(slug=from_plan_slug).first()
+    if current is not None and (current.category, current.nest_id) != (
+        plan.category,
+        plan.nest_id,
+    ):
+        raise PlanChangeNotAllowed(
+            f"{plan.name} is not of the same kind as {current.name} (another category or "
+            "egg family); it cannot be applied to this server."
+        )
 
 
 def order_plan_change(*, order: Order, plan: Plan, actor: Actor) -> Deployment:
     """Apply `plan` (and the add-ons the order was sold with) to the order's server on the
-    panel; raises ApplicationError when the server is not live or the panel refuses."""
+    panel; raises ApplicationError when the server is not live, the plan is of another egg
+    family, or the panel refuses."""
+    if order.deployment_id is None:
+        raise PlanChangeNotAllowed(f"{order} has no server.")
+    deployment = Deployment.objects.get(pk=order.deployment_id)
+    plan_family_check(from_plan_slug=deployment.plan_slug, plan=plan)
     addons = [item.addon for item in order.order_addons.select_related("addon")]
     return deployment_change_build(
         deployment_id=order.deployment_id,
@@ -18,3 +136,742 @@ def order_plan_change(*, order: Order, plan: Plan, actor: Actor) -> Deployment:
         plan_name=plan.name,
         actor=actor,
     )
+
+
+# ---------------------------------------------------------------------- quotes
+
+
+@dataclass(frozen=True)
+class PlanChangeQuote:
+    deployment: Deployment
+    order: Order
+    from_plan: Plan
+    to_plan: Plan
+    # As of the day the change takes effect (today, or the due date of a scheduled downgrade).
+    proration: Proration
+    # The day the change is applied: today, or the next due date (a scheduled downgrade).
+    apply_on: dt.date
+    today: dt.date
+
+    @property
+    def direction(self) -> str:
+        return str(self.proration.direction)
+
+    @property
+    def is_upgrade(self) -> bool:
+        return self.proration.is_charge
+
+    @property
+    def amount(self) -> Decimal:
+        """Charged (upgrade) or credited (downgrade) now."""
+        return self.proration.amount
+
+    @property
+    def currency(self) -> str:
+        return self.proration.currency
+
+    @property
+    def scheduled(self) -> bool:
+        """Applied on a later day (a downgrade at the end of the period)."""
+        return self.apply_on > self.today
+
+
+Quote = PlanChangeQuote
+
+
+@dataclass(frozen=True)
+class _Server:
+    deployment: Deployment
+    order: Order
+    plan: Plan
+    current_price: Decimal | None
+    period_start: dt.date
+    period_end: dt.date
+
+
+def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
+    """The server's order, current plan and paid period, or why it cannot change plan now."""
+    if deployment.status != DeploymentStatus.ACTIVE:
+        raise PlanChangeNotAllowed(
+            f"{deployment.name} is {deployment.get_status_display().lower()}; only an active "
+            "server can change plan"
+            + (
+                " (pay its renewal first)."
+                if deployment.status == DeploymentStatus.SUSPENDED
+                else "."
+            )
+        )
+    order = Order.objects.filter(deployment_id=deployment.pk).first()
+    plan = Plan.objects.filter(slug=deployment.plan_slug).first()
+    if order is None or plan is None or deployment.next_due_date is None:
+        raise PlanChangeNotAllowed(f"{deployment.name} cannot change plan; contact support.")
+    if Cancellation.objects.filter(
+        deployment_id=deployment.pk, status=CancellationStatus.SCHEDULED
+    ).exists():
+        raise PlanChangeNotAllowed(
+            f"{deployment.name} is scheduled to be cancelled; revoke the cancellation first."
+        )
+    unpaid = (
+        Invoice.objects.filter(
+            deployment_id=deployment.pk, kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID
+        )
+        .values_list("number", flat=True)
+        .first()
+    )
+    if unpaid:
+        raise PlanChangeNotAllowed(
+            f"Renewal invoice {unpaid} of {deployment.name} is unpaid; pay it first, then "
+            "change the plan."
+        )
+    period_end = deployment.next_due_date
+    # The periods' anchor day, as renewals take it: the day the server became active (its paid
+    # period starts then), else of the payment.
+    first_day = order.completed_at or order.confirmed_at
+    anchor = billing_today(first_day).day if first_day else None
+    months = BillingCycle(order.billing_cycle).months
+    period_start = paid_period(period_end=period_end, months=months, anchor_day=anchor)
+    if not period_start <= today < period_end:
+        raise PlanChangeNotAllowed(
+            f"{deployment.name}'s next period is already paid; its plan can be changed from "
+            f"{period_start.isoformat()}."
+            if today < period_start
+            else f"{deployment.name}'s paid period ended on {period_end.isoformat()}."
+        )
+    current_price, _targets = plan_change_targets(
+        plan=plan, billing_cycle=order.billing_cycle, currency=order.currency
+    )
+    return _Server(
+        deployment=deployment,
+        order=order,
+        plan=plan,
+        current_price=current_price,
+        period_start=period_start,
+        period_end=period_end,
+    )
+
+
+def _quote_for(server: _Server, *, to_plan: Plan, to_price: Decimal, today: dt.date) -> Quote:
+    if server.current_price is None:
+        raise PlanChangeNotAllowed(
+            f"{server.plan.name} has no {server.order.billing_cycle} price in "
+            f"{server.order.currency}; contact support to change the plan."
+        )
+    at_period_end = to_price < server.current_price and settings.BILLING_DOWNGRADE_AT_PERIOD_END
+    effective = server.period_end if at_period_end else today
+    proration = prorate(
+        period_start=server.period_start,
+        period_end=server.period_end,
+        today=effective,
+        from_price=server.current_price,
+        to_price=to_price,
+        currency=server.order.currency,
+    )
+    return PlanChangeQuote(
+        deployment=server.deployment,
+        order=server.order,
+        from_plan=server.plan,
+        to_plan=to_plan,
+        proration=proration,
+        apply_on=effective,
+        today=today,
+    )
+
+
+def plan_change_options(*, deployment: Deployment, today: dt.date | None = None) -> list[Quote]:
+    """Every plan the server may move to now, each with its quote; raises PlanChangeNotAllowed
+    when the server cannot change plan at all (not active, cancellation scheduled, ...)."""
+    today = today or billing_today()
+    server = _server_context(deployment, today=today)
+    _current, targets = plan_change_targets(
+        plan=server.plan, billing_cycle=server.order.billing_cycle, currency=server.order.currency
+    )
+    return [_quote_for(server, to_plan=t.plan, to_price=t.price, today=today) for t in targets]
+
+
+def plan_change_quote(
+    *, deployment: Deployment, to_plan_slug: str, today: dt.date | None = None
+) -> Quote:
+    """The quote of one target; PlanChangeNotAllowed when it is not an allowed target."""
+    today = today or billing_today()
+    server = _server_context(deployment, today=today)
+    _current, targets = plan_change_targets(
+        plan=server.plan, billing_cycle=server.order.billing_cycle, currency=server.order.currency
+    )
+    target = next((t for t in targets if t.plan.slug == to_plan_slug), None)
+    if target is None:
+        if to_plan_slug == server.plan.slug:
+            raise PlanChangeNotAllowed.for_fields(
+                {"plan": f"{deployment.name} is already on {server.plan.name}."},
+                code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
+            )
+        raise PlanChangeNotAllowed.for_fields(
+            {"plan": f"'{to_plan_slug}' is not a plan {deployment.name} can change to."},
+            code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
+        )
+    return _quote_for(server, to_plan=target.plan, to_price=target.price, today=today)
+
+
+# ---------------------------------------------------------------------- capacity
+
+
+def _new_spec(quote: Quote) -> dict:
+    addons = [item.addon for item in quote.order.order_addons.select_related("addon")]
+    return plan_panel_spec(quote.to_plan, addons)
+
+
+def _fit_check(deployment: Deployment, spec: dict) -> None:
+    """An upgrade's extra memory and disk must fit the server's node now: the panel does not
+    enforce it. The node row is locked (as placement and checkout lock nodes), so the check
+    and this transaction's writes are not raced by a checkout of the last room."""
+    limits = deployment.spec.get("limits") or {}
+    extra_memory = max(0, int(spec["limits"]["memory"]) - int(limits.get("memory") or 0))
+    extra_disk = max(0, int(spec["limits"]["disk"]) - int(limits.get("disk") or 0))
+    if not extra_memory and not extra_disk:
+        return
+    node_id = deployment.node_id or (
+        # The node its provisioning run placed it on (the deployment's own field may be unset).
+        ProvisioningRun.objects.filter(deployment_id=deployment.pk, node_id__isnull=False)
+        .order_by("-id")
+        .values_list("node_id", flat=True)
+        .first()
+    )
+    node = Node.objects.select_for_update().filter(pk=node_id).first() if node_id else None
+    if node is None:
+        raise PlanDoesNotFitNode(
+            f"We cannot check the room for a bigger plan on {deployment.name}'s machine right "
+            "now; contact support to upgrade."
+        )
+    load = node_load(node, exclude_deployment_id=deployment.pk, only_holds_ahead=False)
+    if not load.fits(extra_memory, extra_disk):
+        logger.info(
+            "upgrade of deployment %s refused, node full: %s",
+            deployment.pk,
+            load.describe(extra_memory, extra_disk),
+        )
+        raise PlanDoesNotFitNode(
+            f"The machine {deployment.name} runs on has no room for {extra_memory} MB more "
+            f"memory and {extra_disk} MB more disk right now, so this upgrade cannot be done. "
+            "Nothing was charged. Choose a smaller plan or contact support."
+        )
+
+
+# ---------------------------------------------------------------------- requests
+
+
+def plan_change_request(
+    *,
+    deployment_id: int,
+    to_plan_slug: str,
+    actor: Actor,
+    customer: User | None = None,
+    today: dt.date | None = None,
+) -> PlanChange:
+    """The customer asks to move the server to `to_plan_slug` (see the module's rules).
+
+    `customer`: the signed-in customer; another customer's server is "not found". Raises
+    PlanChangeNotAllowed, PlanChangePending or PlanDoesNotFitNode; writes nothing then."""
+    today = today or billing_today()
+    with transaction.atomic():
+        deployments = Deployment.objects.all()
+        if customer is not None:
+            deployments = deployments.filter(customer=customer)
+        deployment = deployments.filter(pk=deployment_id).first()
+        if deployment is None:
+            raise NotFoundError("No such server.")
+        quote = plan_change_quote(deployment=deployment, to_plan_slug=to_plan_slug, today=today)
+        if quote.is_upgrade:
+            _fit_check(deployment, _new_spec(quote))
+        change = _change_insert(quote, actor=actor)
+        if quote.is_upgrade and quote.amount > 0:
+            _upgrade_invoice(change, quote=quote, actor=actor)
+        else:
+            if not quote.is_upgrade and quote.amount > 0:
+                credit_add(
+                    customer_id=deployment.customer_id,
+                    currency=quote.currency,
+                    amount=quote.amount,
+                    kind=CreditEntryKind.DOWNGRADE,
+                    description=f"Downgrade of {deployment.name}: {quote.from_plan.name} → "
+                    f"{quote.to_plan.name}, {quote.proration.days_left} of "
+                    f"{quote.proration.days_in_period} days unused",
+                    actor=actor,
+                )
+            if change.apply_on is not None and change.apply_on <= today:
+                _apply_request([change], actor=actor)
+    return change
+
+
+def _change_insert(quote: Quote, *, actor: Actor) -> PlanChange:
+    p = quote.proration
+    waits_for_payment = quote.is_upgrade and quote.amount > 0
+    try:
+        with transaction.atomic():
+            change = PlanChange.objects.create(
+                deployment=quote.deployment,
+                order=quote.order,
+                from_plan=quote.from_plan,
+                to_plan=quote.to_plan,
+                direction=PlanChangeDirection(quote.direction),
+                status=PCS.AWAITING_PAYMENT if waits_for_payment else PCS.SCHEDULED,
+                billing_cycle=quote.order.billing_cycle,
+                currency=p.currency,
+                period_start=p.period_start,
+                period_end=p.period_end,
+                days_in_period=p.days_in_period,
+                days_left=p.days_left,
+                from_price=p.from_price,
+                to_price=p.to_price,
+                prorated_amount=p.amount,
+                apply_on=None if waits_for_payment else quote.apply_on,
+                requested_by=actor.user,
+            )
+    except IntegrityError as exc:
+        # The partial unique constraint: one open change per server, whatever raced.
+        raise PlanChangePending(
+            f"{quote.deployment.name} already has a plan change in progress; finish or cancel "
+            "it first."
+        ) from exc
+    what = (
+        f"{quote.direction.capitalize()} {quote.from_plan.name} → {quote.to_plan.name}: "
+        f"{p.days_left} of {p.days_in_period} days left, "
+        f"{'charge' if quote.is_upgrade else 'credit'} {p.amount} {p.currency}"
+    )
+    if change.apply_on is not None:
+        what += f"; applied on {change.apply_on.isoformat()}"
+    PLAN_CHANGE_STATES.record_created(change, actor=actor, reason=what)
+    return change
+
+
+def _upgrade_invoice(change: PlanChange, *, quote: Quote, actor: Actor) -> Invoice:
+    p = quote.proration
+    deployment = quote.deployment
+    invoice = invoice_create(
+        customer=deployment.customer,
+        currency=p.currency,
+        lines=[
+            PricedLine(
+                InvoiceLineKind.PLAN,
+                f"Upgrade {quote.from_plan.name} → {quote.to_plan.name} "
+                f"({p.days_left} of {p.days_in_period} days left)",
+                p.amount,
+            )
+        ],
+        kind=InvoiceKind.UPGRADE,
+        actor=actor,
+        order=quote.order,
+        deployment=deployment,
+        period_start=p.today,
+        period_end=p.period_end,
+    )
+    PlanChange.objects.filter(pk=change.pk).update(invoice=invoice, updated_at=timezone.now())
+    change.invoice = invoice
+    invoice_credit_apply(invoice_id=invoice.pk, actor=actor)
+    invoice.refresh_from_db()
+    notification_send(
+        event="invoice_created",
+        user=deployment.customer,
+        context={
+            **invoice_message_context(invoice),
+            "order_id": quote.order.pk,
+            "package": f"{quote.from_plan.name} → {quote.to_plan.name}",
+        },
+        event_key=f"invoice_created:{invoice.number}",
+    )
+    if invoice.total == 0:
+        # Covered by credit: settled now, the way every zero-total invoice is (payments calls
+        # plan_change_paid, which queues the change).
+        from billing.services.payments import invoice_mark_paid  # (payments imports this module)
+
+        invoice_mark_paid(
+            invoice_id=invoice.pk,
+            provider=PaymentProvider.MANUAL,
+            amount=Decimal("0"),
+            currency=invoice.currency,
+            reference="",
+            actor=Actor.system("zero-total"),
+        )
+    return invoice
+
+
+def _apply_request(changes: list[PlanChange], *, actor: Actor) -> int:
+    """Queue the panel work of `changes` (one operation per server; an open one is kept and
+    the job queues the change again later). Returns how many were queued."""
+    return panel_operations_request(
+        requests=[
+            OperationRequest(
+                kind=PanelOperationKind.REAPPLY_BUILD,
+                deployment_id=change.deployment_id,
+                reason=f"Plan change #{change.pk} ({change.direction})",
+                params={"source": PLAN_CHANGE_SOURCE, "plan_change_id": change.pk},
+            )
+            for change in changes
+        ],
+        actor=actor,
+    )
+
+
+# ---------------------------------------------------------------------- payment, cancel
+
+
+def _server_gone_or_leaving(deployment_id: int) -> str:
+    deployment = Deployment.objects.get(pk=deployment_id)
+    if deployment.status not in _LIVE:
+        return f"the server is {deployment.get_status_display().lower()}"
+    if Cancellation.objects.filter(
+        deployment_id=deployment_id, status=CancellationStatus.SCHEDULED
+    ).exists():
+        return "the server's cancellation is scheduled"
+    return ""
+
+
+def plan_change_paid(*, invoice: Invoice, actor: Actor) -> None:
+    """The UPGRADE invoice was paid (inside the payment's transaction; no panel call here): the
+    change is queued for the panel after commit. Paid after the server was cancelled or
+    terminated (or with a cancellation scheduled): not applied; what was paid (money and credit
+    spent) goes to account credit and staff are told."""
+    change = (
+        PlanChange.objects.select_for_update()
+        .select_related("deployment", "from_plan", "to_plan")
+        .filter(invoice_id=invoice.pk)
+        .first()
+    )
+    if change is None or change.status != PCS.AWAITING_PAYMENT:
+        logger.error("upgrade invoice %s paid but it has no waiting plan change", invoice.number)
+        return
+    gone = _server_gone_or_leaving(change.deployment_id)
+    if not gone:
+        PLAN_CHANGE_STATES.note(
+            change, actor=actor, reason=f"Invoice {invoice.number} paid; applying on the panel"
+        )
+        _apply_request([change], actor=actor)
+        return
+    PLAN_CHANGE_STATES.move(
+        change,
+        PCS.CANCELLED,
+        actor=actor,
+        reason=f"Invoice {invoice.number} paid after {gone}: not applied, refunded to credit",
+    )
+    paid = invoice.subtotal - invoice.discount_total
+    if paid > 0:
+        credit_add(
+            customer_id=invoice.customer_id,
+            currency=invoice.currency,
+            amount=paid,
+            kind=CreditEntryKind.REFUND,
+            description=f"Upgrade invoice {invoice.number} paid after {gone}",
+            actor=actor,
+            invoice=invoice,
+        )
+    _staff_tell(
+        change,
+        title=f"Upgrade paid after cancellation: {change.deployment.name}",
+        detail=f"Invoice {invoice.number} ({paid} {invoice.currency}) was paid after {gone}. "
+        f"The upgrade was not applied; {paid} {invoice.currency} went to the customer's "
+        "account credit. Refund it to the card or bank instead if the customer asks.",
+        key="paid-after-cancel",
+    )
+
+
+def plan_change_cancel(*, change_id: int, actor: Actor, customer: User | None = None) -> PlanChange:
+    """Cancel a change that has not happened yet: an upgrade whose invoice is unpaid (the
+    invoice is cancelled and any credit it spent given back) or a downgrade scheduled for a
+    later day. `customer`: only their own (others: not found)."""
+    changes = PlanChange.objects.all()
+    if customer is not None:
+        changes = changes.filter(deployment__customer=customer)
+    found = changes.filter(pk=change_id).values("invoice_id").first()
+    if found is None:
+        raise NotFoundError("No such plan change.")
+    with transaction.atomic():
+        # The invoice first, then the change: the order a payment locks them in.
+        invoice = (
+            Invoice.objects.select_for_update().get(pk=found["invoice_id"])
+            if found["invoice_id"]
+            else None
+        )
+        change = PlanChange.objects.select_for_update().get(pk=change_id)
+        today = billing_today()
+        cancellable = (
+            change.status == PCS.AWAITING_PAYMENT
+            and (invoice is None or invoice.status == InvoiceStatus.UNPAID)
+        ) or (change.status == PCS.SCHEDULED and change.apply_on and change.apply_on > today)
+        if not cancellable:
+            raise ConflictError(
+                f"Plan change #{change.pk} is {change.get_status_display().lower()} and being "
+                "applied; it can no longer be cancelled.",
+                code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
+            )
+        if invoice is not None:
+            invoice_cancel(
+                invoice_id=invoice.pk, actor=actor, reason=f"Plan change #{change.pk} cancelled"
+            )
+            checkout_sessions_expire_later(invoice_id=invoice.pk)
+        PLAN_CHANGE_STATES.move(change, PCS.CANCELLED, actor=actor, reason="Cancelled")
+    return change
+
+
+def plan_change_retry(*, change_id: int, actor: Actor) -> PlanChange:
+    """Staff: queue a failed change for the panel again."""
+    with transaction.atomic():
+        change = PlanChange.objects.select_for_update().get(pk=change_id)
+        if change.status != PCS.FAILED:
+            raise ConflictError(
+                f"Plan change #{change.pk} is {change.get_status_display().lower()}; only a "
+                "failed one is retried.",
+                code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
+            )
+        if not _apply_request([change], actor=actor):
+            raise ConflictError(
+                f"Another panel operation is open on {change.deployment}; retry when it ends.",
+                code=BillingErrorCode.PLAN_CHANGE_PENDING,
+            )
+        PLAN_CHANGE_STATES.note(change, actor=actor, reason="Retry requested")
+    return change
+
+
+# ---------------------------------------------------------------------- the fleet job
+
+
+def _due(today: dt.date) -> QuerySet[PlanChange]:
+    # The partial index plan_change_scheduled_idx (apply_on, id) WHERE status = 'scheduled'.
+    return PlanChange.objects.filter(status=PCS.SCHEDULED, apply_on__lte=today).order_by(
+        "apply_on", "id"
+    )
+
+
+def plan_changes_apply_due(
+    *, today: dt.date | None = None, dry_run: bool = False, batch_size: int | None = None
+) -> dict[str, int]:
+    """Queue every scheduled change due by `today` and every paid upgrade not applied yet, in
+    batches (one operations request per batch); cancel upgrades whose invoice stayed unpaid
+    until the end of the period they prorate. Safe to run twice: an open operation of the server
+    is kept (one per server, a constraint), an applied change is no longer selected."""
+    today = today or billing_today()
+    size = batch_size or max(1, settings.FLEET_BATCH_SIZE)
+    actor = Actor.system("plan-changes")
+    counts = {"due": 0, "queued": 0, "batches": 0, "expired": 0}
+    cursor: tuple[dt.date, int] | None = None
+    while True:
+        due = _due(today)
+        if cursor is not None:
+            due = due.filter(Q(apply_on__gt=cursor[0]) | Q(apply_on=cursor[0], id__gt=cursor[1]))
+        rows = list(due.values_list("pk", "deployment_id", "direction", "apply_on")[:size])
+        if not rows:
+            break
+        cursor = (rows[-1][3] or today, rows[-1][0])
+        batch = [
+            PlanChange(pk=pk, deployment_id=deployment_id, direction=direction)
+            for pk, deployment_id, direction, _apply_on in rows
+        ]
+        counts["batches"] += 1
+        counts["due"] += len(batch)
+        if not dry_run:
+            counts["queued"] += _apply_request(batch, actor=actor)
+    # Paid, not applied (its operation was not queued: another was open on the server). Few.
+    paid = list(
+        PlanChange.objects.filter(status=PCS.AWAITING_PAYMENT, invoice__status=InvoiceStatus.PAID)
+        .order_by("id")
+        .only("pk", "deployment_id", "direction")
+    )
+    counts["due"] += len(paid)
+    if paid and not dry_run:
+        counts["queued"] += _apply_request(paid, actor=actor)
+    stale = PlanChange.objects.filter(
+        status=PCS.AWAITING_PAYMENT, invoice__status=InvoiceStatus.UNPAID, period_end__lte=today
+    ).values_list("pk", flat=True)
+    for change_id in list(stale):
+        counts["expired"] += 1
+        if not dry_run:
+            try:
+                plan_change_cancel(change_id=change_id, actor=actor)
+            except ApplicationError as exc:  # paid meanwhile
+                logger.info("stale plan change %s not cancelled: %s", change_id, exc.message)
+    return counts
+
+
+# ---------------------------------------------------------------------- the panel work
+
+
+def plan_change_execute(*, operation: PanelOperation, client: PterodactylClient) -> OperationResult:
+    """Apply one change on the panel (the drain calls this; no transaction is open). Checks
+    again that it is still wanted (open, paid, its server live; whether a scheduled one is due
+    is the job's decision, made with its `today`); retryable panel errors are raised for the
+    drain's backoff; a terminal error or the last attempt moves the change to failed and tells
+    staff."""
+    change = (
+        PlanChange.objects.select_related("deployment", "order", "from_plan", "to_plan", "invoice")
+        .filter(pk=operation.params.get("plan_change_id"))
+        .first()
+    )
+    if change is None or change.status not in PLAN_CHANGE_OPEN:
+        return OperationResult(outcome="plan change no longer open", skipped=True)
+    if change.status == PCS.AWAITING_PAYMENT and (
+        change.invoice is None or change.invoice.status != InvoiceStatus.PAID
+    ):
+        return OperationResult(outcome=f"plan change #{change.pk} is not paid", skipped=True)
+    if change.deployment.status not in _LIVE:
+        _abandon(change, reason=f"the server is {change.deployment.get_status_display().lower()}")
+        return OperationResult(outcome=f"plan change #{change.pk}: server gone", skipped=True)
+    addons = [item.addon for item in change.order.order_addons.select_related("addon")]
+    try:
+        deployment_change_build(
+            deployment_id=change.deployment_id,
+            spec=plan_panel_spec(change.to_plan, addons),
+            plan_slug=change.to_plan.slug,
+            plan_name=change.to_plan.name,
+            actor=Actor.system("plan-changes"),
+            client=client,
+        )
+    except ApplicationError as exc:
+        cause = exc.__cause__
+        retryable = isinstance(cause, PanelError) and cause.retryable
+        if retryable and operation.attempts < settings.PANEL_OPERATIONS_MAX_ATTEMPTS:
+            _attempt_record(change, error=exc.message)
+            raise
+        _failed(change, error=exc.message)
+        return OperationResult(
+            outcome=f"plan change #{change.pk} failed: {exc.message}; staff told", failed=True
+        )
+    _applied(change)
+    return OperationResult(outcome=f"plan change #{change.pk} applied", verified=True)
+
+
+def _attempt_record(change: PlanChange, *, error: str) -> None:
+    with transaction.atomic():
+        locked = PlanChange.objects.select_for_update().get(pk=change.pk)
+        locked.attempts += 1
+        locked.last_error = error[:2000]
+        locked.save(update_fields=["attempts", "last_error", "updated_at"])
+        PLAN_CHANGE_STATES.note(
+            locked,
+            actor=Actor.system("plan-changes"),
+            reason=f"Attempt {locked.attempts} failed, retried: {error}",
+        )
+
+
+def _failed(change: PlanChange, *, error: str) -> None:
+    with transaction.atomic():
+        locked = PlanChange.objects.select_for_update().get(pk=change.pk)
+        if locked.status not in PLAN_CHANGE_OPEN:
+            return
+        PLAN_CHANGE_STATES.move(
+            locked,
+            PCS.FAILED,
+            actor=Actor.system("plan-changes"),
+            reason=f"The panel did not apply it: {error}",
+            extra_updates={"attempts": locked.attempts + 1, "last_error": error[:2000]},
+        )
+        _staff_tell(
+            locked,
+            title=f"Plan change failed: {change.deployment.name}",
+            detail=f"Plan change #{change.pk} ({change.from_plan.name} → {change.to_plan.name}) "
+            f"could not be applied on the panel after {locked.attempts} attempt(s): {error}. "
+            "Retry it from the admin once the panel is fixed.",
+            key=f"failed-{locked.attempts}",
+        )
+
+
+def _applied(change: PlanChange) -> None:
+    with transaction.atomic():
+        locked = PlanChange.objects.select_for_update().get(pk=change.pk)
+        if locked.status not in PLAN_CHANGE_OPEN:
+            return
+        PLAN_CHANGE_STATES.move(
+            locked,
+            PCS.APPLIED,
+            actor=Actor.system("plan-changes"),
+            reason=f"Applied on the panel and read back: now {change.to_plan.name}",
+            extra_updates={"applied_at": timezone.now(), "attempts": locked.attempts + 1},
+        )
+        deployment = Deployment.objects.select_related("customer").get(pk=change.deployment_id)
+        limits = deployment.spec.get("limits") or {}
+        notification_send(
+            event="plan_changed",
+            user=deployment.customer,
+            context={
+                "server_name": deployment.name,
+                "old_plan": change.from_plan.name,
+                "new_plan": change.to_plan.name,
+                "memory_mb": limits.get("memory", ""),
+                "cpu_percent": limits.get("cpu", ""),
+                "disk_mb": limits.get("disk", ""),
+                "server_url": settings.PORTAL_BASE_URL.rstrip("/")
+                + reverse("deployment-detail", args=[deployment.pk]),
+            },
+            event_key=f"plan_changed:{change.pk}",
+        )
+
+
+def _abandon(change: PlanChange, *, reason: str) -> None:
+    """The server went away before its change was applied: cancelled; a paid upgrade's money
+    goes to credit (plan_change_paid's rule) and staff are told."""
+    with transaction.atomic():
+        invoice = (
+            Invoice.objects.select_for_update().get(pk=change.invoice_id)
+            if change.invoice_id
+            else None
+        )
+        locked = PlanChange.objects.select_for_update().get(pk=change.pk)
+        if locked.status not in PLAN_CHANGE_OPEN:
+            return
+        actor = Actor.system("plan-changes")
+        PLAN_CHANGE_STATES.move(locked, PCS.CANCELLED, actor=actor, reason=f"Not applied: {reason}")
+        paid = (
+            invoice.subtotal - invoice.discount_total
+            if invoice is not None and invoice.status == InvoiceStatus.PAID
+            else Decimal("0")
+        )
+        if invoice is not None and paid > 0:
+            credit_add(
+                customer_id=invoice.customer_id,
+                currency=invoice.currency,
+                amount=paid,
+                kind=CreditEntryKind.REFUND,
+                description=f"Upgrade invoice {invoice.number}: not applied, {reason}",
+                actor=actor,
+                invoice=invoice,
+            )
+        _staff_tell(
+            locked,
+            title=f"Plan change not applied: {change.deployment.name}",
+            detail=f"Plan change #{change.pk} was cancelled: {reason}."
+            + (f" {paid} {invoice.currency} went to account credit." if invoice and paid else ""),
+            key="abandoned",
+        )
+
+
+def _staff_tell(change: PlanChange, *, title: str, detail: str, key: str) -> None:
+    deployment = Deployment.objects.select_related("customer").get(pk=change.deployment_id)
+    notification_send(
+        event="plan_change_staff",
+        staff=True,
+        context={
+            "title": title,
+            "detail": detail,
+            "admin_url": settings.PORTAL_BASE_URL.rstrip("/")
+            + reverse("admin:billing_planchange_change", args=[change.pk]),
+            "server_name": deployment.name,
+            "customer_email": deployment.customer.email,
+        },
+        event_key=f"plan_change_staff:{change.pk}:{key}",
+    )
+    logger.warning("plan change %s: %s", change.pk, title)
+
+
+__all__ = [
+    "PLAN_CHANGE_SOURCE",
+    "PlanChangeNotAllowed",
+    "PlanChangePending",
+    "PlanChangeQuote",
+    "PlanDoesNotFitNode",
+    "order_plan_change",
+    "plan_change_cancel",
+    "plan_change_execute",
+    "plan_change_options",
+    "plan_change_paid",
+    "plan_change_quote",
+    "plan_change_request",
+    "plan_change_retry",
+    "plan_changes_apply_due",
+    "plan_family_check",
+]

@@ -11,9 +11,13 @@ from django.utils import timezone
 from billing.models import Invoice, InvoiceKind, InvoiceStatus, Order, OrderStatus
 from billing.models.orders import ORDER_STATES
 from billing.notify import notify_payment_review
+from billing.services.cancellations import cancellation_complete_for
+from billing.services.confirmation import order_paid_period_start
 from billing.services.renewals import renewal_invoices_cancel_for
 from common.actors import Actor
 from common.dates import billing_today
+from servers.models import Deployment
+from servers.services import deployment_set_next_due_date
 
 
 class OrderProvisioningListener:
@@ -27,13 +31,22 @@ class OrderProvisioningListener:
         )
 
     def provisioning_succeeded(self, *, deployment_id: int, actor: Actor) -> None:
-        self._move(
-            deployment_id,
-            OrderStatus.COMPLETED,
-            actor,
-            "Server active",
-            {"completed_at": timezone.now(), "last_error": ""},
-        )
+        """The server is active. The first time (the order completes), its paid period starts
+        now (billing.services.confirmation.order_paid_period_start); a later re-provisioning
+        of a completed order moves nothing."""
+        now = timezone.now()
+        with transaction.atomic():
+            order = Order.objects.select_for_update().filter(deployment_id=deployment_id).first()
+            first_activation = order is not None and ORDER_STATES.can(order, OrderStatus.COMPLETED)
+            self._move(
+                deployment_id,
+                OrderStatus.COMPLETED,
+                actor,
+                "Server active",
+                {"completed_at": now, "last_error": ""},
+            )
+            if order is not None and first_activation:
+                order_paid_period_start(order_id=order.pk, activated_at=now, actor=actor)
 
     def provisioning_failed(self, *, deployment_id: int, error: str, actor: Actor) -> None:
         # As the guides say: the order returns to "confirmed", with the error, for a retry or
@@ -49,6 +62,9 @@ class OrderProvisioningListener:
     def server_terminated(self, *, deployment_id: int, actor: Actor) -> None:
         """Nothing is owed for a server that no longer exists: void its unpaid renewals."""
         renewal_invoices_cancel_for(deployment_id=deployment_id, reason="Server terminated")
+        # A scheduled cancellation is done, whoever terminated the server (an immediate one
+        # gives the unused paid days back per BILLING_CANCEL_IMMEDIATE_REFUND).
+        cancellation_complete_for(deployment_id=deployment_id, actor=actor)
         # Paid ahead for time the server will not run (e.g. paid during the deletion): staff
         # decide on a refund.
         for invoice in Invoice.objects.filter(
@@ -65,6 +81,22 @@ class OrderProvisioningListener:
                 "terminated; refund it.",
                 invoice=invoice,
                 event_key=f"payment_review:terminated:{invoice.number}",
+            )
+
+    def server_restored(self, *, deployment_id: int, actor: Actor) -> None:
+        """Staff restored a terminated server within the restore window. A paid-through date
+        that passed meanwhile (typically a termination for non-payment) restarts today: the
+        renewal job then invoices the period from today, due today, with the usual grace,
+        instead of billing the days the server was gone."""
+        today = billing_today()
+        deployment = Deployment.objects.get(pk=deployment_id)
+        if deployment.next_due_date is None or deployment.next_due_date < today:
+            deployment_set_next_due_date(
+                deployment_id=deployment_id,
+                next_due_date=today,
+                actor=actor,
+                reason="Restored after termination; the paid period restarts today and the "
+                "renewal job invoices it",
             )
 
     def _move(

@@ -3,13 +3,19 @@
 The job works on sets and is safe to run twice or concurrently (two beats): an invoice is unique
 per (deployment, period) and each message has its own event key. What happens when a renewal
 stays unpaid (reminders, suspension, termination) is billing.services.dunning.
+
+Account credit: given a `settle_covered` callable (billing.services.renewal_credit passes one;
+the jobs run through it), each batch spends the credit of the few customers who have some on
+their new invoices (one query per batch finds them) and hands the fully covered invoices to
+`settle_covered` in the batch's transaction, which pays them through billing.services.payments
+(this module is below payments, so it cannot call it). Without one, no credit is spent.
 """
 
 import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,6 +29,8 @@ from django.utils import timezone
 from billing.models import (
     AddonPrice,
     BillingCycle,
+    Cancellation,
+    CancellationStatus,
     Invoice,
     InvoiceEvent,
     InvoiceKind,
@@ -32,9 +40,12 @@ from billing.models import (
     Order,
     OrderAddon,
     Plan,
+    PlanChange,
+    PlanChangeStatus,
     PlanPrice,
 )
 from billing.notify import invoice_message_context, invoice_url_builder
+from billing.services.credit import customers_with_credit, invoice_credit_apply
 from billing.services.invoices import PricedLine, invoice_cancel, invoice_numbers_reserve
 from common.actors import Actor
 from common.bulk import copy_insert
@@ -54,6 +65,9 @@ RENEWAL_BATCH_RETRIES = 3
 # priced lines, due date, end of the period.
 _Row = Mapping[str, Any]
 _Planned = tuple[_Row, _Row, list["PricedLine"], dt.date, dt.date]
+# Pays the batch's invoices that account credit covered in full ((id, currency) pairs), in the
+# batch's transaction: billing.services.renewal_credit.renewal_invoices_settle_covered.
+SettleCovered = Callable[[Sequence[tuple[int, str]]], None]
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,11 @@ def fleet_batch_size() -> int:
 
 
 def renewals_run(
-    *, today: dt.date | None = None, dry_run: bool = False, batch_size: int | None = None
+    *,
+    today: dt.date | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    settle_covered: SettleCovered | None = None,
 ) -> dict[str, int]:
     """Issue the next period's invoice for every live server due within
     BILLING_RENEWAL_INVOICE_DAYS, in batches: each batch writes its invoices, lines, history
@@ -123,12 +141,15 @@ def renewals_run(
     Safe to run twice or concurrently: the batch's servers are locked (SKIP LOCKED) and checked
     for an invoice of the period in the same statement, and the partial unique index
     (deployment, period_start) backs it up. Invoice numbers come as one block per batch.
+
+    With `settle_covered`, customers' account credit is spent on their new invoices (see the
+    module docstring); "credit_applied" counts the invoices it paid part or all of.
     """
     today = today or billing_today()
     horizon = today + dt.timedelta(days=settings.BILLING_RENEWAL_INVOICE_DAYS)
     size = batch_size or fleet_batch_size()
     catalog = _Catalog.load()
-    counts = {"invoices": 0, "not_priced": 0, "batches": 0}
+    counts = {"invoices": 0, "not_priced": 0, "batches": 0, "credit_applied": 0}
     timings = _Timings()
     after = 0
     conflicts = 0
@@ -143,6 +164,7 @@ def renewals_run(
                     catalog=catalog,
                     dry_run=dry_run,
                     timings=timings,
+                    settle_covered=settle_covered,
                 )
         except IntegrityError:
             # A server invoiced by a concurrent writer between our snapshot and our lock (SKIP
@@ -155,10 +177,11 @@ def renewals_run(
             continue
         if batch is None:
             break
-        after, issued, not_priced = batch
+        after, issued, not_priced, credited = batch
         counts["batches"] += 1
         counts["invoices"] += issued
         counts["not_priced"] += not_priced
+        counts["credit_applied"] += credited
     return counts | timings.as_counts()
 
 
@@ -185,14 +208,23 @@ class _Timings:
 
 
 def _due_for_renewal(*, after: int, horizon: dt.date) -> QuerySet[Deployment]:
+    # A voided invoice of the period does not count: a cancellation voids the next period's
+    # renewal, and once it is revoked that period is invoiced again (a new number).
     already = Invoice.objects.filter(
         deployment=OuterRef("pk"), kind=InvoiceKind.RENEWAL, period_start=OuterRef("next_due_date")
+    ).exclude(status=InvoiceStatus.CANCELLED)
+    # A server with a scheduled cancellation is never billed again: it ends on its paid-through
+    # date (end of term), today (immediate), or, when that date had already passed when it
+    # was cancelled, at the cancellations job's next run. (The one-scheduled-per-server
+    # constraint's partial unique index answers this.)
+    ending = Cancellation.objects.filter(
+        deployment=OuterRef("pk"), status=CancellationStatus.SCHEDULED
     )
     # order_by("pk") replaces the model's default ordering (-created_at): keyset pages on the
     # primary key, a plan PostgreSQL keeps whatever the statistics say.
     return (
         Deployment.objects.filter(status__in=LIVE, next_due_date__lte=horizon, pk__gt=after)
-        .filter(~Exists(already))
+        .filter(~Exists(already), ~Exists(ending))
         .order_by("pk")
     )
 
@@ -206,8 +238,10 @@ def _renewal_batch(
     catalog: _Catalog,
     dry_run: bool,
     timings: "_Timings | None" = None,
-) -> tuple[int, int, int] | None:
-    """One batch (inside the caller's transaction): (last id seen, issued, not priced)."""
+    settle_covered: SettleCovered | None = None,
+) -> tuple[int, int, int, int] | None:
+    """One batch (inside the caller's transaction): (last id seen, issued, not priced, invoices
+    account credit was spent on)."""
     timings = timings or _Timings()
     clock = time.monotonic()
     due = _due_for_renewal(after=after, horizon=horizon)
@@ -221,7 +255,15 @@ def _renewal_batch(
         row["deployment_id"]: row
         for row in Order.objects.filter(deployment_id__in=[s["pk"] for s in servers])
         .order_by()
-        .values("pk", "deployment_id", "billing_cycle", "currency", "confirmed_at", "plan_id")
+        .values(
+            "pk",
+            "deployment_id",
+            "billing_cycle",
+            "currency",
+            "confirmed_at",
+            "completed_at",
+            "plan_id",
+        )
     }
     addons: dict[int, list[_Row]] = defaultdict(list)
     for item in (
@@ -230,6 +272,15 @@ def _renewal_batch(
         .values("order_id", "addon_id", "name", "amount")
     ):
         addons[item["order_id"]].append(item)
+    # A downgrade scheduled for the end of the period (billing.services.plan_changes): the
+    # next period is billed at the new plan. One query per batch (the open-change index).
+    scheduled_plans = dict(
+        PlanChange.objects.filter(
+            deployment_id__in=[s["pk"] for s in servers], status=PlanChangeStatus.SCHEDULED
+        )
+        .order_by()
+        .values_list("deployment_id", "to_plan__slug")
+    )
     # Issued late (e.g. its price was missing): the customer still gets the reminder period.
     earliest_due = today + dt.timedelta(days=settings.BILLING_REMINDER_DAYS)
     planned: list[_Planned] = []
@@ -241,7 +292,9 @@ def _renewal_batch(
             not_priced += 1
             continue
         lines = catalog.lines(
-            order=order, plan_slug=server["plan_slug"], addons=addons.get(order["pk"], [])
+            order=order,
+            plan_slug=scheduled_plans.get(server["pk"], server["plan_slug"]),
+            addons=addons.get(order["pk"], []),
         )
         if isinstance(lines, str):
             logger.error("renewal of deployment %s not invoiced: %s", server["pk"], lines)
@@ -250,18 +303,21 @@ def _renewal_batch(
         start = server["next_due_date"]
         if start is None:  # never: _due_for_renewal selects on next_due_date__lte
             continue
-        # Anniversaries keep the first period's day (Jan 31 -> Feb 28 -> Mar 31, no drift).
-        anchor_day = (
-            billing_today(order["confirmed_at"]).day if order["confirmed_at"] else start.day
-        )
+        # Anniversaries keep the first period's day (Jan 31 -> Feb 28 -> Mar 31, no drift): the
+        # day the server became active (the paid period starts then), else of the payment.
+        first_day = order["completed_at"] or order["confirmed_at"]
+        anchor_day = billing_today(first_day).day if first_day else start.day
         months = BillingCycle(order["billing_cycle"]).months
         period_end = add_months(start, months, anchor_day=anchor_day)
         planned.append((server, order, lines, max(start, earliest_due), period_end))
+    credited = 0
     if not dry_run and planned:
-        _renewal_invoices_write(planned, today=today, timings=timings, clock=clock)
+        credited = _renewal_invoices_write(
+            planned, today=today, timings=timings, clock=clock, settle_covered=settle_covered
+        )
     else:
         timings.invoices += time.monotonic() - clock
-    return last_id, len(planned), not_priced
+    return last_id, len(planned), not_priced, credited
 
 
 def _renewal_invoices_write(
@@ -270,9 +326,11 @@ def _renewal_invoices_write(
     today: dt.date,
     timings: _Timings,
     clock: float,
-) -> None:
+    settle_covered: SettleCovered | None = None,
+) -> int:
     """Headers, lines, history and messages of one batch: a constant number of statements, and
-    plain dicts rather than model instances (the rows go straight to COPY)."""
+    plain dicts rather than model instances (the rows go straight to COPY); account credit on
+    the invoices of customers who have some. Returns how many invoices credit was spent on."""
     now = timezone.now()
     numbers = invoice_numbers_reserve(year=today.year, count=len(planned))
     invoices = []
@@ -337,6 +395,7 @@ def _renewal_invoices_write(
             for invoice in invoices
         ],
     )
+    credited, covered = _renewal_credit_apply(invoices) if settle_covered is not None else (0, [])
     messages_clock = time.monotonic()
     timings.history += messages_clock - history_clock
     recipients = customer_recipients({invoice["customer_id"] for invoice in invoices})
@@ -353,9 +412,45 @@ def _renewal_invoices_write(
                 event_key=f"invoice_created:{invoice['number']}",
             )
             for invoice in invoices
+            # Paid in full by credit: the customer hears "payment received" instead.
+            if invoice["total"] > 0
         ],
     )
+    if covered and settle_covered is not None:
+        settle_covered(covered)
     timings.messages += time.monotonic() - messages_clock
+    return credited
+
+
+def _renewal_credit_apply(
+    invoices: list[dict[str, Any]],
+) -> tuple[int, list[tuple[int, str]]]:
+    """Spend account credit on the batch's invoices whose customer has a balance in their
+    currency: one query finds them (a customer without credit costs nothing more), then one
+    invoice_credit_apply per such invoice (rare). Updates the dicts (the messages show what is
+    left to pay); returns (invoices credit was spent on, those it covered in full)."""
+    with_credit = customers_with_credit(
+        pairs={(invoice["customer_id"], invoice["currency"]) for invoice in invoices}
+    )
+    if not with_credit:
+        return 0, []
+    actor = Actor.system("credit")
+    credited, covered = 0, []  # covered: (id, currency)
+    # In customer order: each apply locks its customer's row, and two concurrent batches then
+    # take those locks in the same order (no deadlock).
+    for invoice in sorted(
+        (i for i in invoices if (i["customer_id"], i["currency"]) in with_credit),
+        key=lambda i: (i["customer_id"], i["id"]),
+    ):
+        applied = invoice_credit_apply(invoice_id=invoice["id"], actor=actor)
+        if not applied:
+            continue
+        credited += 1
+        invoice["credit_applied"] = applied
+        invoice["total"] -= applied
+        if invoice["total"] == 0:
+            covered.append((invoice["id"], invoice["currency"]))
+    return credited, covered
 
 
 def customer_recipients(customer_ids: set[int]) -> dict[int, Recipient]:

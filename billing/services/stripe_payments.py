@@ -27,6 +27,11 @@ from billing.models import (
     StripeEventStatus,
 )
 from billing.notify import notify_payment_review
+from billing.services.autocharge import (
+    autocharge_intent_failed,
+    autocharge_intent_succeeded,
+    payment_method_save_request,
+)
 from billing.services.payments import invoice_mark_paid
 from common.actors import Actor
 from common.errors import ConflictError, NotFoundError
@@ -135,7 +140,16 @@ class EventOutcome:
 
 # Stripe object ids (cs_..., pi_...): ASCII letters, digits and underscores, at most 255.
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
-_SUMMARY_KEYS = ("id", "amount_total", "currency", "payment_status", "status", "payment_intent")
+_SUMMARY_KEYS = (
+    "id",
+    "amount_total",
+    "amount",
+    "currency",
+    "payment_status",
+    "status",
+    "payment_intent",
+    "mode",
+)
 # The Checkout events that may carry a payment, and the payment statuses that mean settled.
 _PAYMENT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 _SETTLED = {"paid", "no_payment_required"}
@@ -185,6 +199,20 @@ def _invoice_for(obj: dict[str, Any]) -> Invoice | None:
 
 
 def _dispatch(event_type: str, obj: dict[str, Any], summary: dict[str, Any]) -> EventOutcome:
+    if event_type == "checkout.session.completed" and obj.get("mode") == "setup":
+        return _card_setup_succeeded(
+            setup_intent_id=_stripe_id(obj.get("setup_intent")), customer=obj.get("customer")
+        )
+    if event_type == "setup_intent.succeeded":
+        return _card_setup_succeeded(
+            setup_intent_id=_stripe_id(obj.get("id")),
+            customer=obj.get("customer"),
+            payment_method_id=_stripe_id(obj.get("payment_method")),
+        )
+    if event_type == "payment_intent.succeeded":
+        return _intent_succeeded(obj, summary)
+    if event_type == "payment_intent.payment_failed":
+        return _intent_failed(obj)
     if event_type == "checkout.session.expired":
         return _session_expired(obj)
     if event_type == "checkout.session.async_payment_failed":
@@ -192,6 +220,101 @@ def _dispatch(event_type: str, obj: dict[str, Any], summary: dict[str, Any]) -> 
     if event_type in _PAYMENT_EVENTS:
         return _session_paid(obj, summary)
     return EventOutcome(StripeEventStatus.IGNORED, f"Event type {event_type} is not handled")
+
+
+def _card_setup_succeeded(
+    *, setup_intent_id: str, customer: Any, payment_method_id: str = ""
+) -> EventOutcome:
+    """A card was saved at Stripe (setup-mode Checkout, or its SetupIntent): record it."""
+    stripe_customer_id = _stripe_id(customer)
+    if not setup_intent_id or not stripe_customer_id:
+        return EventOutcome(StripeEventStatus.IGNORED, "Setup without a customer or intent")
+    if not payment_method_save_request(
+        stripe_customer_id=stripe_customer_id,
+        setup_intent_id=setup_intent_id,
+        payment_method_id=payment_method_id,
+    ):
+        return EventOutcome(StripeEventStatus.IGNORED, "Setup of a customer that is not ours")
+    return EventOutcome(StripeEventStatus.PROCESSED, "Saved card queued for recording")
+
+
+def _autocharge_metadata(obj: dict[str, Any]) -> tuple[int | None, bool]:
+    """(attempt number, is an auto-charge) from a PaymentIntent's metadata. Checkout's own
+    PaymentIntents carry no attempt: their session's events decide those payments."""
+    metadata = obj.get("metadata")
+    raw = metadata.get("attempt") if isinstance(metadata, dict) else None
+    if not isinstance(raw, str):
+        return None, False
+    if raw.isascii() and raw.isdigit() and len(raw) <= 4:
+        return int(raw), True
+    return None, True
+
+
+def _intent_succeeded(obj: dict[str, Any], summary: dict[str, Any]) -> EventOutcome:
+    """An off-session charge took the money: the attempt succeeded, the invoice is paid once
+    (the unique provider+reference payment makes a second event a duplicate)."""
+    attempt_number, is_autocharge = _autocharge_metadata(obj)
+    if not is_autocharge:
+        return EventOutcome(
+            StripeEventStatus.IGNORED, "Checkout payment; its session's event decides"
+        )
+    invoice = _invoice_for(obj)
+    if invoice is None:
+        return EventOutcome(StripeEventStatus.REJECTED, "No invoice matches this charge")
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    reference = _stripe_id(obj.get("id"))
+    autocharge_intent_succeeded(
+        payment_intent_id=reference, invoice_id=invoice.pk, attempt_number=attempt_number
+    )
+    amount = obj.get("amount_received", obj.get("amount"))
+    currency = obj["currency"].upper() if isinstance(obj.get("currency"), str) else ""
+    if (
+        not isinstance(amount, int)
+        or currency != invoice.currency
+        or amount != to_minor_units(invoice.total, invoice.currency)
+    ):
+        return EventOutcome(
+            StripeEventStatus.REJECTED,
+            f"Amount mismatch: Stripe charged {summary.get('amount')} "
+            f"{summary.get('currency')} (minor units), invoice {invoice.number} is "
+            f"{invoice.total} {invoice.currency}. Review and refund.",
+            invoice,
+        )
+    if invoice.status != InvoiceStatus.UNPAID:
+        return _not_payable(invoice, reference)
+    return _payment_apply(invoice, amount=amount, currency=currency, reference=reference)
+
+
+def _intent_failed(obj: dict[str, Any]) -> EventOutcome:
+    """An off-session charge failed: declined (retried per schedule) or the bank wants the
+    customer (SCA); the customer is told once, whichever of this and the synchronous answer
+    came first."""
+    attempt_number, is_autocharge = _autocharge_metadata(obj)
+    invoice = _invoice_for(obj)
+    if not is_autocharge or invoice is None:
+        return EventOutcome(StripeEventStatus.IGNORED, "Not an automatic payment", invoice)
+    error = obj.get("last_payment_error")
+    error = error if isinstance(error, dict) else {}
+
+    def text(key: str) -> str:
+        value = error.get(key)
+        return value.replace("\x00", "") if isinstance(value, str) else ""
+
+    attempt = autocharge_intent_failed(
+        payment_intent_id=_stripe_id(obj.get("id")),
+        invoice_id=invoice.pk,
+        attempt_number=attempt_number,
+        code=text("code"),
+        decline_code=text("decline_code"),
+        message=text("message"),
+    )
+    if attempt is None:
+        return EventOutcome(StripeEventStatus.IGNORED, "Charge failure already recorded", invoice)
+    return EventOutcome(
+        StripeEventStatus.PROCESSED,
+        f"Auto-charge {attempt.attempt_number} of invoice {invoice.number}: {attempt.status}",
+        invoice,
+    )
 
 
 def _session_expired(obj: dict[str, Any]) -> EventOutcome:

@@ -31,6 +31,7 @@ from billing.models import (
 from billing.models.invoices import INVOICE_STATES
 from billing.models.orders import ORDER_STATES
 from billing.notify import NOTHING_CHARGED, notify_order_refunded
+from billing.services.credit import invoice_credit_refund
 from billing.services.orders import order_close_cancelled
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError
@@ -176,4 +177,6 @@ def _invoice_refund(invoice: Invoice, *, order: Order, actor: Actor, reason: str
     INVOICE_STATES.move(
         invoice, InvoiceStatus.REFUNDED, actor=actor, reason=f"Refunded, {note}: {reason}"[:1000]
     )
+    # Account credit the invoice spent goes back to the customer's credit (told separately).
+    invoice_credit_refund(invoice=invoice, actor=actor)
     return refund

@@ -181,3 +181,65 @@ def test_the_customer_downloads_their_invoice_pdf_and_nobody_else_can(place_orde
     stranger = Client()
     stranger.force_login(UserFactory())
     assert stranger.get(url).status_code == 404
+
+
+def test_account_credit_is_a_line_and_a_total_and_the_amount_due_is_what_is_left():
+    pdf = render_invoice_pdf(
+        _document(
+            currency="USD",
+            lines=(
+                DocumentLine("Bronze (monthly)", 1, Decimal("4.00"), Decimal("4.00")),
+                DocumentLine("Setup fee", 1, Decimal("1.50"), Decimal("1.50")),
+                DocumentLine("Account credit", 1, Decimal("-2.00"), Decimal("-2.00")),
+            ),
+            subtotal=Decimal("5.50"),
+            discount_total=Decimal("0.00"),
+            credit_applied=Decimal("2.00"),
+            total=Decimal("3.50"),
+            amount_due=Decimal("3.50"),
+        )
+    )
+    text = _text_of(pdf)
+    for expected in ("Account credit", "Credit applied", "-2.00 USD", "5.50 USD", "3.50 USD"):
+        assert expected in text, expected
+    assert "Discount" not in text  # no zero rows
+
+
+def test_invoice_document_of_an_invoice_partly_paid_by_credit(place_order, customer, settings):
+    from billing.invoice_documents import invoice_document, invoice_pdf
+    from billing.models import CreditEntryKind
+    from billing.services.credit import credit_add
+    from common.actors import Actor
+
+    settings.BILLING_BANK_ACCOUNT_NUMBER = "1234567890"
+    credit_add(
+        customer_id=customer.pk,
+        currency="USD",
+        amount=Decimal("2.00"),
+        kind=CreditEntryKind.STAFF_ADJUSTMENT,
+        description="goodwill",
+        actor=Actor.system("test"),
+    )
+    invoice = place_order().invoices.get()
+
+    document = invoice_document(invoice_id=invoice.pk)
+    assert [(line.description, line.amount) for line in document.lines][-1] == (
+        "Account credit",
+        Decimal("-2.00"),
+    )
+    assert (document.subtotal, document.credit_applied, document.total, document.amount_due) == (
+        Decimal("5.50"),
+        Decimal("2.00"),
+        Decimal("3.50"),
+        Decimal("3.50"),
+    )
+    assert document.customer.name == customer.email  # no full name: the e-mail
+    assert document.customer.email == customer.email
+
+    text = _text_of(invoice_pdf(invoice_id=invoice.pk))
+    assert invoice.number in text
+    assert "Credit applied" in text
+    assert "-2.00 USD" in text
+    assert "Amount due" in text
+    assert "3.50 USD" in text  # the total, the amount due and the bank transfer's amount
+    assert "alice@example.com" in text

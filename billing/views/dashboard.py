@@ -29,6 +29,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "orders": selectors.order_list_for_customer(customer=request.user)[:20],
             "invoices": selectors.invoice_list_for_customer(customer=request.user)[:20],
             "deployments": deployment_list_for_customer(customer=request.user),
+            "credit_balances": selectors.credit_balances(customer_id=request.user.pk),
         },
     )
 

@@ -52,10 +52,18 @@ def order_configure(request: HttpRequest, slug: str) -> HttpResponse:
         except ApplicationError as exc:
             add_service_errors(form, exc)
         else:
+            credit = selectors.credit_balances(customer_id=request.user.pk).get(quote.currency)
             return render(
                 request,
                 "billing/order_review.html",
-                {"form": form, "quote": quote, "idempotency_key": uuid.uuid4().hex},
+                {
+                    "form": form,
+                    "quote": quote,
+                    "idempotency_key": uuid.uuid4().hex,
+                    # Spent on the invoice when the order is placed (billing.services.orders).
+                    "credit_applied": min(credit, quote.total) if credit else None,
+                    "left_to_pay": quote.total - min(credit, quote.total) if credit else None,
+                },
             )
     return render(request, "billing/order_configure.html", {"form": form, "plan": form.plan})
 

@@ -43,8 +43,9 @@ SUSPENSION_GRACE_DAYS = env.int("SUSPENSION_GRACE_DAYS", default=3)
 # Days a suspended deployment is kept before it is terminated.
 TERMINATION_GRACE_DAYS = env.int("TERMINATION_GRACE_DAYS", default=14)
 # --- A live server's lifecycle (issue 12) ------------------------------------------------------
-# A downgrade credits the unused difference at once; the smaller plan is applied at once
-# (False) or on the server's next due date (True).
+# A downgrade is applied at once, crediting the unused difference of the paid period (False),
+# or on the server's next due date (True): then nothing is credited (the bigger plan is kept for
+# every paid day) and the next renewal is billed at the smaller plan.
 BILLING_DOWNGRADE_AT_PERIOD_END = env.bool("BILLING_DOWNGRADE_AT_PERIOD_END", default=False)
 # An immediate cancellation gives the unused paid days back as account credit ("credit") or
 # nothing ("none"); a cancellation at the end of the term has no unused days.

@@ -10,15 +10,24 @@ from config.env import env
 FLEET_JOBS = {
     "renewals": "billing.jobs.renewals_job",
     "dunning": "billing.jobs.dunning_job",
+    "cancellations": "billing.jobs.cancellations_job",
+    "autocharge": "billing.jobs.autocharge_job",
+    "plan_changes": "billing.jobs.plan_changes_job",
     "health": "provisioning.fleet.health.health_job",
     "reconcile": "provisioning.fleet.reconcile.reconcile_job",
+    # Terminated servers kept on the panel (restore window, final backup) deleted when due.
+    "terminated_servers_purge": "provisioning.termination.terminated_servers_purge_job",
 }
 # Seconds between scheduled runs of each job (beat).
 FLEET_JOB_INTERVALS = {
     "renewals": env.int("FLEET_RENEWALS_INTERVAL", default=3600),
     "dunning": env.int("FLEET_DUNNING_INTERVAL", default=3600),
+    "cancellations": env.int("FLEET_CANCELLATIONS_INTERVAL", default=3600),
+    "autocharge": env.int("FLEET_AUTOCHARGE_INTERVAL", default=3600),
+    "plan_changes": env.int("FLEET_PLAN_CHANGES_INTERVAL", default=3600),
     "health": env.int("FLEET_HEALTH_INTERVAL", default=300),
     "reconcile": env.int("FLEET_RECONCILE_INTERVAL", default=3600),
+    "terminated_servers_purge": env.int("FLEET_TERMINATED_PURGE_INTERVAL", default=900),
 }
 # Servers handled per batch by the set-based jobs (a constant number of statements a batch).
 FLEET_BATCH_SIZE = env.int("FLEET_BATCH_SIZE", default=1000)

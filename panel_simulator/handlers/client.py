@@ -1,4 +1,4 @@
-"""Client API: the servers a user can see, resources, power and the websocket token."""
+"""Client API: the servers a user can see, resources, power, the websocket token, backups."""
 
 from __future__ import annotations
 
@@ -203,3 +203,52 @@ class ClientHandlers(HandlerBase):
                 }
             },
         )
+
+    # ------------------------------------------------------------------ backups
+    # Every backup route sits behind AuthenticateServerAccess: a suspended (or installing,
+    # restoring, transferring) server answers 409, root admins included.
+
+    def _h_client_backups_index(self, ctx: Ctx, server: ServerRow) -> SimResponse:
+        self._conflict(server)
+        rows = self.panel.backups_of(server)
+        per_page = min(per_page_of(ctx.query.get("per_page"), 20), 50)
+        page = current_page_of(ctx.query.get("page"))
+        total = len(rows)
+        last_page = max(math.ceil(total / per_page), 1)
+        items = rows[(page - 1) * per_page : page * per_page]
+        links: dict[str, str] = {}
+        if page > 1:
+            links["previous"] = f"{ctx.url}?page={page - 1}"
+        if page < last_page:
+            links["next"] = f"{ctx.url}?page={page + 1}"
+        return self._json(
+            ctx,
+            {
+                "object": "list",
+                "data": [
+                    {"object": "backup", "attributes": tf.backup_attributes(b)} for b in items
+                ],
+                "meta": {
+                    "pagination": {
+                        "total": total,
+                        "count": len(items),
+                        "per_page": per_page,
+                        "current_page": page,
+                        "total_pages": last_page,
+                        "links": links,
+                    },
+                    "backup_count": len(self.panel.non_failed_backups(server)),
+                },
+            },
+        )
+
+    def _h_client_backups_store(self, ctx: Ctx, server: ServerRow) -> SimResponse:
+        self._conflict(server)
+        backup = self.panel.create_backup(server, ctx.body)
+        # The controller returns the fractal array: 200, not 201.
+        return self._json(ctx, {"object": "backup", "attributes": tf.backup_attributes(backup)})
+
+    def _h_client_backups_view(self, ctx: Ctx, server: ServerRow, backup: str) -> SimResponse:
+        self._conflict(server)
+        row = self.panel.backup_of(server, backup)
+        return self._json(ctx, {"object": "backup", "attributes": tf.backup_attributes(row)})

@@ -245,6 +245,8 @@ class ServerChanges(PanelTables):
                 allocation.server_id = None  # the foreign key sets it to null
         self.servers.pop(server.id, None)
         self._stats_cache.pop(server.id, None)
+        for backup_id in [b.id for b in self.backups.values() if b.server_id == server.id]:
+            self.backups.pop(backup_id)  # the server's backup rows go with it
 
     def find_server_by_external_id(self, external_id: str) -> ServerRow | None:
         for server in self.sorted_servers():

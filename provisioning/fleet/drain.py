@@ -280,6 +280,9 @@ def _execute(
         logger.exception("panel operation %s failed unexpectedly", operation.pk)
         failure = _Failure(f"{type(exc).__name__}: {exc}", False)
     else:
+        if result.retry_in is not None:
+            _wait(operation, result)
+            return "waiting", None
         _finish(operation, result)
         name = "skipped" if result.skipped else ("failed" if result.failed else "succeeded")
         return name, None
@@ -354,6 +357,21 @@ def _lifecycle_execute(operation: PanelOperation, client: PterodactylClient) -> 
 def _log_entry(operation: PanelOperation, result: str) -> list[dict]:
     entry = {"at": timezone.now().isoformat(), "attempt": operation.attempts, "result": result}
     return [*operation.attempt_log, entry][-ATTEMPT_LOG_LENGTH:]
+
+
+def _wait(operation: PanelOperation, result: OperationResult) -> None:
+    """Put an operation that is waiting for the panel (not failing) back, attempt not spent."""
+    outcome = redact(result.outcome)[:2000]
+    now = timezone.now()
+    _ours(operation).update(
+        status=S.PENDING,
+        attempts=max(0, operation.attempts - 1),
+        lease_expires_at=None,
+        next_attempt_at=now + timedelta(seconds=max(1.0, result.retry_in or 0.0)),
+        outcome=outcome,
+        attempt_log=_log_entry(operation, f"waiting: {outcome}"),
+        updated_at=now,
+    )
 
 
 def _finish(operation: PanelOperation, result: OperationResult) -> None:

@@ -276,12 +276,18 @@ def _find_orphan_servers(fleet: PanelFleet, scan: DriftScan, batch: int, known: 
     for start in range(0, len(candidates), batch):
         chunk = candidates[start : start + batch]
         pks = [pk for pk, _sid in chunk]
-        deployments = {
-            pk: (status, server_id)
-            for pk, status, server_id in Deployment.objects.filter(pk__in=pks)
+        deployments = {}
+        # Terminated but kept on the panel on purpose (restore window, final backup): the
+        # purge job (provisioning.termination) deletes them when due.
+        kept = set()
+        for pk, status, server_id, deletion_due in (
+            Deployment.objects.filter(pk__in=pks)
             .order_by()
-            .values_list("pk", "status", "panel_server_id")
-        }
+            .values_list("pk", "status", "panel_server_id", "panel_deletion_due_at")
+        ):
+            deployments[pk] = (status, server_id)
+            if status == DeploymentStatus.TERMINATED and deletion_due is not None:
+                kept.add(pk)
         running = set(
             ProvisioningRun.objects.filter(
                 deployment_id__in=pks, status__in=ACTIVE_RUN_STATUSES
@@ -303,6 +309,8 @@ def _find_orphan_servers(fleet: PanelFleet, scan: DriftScan, batch: int, known: 
             status, recorded = found
             if pk in running or status in (DeploymentStatus.PENDING, DeploymentStatus.PROVISIONING):
                 continue  # being provisioned: the saga adopts it by external id
+            if pk in kept and recorded == sid:
+                continue
             if status in LIVE_STATUSES:
                 if pk in skipped:
                     continue

@@ -168,6 +168,9 @@ class OperationResult:
     # Work that became necessary meanwhile (e.g. paid during a pending termination: unsuspend),
     # requested once this operation is closed.
     follow_up: OperationRequest | None = None
+    # Not done yet, nothing wrong (e.g. a termination waiting for the panel's final backup):
+    # the operation stays open and comes back after this many seconds, attempts not spent.
+    retry_in: float | None = None
 
 
 class OperationExecutor(Protocol):

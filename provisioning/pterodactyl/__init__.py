@@ -1,9 +1,10 @@
 """Client for the Pterodactyl panel API (the only code in the project that talks HTTP to it).
 
 Modules: ``application`` (``PterodactylClient``, the Application API, one module per resource),
-``client_api`` (``PterodactylClientAPI``: power signals and live usage), ``transport`` (sending,
-timeouts, retries, the rate-limiter wiring), ``replies`` (a reply or the error it maps to),
-``errors``, ``ratelimit``, ``types`` (typed results, one module per resource).
+``client_api`` (``PterodactylClientAPI``: power signals, live usage and backups),
+``transport`` (sending, timeouts, retries, the rate-limiter wiring), ``replies`` (a reply or
+the error it maps to), ``errors``, ``ratelimit``, ``types`` (typed results, one module per
+resource).
 """
 
 from provisioning.pterodactyl.application import UNSET, PterodactylClient
@@ -33,6 +34,7 @@ from provisioning.pterodactyl.transport import RetryPolicy
 from provisioning.pterodactyl.types import (
     AllocatedResources,
     Allocation,
+    Backup,
     Container,
     Created,
     CreateOrigin,
@@ -55,6 +57,7 @@ __all__ = [
     "UNSET",
     "AllocatedResources",
     "Allocation",
+    "Backup",
     "Container",
     "CreateOrigin",
     "Created",

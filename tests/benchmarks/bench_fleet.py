@@ -48,10 +48,10 @@ RESET_TABLES = (
 
 BASELINE_HEADERS = """
 INSERT INTO billing_invoice (created_at, updated_at, number, customer_id, order_id, deployment_id,
-    kind, currency, subtotal, discount_total, total, status, issued_at, due_date, period_start,
-    period_end)
+    kind, currency, subtotal, discount_total, credit_applied, total, status, issued_at, due_date,
+    period_start, period_end)
 SELECT now(), now(), 'RAW-' || d.id, d.customer_id, o.id, d.id, 'renewal', o.currency,
-    p.amount + COALESCE(a.amount, 0), 0, p.amount + COALESCE(a.amount, 0), 'unpaid', now(),
+    p.amount + COALESCE(a.amount, 0), 0, 0, p.amount + COALESCE(a.amount, 0), 'unpaid', now(),
     d.next_due_date, d.next_due_date, (d.next_due_date + interval '1 month')::date
 FROM servers_deployment d
 JOIN billing_order o ON o.deployment_id = d.id
@@ -138,6 +138,16 @@ def admin_lists(paths: list[str], *, repeat: int = 3) -> None:
     admin = get_user_model().objects.create_superuser("bench-admin", "bench@example.com", "x")
     client = Client(HTTP_HOST="localhost")
     client.force_login(admin)
+    # The admin requires a session verified by a second factor (common.admin_site): give the
+    # benchmark's superuser a confirmed TOTP device and verify the session with it, as
+    # django_otp.login does after a right code.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=admin, name="bench device", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
 
     def timed(path: str) -> float:
         times = []
@@ -193,6 +203,7 @@ def main() -> int:
 
     from billing.models import Invoice, InvoiceKind
     from billing.services.dunning import dunning_run
+    from billing.services.renewal_credit import renewals_run_with_credit
     from billing.services.renewals import renewals_run
     from common.dates import billing_today
     from tests.fleet import fleet_seed
@@ -259,7 +270,7 @@ def main() -> int:
     reset()
     counter = StatementCounter()
     with connection.execute_wrapper(counter):
-        counts = renewals_run()
+        counts = renewals_run_with_credit()  # what `run_job renewals` runs (credit included)
     out(
         f"statements: {counter.count} for {counts['invoices']} invoices in {counts['batches']} "
         f"batches of {args.batch_size} = {counter.count / max(1, counts['batches']):.1f} per "

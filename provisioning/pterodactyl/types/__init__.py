@@ -8,6 +8,7 @@ is not the one the panel documents. Request-side value objects (``Limits``, ``Fe
 ``Deploy``) live with the server type, which reuses them.
 """
 
+from provisioning.pterodactyl.types.backups import Backup
 from provisioning.pterodactyl.types.base import Created, CreateOrigin, Page
 from provisioning.pterodactyl.types.eggs import Egg, EggVariable, Nest
 from provisioning.pterodactyl.types.nodes import AllocatedResources, Allocation, Location, Node
@@ -25,6 +26,7 @@ from provisioning.pterodactyl.types.users import User
 __all__ = [
     "AllocatedResources",
     "Allocation",
+    "Backup",
     "Container",
     "CreateOrigin",
     "Created",
