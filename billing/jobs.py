@@ -1,10 +1,13 @@
 """Billing's fleet jobs, run by `manage.py run_job NAME` and by beat (common.jobs)."""
 
+from django.conf import settings
+
 from billing.services.autocharge import autocharge_run
 from billing.services.cancellations import cancellations_run
 from billing.services.dunning import dunning_run
 from billing.services.plan_changes import plan_changes_apply_due
 from billing.services.renewal_credit import renewals_run_with_credit
+from billing.services.stripe_payments import autocharge_processing_recheck
 
 
 def renewals_job(*, dry_run: bool) -> dict[str, int]:
@@ -27,8 +30,12 @@ def cancellations_job(*, dry_run: bool) -> dict[str, int]:
 
 def autocharge_job(*, dry_run: bool) -> dict[str, int]:
     """Off-session charges of unpaid renewal invoices to the customers' default saved cards
-    (BILLING_AUTOCHARGE_DAYS_BEFORE_DUE), retried per BILLING_AUTOCHARGE_RETRY_DAYS."""
-    return autocharge_run(dry_run=dry_run)
+    (BILLING_AUTOCHARGE_DAYS_BEFORE_DUE), retried per BILLING_AUTOCHARGE_RETRY_DAYS; charges
+    left processing without a webhook are read back from Stripe first."""
+    counts = {"rechecked": 0, "recheck_failed": 0}
+    if settings.STRIPE_SECRET_KEY and not dry_run:
+        counts = autocharge_processing_recheck()
+    return autocharge_run(dry_run=dry_run) | counts
 
 
 def plan_changes_job(*, dry_run: bool) -> dict[str, int]:

@@ -434,6 +434,51 @@ def payment_intent_create_off_session(
     )
 
 
+@dataclass(frozen=True)
+class PaymentIntentResult:
+    """A PaymentIntent as read back from Stripe (for a charge whose webhook never came)."""
+
+    id: str
+    status: str
+    amount: int | None
+    amount_received: int | None
+    currency: str
+    customer_id: str
+    metadata: dict[str, str]
+    error_code: str = ""
+    decline_code: str = ""
+    error_message: str = ""
+
+
+def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntentResult:
+    try:
+        intent = _client().v1.payment_intents.retrieve(payment_intent_id)
+    except stripe.StripeError as exc:
+        raise _stripe_error(exc, what="read a payment") from exc
+    raw_metadata = _attr(intent, "metadata")
+    if raw_metadata is not None and hasattr(raw_metadata, "to_dict"):
+        raw_metadata = raw_metadata.to_dict()
+    metadata = {
+        str(key): value
+        for key, value in (raw_metadata if isinstance(raw_metadata, dict) else {}).items()
+        if isinstance(value, str)
+    }
+    amount, received = _attr(intent, "amount"), _attr(intent, "amount_received")
+    last_error = _attr(intent, "last_payment_error")
+    return PaymentIntentResult(
+        id=intent.id,
+        status=str(_attr(intent, "status") or ""),
+        amount=amount if isinstance(amount, int) else None,
+        amount_received=received if isinstance(received, int) else None,
+        currency=str(_attr(intent, "currency") or ""),
+        customer_id=_id(_attr(intent, "customer")),
+        metadata=metadata,
+        error_code=str(_attr(last_error, "code") or "")[:100] if last_error else "",
+        decline_code=str(_attr(last_error, "decline_code") or "")[:100] if last_error else "",
+        error_message=str(_attr(last_error, "message") or "")[:500] if last_error else "",
+    )
+
+
 def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict[str, Any]:
     """Verify the Stripe-Signature header against each configured secret; return the event.
 

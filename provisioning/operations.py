@@ -331,6 +331,23 @@ def deployment_restore(
         else "no next due date"
     )
     with transaction.atomic():
+        # Checked again under the row lock: the purge may have started (an open operation) or
+        # finished (no panel server) while the panel calls ran; the window may have closed.
+        locked = Deployment.objects.select_for_update().get(pk=deployment_id)
+        if (
+            locked.status != DeploymentStatus.TERMINATED
+            or locked.panel_server_id is None
+            or locked.panel_deletion_due_at is None
+            or locked.panel_deletion_due_at <= timezone.now()
+            or PanelOperation.objects.filter(
+                deployment_id=deployment_id, status__in=OPEN_OPERATION_STATUSES
+            ).exists()
+        ):
+            raise ConflictError(
+                f"The restore window of {deployment} closed while it was being restored (its "
+                "deletion started); it stays terminated.",
+                code=Code.RESTORE_WINDOW_CLOSED,
+            )
         deployment = deployment_transition(
             deployment_id=deployment_id,
             to_status=DeploymentStatus.ACTIVE,

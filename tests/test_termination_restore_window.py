@@ -5,9 +5,11 @@ by staff, deleted by the terminated_servers_purge job once due) and the final ba
 drain turns; a refusal does not block the deletion)."""
 
 import datetime as dt
+import re
 from contextlib import contextmanager
 
 import pytest
+import responses
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
@@ -20,11 +22,13 @@ from common.dates import billing_today
 from common.errors import ConflictError
 from common.jobs import job_run
 from config.celery import app as celery_app
+from panel_simulator.testing import install_responses
 from provisioning import operations
 from provisioning.fleet.drain import panel_operations_drain
 from provisioning.models import DriftItem, PanelOperation
 from provisioning.termination import terminated_servers_purge
 from servers.models import Deployment, DeploymentStatus
+from tests.conftest import PANEL_URL
 from tests.support import redis_clear_own_keys
 
 DAY = dt.timedelta(days=1)
@@ -468,3 +472,43 @@ def test_restore_after_the_paid_period_ended_restarts_it_today_and_renewal_invoi
     renewal = Invoice.objects.get(deployment=deployment, kind=InvoiceKind.RENEWAL)
     assert renewal.period_start == billing_today()
     assert renewal.status == InvoiceStatus.UNPAID
+
+
+def test_restore_whose_window_closes_meanwhile_is_refused_and_stays_terminated(
+    world, order_active, staff, settings
+):
+    """The window closes while the restore talks to the panel (the purge may be deleting the
+    server by then): the restore checks again under the row lock and refuses instead of
+    reviving a server whose deletion is due."""
+    settings.TERMINATION_RESTORE_WINDOW_DAYS = 7
+    deployment = order_active()
+    _terminate(deployment, staff)
+    deployment.refresh_from_db()
+    due = deployment.panel_deletion_due_at
+    served_by_simulator = responses.RequestsMock(assert_all_requests_are_fired=False)
+    install_responses(served_by_simulator, world.sim, PANEL_URL)
+    simulator_callbacks = {r.method: r.callback for r in served_by_simulator.registered()}
+
+    with time_machine.travel(due - dt.timedelta(seconds=5), tick=False) as clock:
+
+        def window_closes_as_the_panel_unsuspends(request):
+            if request.method == "POST" and request.url.endswith("/unsuspend"):
+                clock.move_to(due + dt.timedelta(seconds=1))
+            return simulator_callbacks[request.method](request)
+
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as panel:
+            for method in simulator_callbacks:
+                panel.add_callback(
+                    method,
+                    re.compile(re.escape(PANEL_URL) + r"(?:[/?#].*)?$"),
+                    callback=window_closes_as_the_panel_unsuspends,
+                    content_type=None,
+                )
+            with pytest.raises(ConflictError) as caught:
+                operations.deployment_restore(deployment_id=deployment.pk, actor=Actor.staff(staff))
+
+    assert caught.value.code == "restore_window_closed"
+    assert "closed while it was being restored" in caught.value.message
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.TERMINATED
+    assert deployment.panel_deletion_due_at == due

@@ -50,7 +50,7 @@ from billing.notify import invoice_message_context
 from billing.services.renewals import LIVE, fleet_batch_size
 from billing.stripe_client import ChargeResult, ChargeStatus
 from common.actors import Actor
-from common.dates import billing_today
+from common.dates import billing_today, billing_tz
 from common.errors import NotFoundError
 from common.money import to_minor_units
 from notifications.services import notification_send
@@ -65,6 +65,9 @@ RESEND_PENDING_AFTER = dt.timedelta(minutes=10)
 # it becomes an error, and the schedule makes a new attempt with a new key. (Had the first
 # send reached Stripe, its webhook would have paid the invoice long before.)
 PENDING_GIVE_UP_AFTER = dt.timedelta(hours=23)
+# A charge Stripe answered "processing" whose webhook has not come after this long: the job
+# reads its PaymentIntent back and applies what it says (as the webhook would have).
+PROCESSING_RECHECK_AFTER = dt.timedelta(hours=6)
 # An invoice with any attempt in one of these gets no new automatic attempt.
 _BLOCKING = (
     AutoChargeStatus.PENDING,
@@ -106,7 +109,10 @@ def next_attempt_at(*, attempt_number: int, now: dt.datetime) -> dt.datetime | N
     days = settings.BILLING_AUTOCHARGE_RETRY_DAYS
     if attempt_number > len(days):
         return None
-    return now + dt.timedelta(days=days[attempt_number - 1])
+    # The start of that billing day: the customer is told the date, and the first run on that
+    # date retries (now + N days would skip that day's runs earlier than the failure's time).
+    day = billing_today(now) + dt.timedelta(days=days[attempt_number - 1])
+    return dt.datetime.combine(day, dt.time.min, tzinfo=billing_tz())
 
 
 # --- Saving, removing, choosing the default card -----------------------------------------------
@@ -560,36 +566,52 @@ def _customer_tell(attempt: AutoChargeAttempt) -> None:
 # --- What the webhooks say (called by billing.services.stripe_payments, in its transaction) --
 
 
-def _attempt_for(*, payment_intent_id: str, invoice_id: int, attempt_number: int | None) -> int:
-    """The attempt a PaymentIntent belongs to (by its id, else by its metadata), or 0."""
-    if payment_intent_id:
-        found = (
-            AutoChargeAttempt.objects.filter(payment_intent_id=payment_intent_id)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if found:
-            return found
-    if attempt_number is None:
+def autocharge_attempt_match(
+    *,
+    payment_intent_id: str,
+    invoice_id: int,
+    attempt_number: int | None,
+    stripe_customer_id: str,
+) -> int:
+    """The attempt of ours a PaymentIntent belongs to, or 0. Its metadata alone is not
+    trusted: the attempt is found by the PaymentIntent's id, or (the synchronous answer was
+    lost, so no id was recorded) by invoice and attempt number with no id yet; and it must be
+    for the invoice the metadata names, charged to that invoice's customer's Stripe Customer."""
+    if not payment_intent_id or not stripe_customer_id:
         return 0
     found = (
-        AutoChargeAttempt.objects.filter(invoice_id=invoice_id, attempt_number=attempt_number)
-        .values_list("pk", flat=True)
+        AutoChargeAttempt.objects.filter(payment_intent_id=payment_intent_id)
+        .values_list("pk", "invoice_id")
         .first()
     )
-    return found or 0
+    if found is None and attempt_number is not None:
+        found = (
+            AutoChargeAttempt.objects.filter(
+                invoice_id=invoice_id, attempt_number=attempt_number, payment_intent_id=""
+            )
+            .values_list("pk", "invoice_id")
+            .first()
+        )
+    if found is None or found[1] != invoice_id:
+        return 0
+    owner = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True)
+    if not StripeCustomer.objects.filter(
+        customer_id__in=owner, stripe_customer_id=stripe_customer_id
+    ).exists():
+        logger.warning(
+            "payment intent %s names invoice %s of another Stripe customer; not applied",
+            payment_intent_id,
+            invoice_id,
+        )
+        return 0
+    return found[0]
 
 
 def autocharge_intent_succeeded(
-    *, payment_intent_id: str, invoice_id: int, attempt_number: int | None
+    *, attempt_id: int, payment_intent_id: str
 ) -> AutoChargeAttempt | None:
-    """Stripe took the money: the attempt succeeded (whatever the synchronous answer said).
-    The caller applies the payment to the invoice."""
-    attempt_id = _attempt_for(
-        payment_intent_id=payment_intent_id, invoice_id=invoice_id, attempt_number=attempt_number
-    )
-    if not attempt_id:
-        return None
+    """Stripe took the money: the attempt (autocharge_attempt_match) succeeded, whatever the
+    synchronous answer said. The caller applies the payment to the invoice."""
     return _charge_result_record(
         attempt_id=attempt_id,
         result=ChargeResult(status=ChargeStatus.SUCCEEDED, payment_intent_id=payment_intent_id),
@@ -600,20 +622,15 @@ def autocharge_intent_succeeded(
 
 def autocharge_intent_failed(
     *,
+    attempt_id: int,
     payment_intent_id: str,
-    invoice_id: int,
-    attempt_number: int | None,
     code: str,
     decline_code: str,
     message: str,
 ) -> AutoChargeAttempt | None:
     """Stripe says the charge failed (asynchronously, or echoing the synchronous answer): the
-    attempt is declined or needs the customer, unless already recorded."""
-    attempt_id = _attempt_for(
-        payment_intent_id=payment_intent_id, invoice_id=invoice_id, attempt_number=attempt_number
-    )
-    if not attempt_id:
-        return None
+    attempt (autocharge_attempt_match) is declined or needs the customer, unless already
+    recorded."""
     return _charge_result_record(
         attempt_id=attempt_id,
         result=ChargeResult(
@@ -625,3 +642,25 @@ def autocharge_intent_failed(
         ),
         from_statuses=_IN_FLIGHT,
     )
+
+
+# --- Charges left processing (their webhook never came) -----------------------------------------
+
+
+def autocharge_processing_stale(*, now: dt.datetime, limit: int) -> list[tuple[int, str]]:
+    """Up to `limit` attempts PROCESSING for longer than PROCESSING_RECHECK_AFTER, as
+    (attempt id, PaymentIntent id), marked as read now (the next read waits as long again).
+    Their PaymentIntent is read back by billing.services.stripe_payments."""
+    with transaction.atomic():
+        rows = list(
+            AutoChargeAttempt.objects.filter(
+                status=AutoChargeStatus.PROCESSING,
+                updated_at__lt=now - PROCESSING_RECHECK_AFTER,
+            )
+            .exclude(payment_intent_id="")
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "payment_intent_id")[:limit]
+        )
+        AutoChargeAttempt.objects.filter(pk__in=[pk for pk, _pi in rows]).update(updated_at=now)
+    return rows

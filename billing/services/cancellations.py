@@ -25,7 +25,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -42,6 +42,7 @@ from billing.models import (
     InvoiceStatus,
     Order,
     PlanChange,
+    PlanChangeDirection,
     PlanChangeStatus,
 )
 from billing.models.lifecycle import CANCELLATION_STATES, PLAN_CHANGE_STATES
@@ -229,8 +230,9 @@ def _void_unowed(
     cancellation: Cancellation, *, unpaid: list[Invoice], void_from: dt.date, actor: Actor
 ) -> list[str]:
     """Cancel what the customer will never owe: renewals of periods from `void_from` on and
-    the invoice of an upgrade still waiting for payment (the change goes with it). Returns the
-    voided invoice numbers."""
+    the invoice of an upgrade still waiting for payment (the change goes with it); a downgrade
+    scheduled for the day the server ends or later is cancelled too. Returns the voided
+    invoice numbers."""
     why = f"{cancellation} of the server"
     voided = []
     open_changes = list(
@@ -240,6 +242,24 @@ def _void_unowed(
     )
     for change in open_changes:
         PLAN_CHANGE_STATES.move(change, PlanChangeStatus.CANCELLED, actor=actor, reason=why)
+    # A downgrade waiting for a day the server will not see running (the end of the period,
+    # when an end-of-term cancellation terminates it): cancelled, so it is neither applied on
+    # the day of the termination nor holding the server's one panel operation before it. It
+    # was credited nothing. (One applied today, already credited, is left to run.)
+    today = billing_today()
+    for change in PlanChange.objects.select_for_update().filter(
+        deployment_id=cancellation.deployment_id,
+        status=PlanChangeStatus.SCHEDULED,
+        apply_on__gte=cancellation.effective_on,
+        apply_on__gt=today,
+    ):
+        PLAN_CHANGE_STATES.move(
+            change,
+            PlanChangeStatus.CANCELLED,
+            actor=actor,
+            reason=f"{why}: the server ends on {cancellation.effective_on.isoformat()}; this "
+            f"change was due on {change.apply_on.isoformat() if change.apply_on else '-'}",
+        )
     change_invoices = {change.invoice_id for change in open_changes if change.invoice_id}
     for invoice in unpaid:
         wanted = invoice.pk in change_invoices or (
@@ -516,8 +536,9 @@ def unused_paid_amount(*, deployment_id: int, today: dt.date) -> tuple[Decimal, 
     money all the same, so it counts as paid. Prorated by days: price x days left / days in the
     period, quantized in the currency. A period paid ahead (starting after today) is not
     counted here: the termination listener sends it to staff for a refund, as for any
-    termination, so it is never given back twice. An upgrade paid during the period is not
-    counted either (its invoice is the plan change's): the credit errs low.
+    termination, so it is never given back twice. Plan changes of the period count: the days
+    left are worth the plan the server is on now (a paid upgrade adds its difference, a
+    downgrade already credited takes it off, _plan_changes_in_period).
     """
     deployment = Deployment.objects.get(pk=deployment_id)
     if deployment.next_due_date is None or deployment.next_due_date <= today:
@@ -529,10 +550,13 @@ def unused_paid_amount(*, deployment_id: int, today: dt.date) -> tuple[Decimal, 
     invoice, start, period_end = period
     end = min(period_end, deployment.next_due_date)
     counted = (InvoiceLineKind.PLAN, InvoiceLineKind.ADDON, InvoiceLineKind.DISCOUNT)
-    price = max(
-        sum((line.amount for line in invoice.lines.all() if line.kind in counted), Decimal("0")),
-        Decimal("0"),
+    paid_price = sum(
+        (line.amount for line in invoice.lines.all() if line.kind in counted), Decimal("0")
     )
+    changed, changes_note = _plan_changes_in_period(
+        deployment_id=deployment_id, period_end=period_end
+    )
+    price = max(paid_price + changed, Decimal("0"))
     days_in_period = (period_end - start).days
     days_left = max(0, (end - today).days)
     if days_in_period <= 0 or days_left <= 0 or price <= 0:
@@ -540,8 +564,32 @@ def unused_paid_amount(*, deployment_id: int, today: dt.date) -> tuple[Decimal, 
     amount = quantize(price * days_left / days_in_period, invoice.currency)
     return amount, (
         f"{days_left} of {days_in_period} days of {price} {invoice.currency} paid by invoice "
-        f"{invoice.number}"
+        f"{invoice.number}{changes_note}"
     )
+
+
+def _plan_changes_in_period(*, deployment_id: int, period_end: dt.date) -> tuple[Decimal, str]:
+    """How the plan changes settled in the period ending on `period_end` moved the price the
+    unused days are worth: a paid, applied upgrade adds its price difference (the customer paid
+    it for the days left), a downgrade credited at once takes its difference off (the customer
+    got it back already). Without this a downgrade's difference is credited twice."""
+    changes = PlanChange.objects.filter(
+        deployment_id=deployment_id, period_end=period_end, prorated_amount__gt=0
+    ).filter(
+        Q(
+            direction=PlanChangeDirection.UPGRADE,
+            status=PlanChangeStatus.APPLIED,
+            invoice__status=InvoiceStatus.PAID,
+        )
+        # A downgrade's credit is given when it is requested, whatever happens to it next.
+        | Q(direction=PlanChangeDirection.DOWNGRADE)
+    )
+    delta = Decimal("0")
+    for from_price, to_price in changes.values_list("from_price", "to_price"):
+        delta += to_price - from_price
+    if not delta:
+        return Decimal("0"), ""
+    return delta, f", {delta:+} a period by plan changes"
 
 
 def _current_paid_period(

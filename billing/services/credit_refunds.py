@@ -49,6 +49,16 @@ def invoice_refund_to_credit(*, invoice_id: int, actor: Actor, reason: str = "")
                 "paid invoice can be refunded to credit.",
                 code=BillingErrorCode.REFUND_NOT_POSSIBLE,
             )
+        already = CreditEntry.objects.filter(invoice=invoice, kind=CreditEntryKind.REFUND).first()
+        if already is not None:
+            # E.g. an upgrade paid after its server was cancelled (billing.services.plan_changes
+            # gave it to credit) or a paid order that never got a server (waiting_orders).
+            raise ConflictError(
+                f"Invoice {invoice.number} was already refunded to account credit "
+                f"({already.amount} {already.currency} on {already.created_at:%Y-%m-%d}); "
+                "it is not refunded twice.",
+                code=BillingErrorCode.REFUND_NOT_POSSIBLE,
+            )
         payments = list(
             Payment.objects.select_for_update().filter(
                 invoice=invoice, status=PaymentStatus.SUCCEEDED

@@ -215,12 +215,24 @@ def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
         Invoice.objects.filter(
             deployment_id=deployment.pk, kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID
         )
-        .values_list("number", flat=True)
+        .order_by("period_start")
+        .values_list("number", "period_start")
         .first()
     )
     if unpaid:
+        number, starts = unpaid
+        if starts is not None and starts > today:
+            # Issued ahead for the next period at the current plan's price: an upgrade now
+            # would leave that period billed at the old price. Paying it does not help before
+            # the period starts (the next period is then paid ahead).
+            raise PlanChangeNotAllowed(
+                f"Renewal invoice {number} for {deployment.name}'s next period (from "
+                f"{starts.isoformat()}) is already issued at the current plan's price, so the "
+                f"plan can be changed from {starts.isoformat()}, once that invoice is paid. "
+                "Contact support if you need the bigger plan sooner."
+            )
         raise PlanChangeNotAllowed(
-            f"Renewal invoice {unpaid} of {deployment.name} is unpaid; pay it first, then "
+            f"Renewal invoice {number} of {deployment.name} is unpaid; pay it first, then "
             "change the plan."
         )
     period_end = deployment.next_due_date
@@ -232,8 +244,9 @@ def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
     period_start = paid_period(period_end=period_end, months=months, anchor_day=anchor)
     if not period_start <= today < period_end:
         raise PlanChangeNotAllowed(
-            f"{deployment.name}'s next period is already paid; its plan can be changed from "
-            f"{period_start.isoformat()}."
+            f"{deployment.name}'s next period (from {period_start.isoformat()}) is already "
+            "paid at the current plan's price; its plan can be changed from "
+            f"{period_start.isoformat()}. Contact support if you need the bigger plan sooner."
             if today < period_start
             else f"{deployment.name}'s paid period ended on {period_end.isoformat()}."
         )
@@ -579,15 +592,35 @@ def plan_change_cancel(*, change_id: int, actor: Actor, customer: User | None = 
     changes = PlanChange.objects.all()
     if customer is not None:
         changes = changes.filter(deployment__customer=customer)
-    found = changes.filter(pk=change_id).values("invoice_id").first()
+    found = (
+        changes.filter(pk=change_id)
+        .values("invoice_id", "deployment_id", "status", "apply_on", "to_plan__name")
+        .first()
+    )
     if found is None:
         raise NotFoundError("No such plan change.")
     with transaction.atomic():
-        # The invoice first, then the change: the order a payment locks them in.
+        # The invoices first, then the change: the order a payment locks them in.
         invoice = (
             Invoice.objects.select_for_update().get(pk=found["invoice_id"])
             if found["invoice_id"]
             else None
+        )
+        # A scheduled downgrade's next period may already be invoiced at the new plan's price
+        # (billing.services.renewals prices it so): kept on the old plan, that price is wrong.
+        next_renewals = (
+            list(
+                Invoice.objects.select_for_update()
+                .filter(
+                    deployment_id=found["deployment_id"],
+                    kind=InvoiceKind.RENEWAL,
+                    period_start=found["apply_on"],
+                    status__in=(InvoiceStatus.UNPAID, InvoiceStatus.PAID),
+                )
+                .order_by("pk")
+            )
+            if found["status"] == PCS.SCHEDULED and found["apply_on"]
+            else []
         )
         change = PlanChange.objects.select_for_update().get(pk=change_id)
         today = billing_today()
@@ -601,12 +634,43 @@ def plan_change_cancel(*, change_id: int, actor: Actor, customer: User | None = 
                 "applied; it can no longer be cancelled.",
                 code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
             )
+        paid_ahead = [r for r in next_renewals if r.status == InvoiceStatus.PAID]
+        if change.status == PCS.SCHEDULED and paid_ahead:
+            starts = change.apply_on.isoformat() if change.apply_on else ""
+            raise ConflictError(
+                f"Renewal invoice {paid_ahead[0].number} for the period from {starts} is "
+                f"already paid at {found['to_plan__name']}'s price, so this downgrade can no "
+                f"longer be cancelled. From {starts} you can upgrade again (charged only for "
+                "the days left).",
+                code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
+            )
         if invoice is not None:
             invoice_cancel(
                 invoice_id=invoice.pk, actor=actor, reason=f"Plan change #{change.pk} cancelled"
             )
             checkout_sessions_expire_later(invoice_id=invoice.pk)
-        PLAN_CHANGE_STATES.move(change, PCS.CANCELLED, actor=actor, reason="Cancelled")
+        for renewal in next_renewals if change.status == PCS.SCHEDULED else []:
+            # Voided (any credit it spent comes back); the renewal job issues the period again
+            # at the price of the plan the server keeps (its unique index ignores voided ones).
+            invoice_cancel(
+                invoice_id=renewal.pk,
+                actor=actor,
+                reason=f"Plan change #{change.pk} cancelled: this period was priced at "
+                f"{found['to_plan__name']}; it is invoiced again at the plan kept",
+            )
+            checkout_sessions_expire_later(invoice_id=renewal.pk)
+        PLAN_CHANGE_STATES.move(
+            change,
+            PCS.CANCELLED,
+            actor=actor,
+            reason="Cancelled"
+            + (
+                f"; renewal invoice(s) {', '.join(r.number for r in next_renewals)} voided, "
+                "to be issued again at the plan kept"
+                if next_renewals and change.status == PCS.SCHEDULED
+                else ""
+            ),
+        )
     return change
 
 

@@ -28,11 +28,14 @@ from billing.models import (
 )
 from billing.notify import notify_payment_review
 from billing.services.autocharge import (
+    autocharge_attempt_match,
     autocharge_intent_failed,
     autocharge_intent_succeeded,
+    autocharge_processing_stale,
     payment_method_save_request,
 )
 from billing.services.payments import invoice_mark_paid
+from billing.services.renewals import fleet_batch_size
 from common.actors import Actor
 from common.errors import ConflictError, NotFoundError
 from common.money import from_minor_units, to_minor_units
@@ -252,7 +255,9 @@ def _autocharge_metadata(obj: dict[str, Any]) -> tuple[int | None, bool]:
 
 def _intent_succeeded(obj: dict[str, Any], summary: dict[str, Any]) -> EventOutcome:
     """An off-session charge took the money: the attempt succeeded, the invoice is paid once
-    (the unique provider+reference payment makes a second event a duplicate)."""
+    (the unique provider+reference payment makes a second event a duplicate). Only for a
+    PaymentIntent of one of our attempts, charged to the invoice's customer: metadata naming
+    an invoice is not enough (staff review money that matches no attempt of ours)."""
     attempt_number, is_autocharge = _autocharge_metadata(obj)
     if not is_autocharge:
         return EventOutcome(
@@ -263,9 +268,20 @@ def _intent_succeeded(obj: dict[str, Any], summary: dict[str, Any]) -> EventOutc
         return EventOutcome(StripeEventStatus.REJECTED, "No invoice matches this charge")
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     reference = _stripe_id(obj.get("id"))
-    autocharge_intent_succeeded(
-        payment_intent_id=reference, invoice_id=invoice.pk, attempt_number=attempt_number
+    attempt_id = autocharge_attempt_match(
+        payment_intent_id=reference,
+        invoice_id=invoice.pk,
+        attempt_number=attempt_number,
+        stripe_customer_id=_stripe_id(obj.get("customer")),
     )
+    if not attempt_id:
+        return EventOutcome(
+            StripeEventStatus.REJECTED,
+            f"No automatic charge of ours matches this payment ({reference or 'no id'}) for "
+            f"invoice {invoice.number} and its customer; it was not applied. Review and refund.",
+            invoice,
+        )
+    autocharge_intent_succeeded(attempt_id=attempt_id, payment_intent_id=reference)
     amount = obj.get("amount_received", obj.get("amount"))
     currency = obj["currency"].upper() if isinstance(obj.get("currency"), str) else ""
     if (
@@ -288,11 +304,22 @@ def _intent_succeeded(obj: dict[str, Any], summary: dict[str, Any]) -> EventOutc
 def _intent_failed(obj: dict[str, Any]) -> EventOutcome:
     """An off-session charge failed: declined (retried per schedule) or the bank wants the
     customer (SCA); the customer is told once, whichever of this and the synchronous answer
-    came first."""
+    came first. Only for a PaymentIntent of one of our attempts (autocharge_attempt_match)."""
     attempt_number, is_autocharge = _autocharge_metadata(obj)
     invoice = _invoice_for(obj)
     if not is_autocharge or invoice is None:
         return EventOutcome(StripeEventStatus.IGNORED, "Not an automatic payment", invoice)
+    reference = _stripe_id(obj.get("id"))
+    attempt_id = autocharge_attempt_match(
+        payment_intent_id=reference,
+        invoice_id=invoice.pk,
+        attempt_number=attempt_number,
+        stripe_customer_id=_stripe_id(obj.get("customer")),
+    )
+    if not attempt_id:
+        return EventOutcome(
+            StripeEventStatus.IGNORED, "No automatic charge of ours matches it", invoice
+        )
     error = obj.get("last_payment_error")
     error = error if isinstance(error, dict) else {}
 
@@ -301,9 +328,8 @@ def _intent_failed(obj: dict[str, Any]) -> EventOutcome:
         return value.replace("\x00", "") if isinstance(value, str) else ""
 
     attempt = autocharge_intent_failed(
-        payment_intent_id=_stripe_id(obj.get("id")),
-        invoice_id=invoice.pk,
-        attempt_number=attempt_number,
+        attempt_id=attempt_id,
+        payment_intent_id=reference,
         code=text("code"),
         decline_code=text("decline_code"),
         message=text("message"),
@@ -314,6 +340,70 @@ def _intent_failed(obj: dict[str, Any]) -> EventOutcome:
         StripeEventStatus.PROCESSED,
         f"Auto-charge {attempt.attempt_number} of invoice {invoice.number}: {attempt.status}",
         invoice,
+    )
+
+
+def autocharge_processing_recheck(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Charges Stripe answered "processing" whose webhook never came: read each PaymentIntent
+    back (no transaction open during the call) and apply what it says exactly as its webhook
+    would (succeeded: the invoice is paid once; failed: declined or needs the customer, told
+    once); still processing: read again after PROCESSING_RECHECK_AFTER. Stripe unreachable
+    ends this run's rechecks (the rows wait for the next one)."""
+    now = now or timezone.now()
+    counts = {"rechecked": 0, "recheck_failed": 0}
+    while True:
+        rows = autocharge_processing_stale(now=now, limit=fleet_batch_size())
+        if not rows:
+            return counts
+        for _attempt_id, payment_intent_id in rows:
+            try:
+                intent = stripe_client.payment_intent_retrieve(payment_intent_id=payment_intent_id)
+            except stripe_client.StripeUnavailable:
+                logger.warning("stripe unreachable; re-reading processing charges stopped")
+                counts["recheck_failed"] += 1
+                return counts
+            except stripe_client.StripeRequestRejected as exc:
+                logger.warning("processing charge %s not read: %s", payment_intent_id, exc.code)
+                counts["recheck_failed"] += 1
+                continue
+            counts["rechecked"] += 1
+            _intent_read_back_apply(intent)
+
+
+def _intent_read_back_apply(intent: stripe_client.PaymentIntentResult) -> None:
+    obj: dict[str, Any] = {
+        "id": intent.id,
+        "object": "payment_intent",
+        "status": intent.status,
+        "amount": intent.amount,
+        "currency": intent.currency,
+        "customer": intent.customer_id,
+        "metadata": intent.metadata,
+    }
+    if intent.amount_received is not None:
+        obj["amount_received"] = intent.amount_received
+    code = intent.error_code
+    if intent.status == "requires_action" and not code:
+        code = "authentication_required"
+    obj["last_payment_error"] = {
+        "code": code,
+        "decline_code": intent.decline_code,
+        "message": intent.error_message,
+    }
+    summary = _summary(obj)
+    with transaction.atomic():
+        if intent.status == "succeeded":
+            outcome = _intent_succeeded(obj, summary)
+        elif intent.status in ("requires_payment_method", "requires_action", "canceled"):
+            outcome = _intent_failed(obj)
+        else:
+            logger.info("charge %s still %s at Stripe", intent.id, intent.status)
+            return
+        if outcome.status == StripeEventStatus.REJECTED:
+            _staff_review_request(f"autocharge-recheck-{intent.id}", outcome, summary)
+    log = logger.error if outcome.status == StripeEventStatus.REJECTED else logger.info
+    log(
+        "charge %s read back (%s): %s %s", intent.id, intent.status, outcome.status, outcome.message
     )
 
 

@@ -95,6 +95,7 @@ def _intent(pi: str, invoice: Invoice, *, status: str = "succeeded", attempt: in
         "amount": 400,
         "amount_received": 400 if status == "succeeded" else 0,
         "currency": "usd",
+        "customer": f"cus_{invoice.customer_id}",
         "status": status,
         "metadata": {
             "invoice_id": str(invoice.pk),
@@ -475,9 +476,16 @@ def test_a_successful_charge_is_paid_by_its_webhook_exactly_once(
 
 
 @pytest.mark.parametrize("field", [{"amount_received": 399}, {"currency": "eur"}])
-def test_a_charge_of_another_amount_is_not_applied_and_goes_to_staff(client, settings, field):
+@responses.activate
+def test_a_charge_of_another_amount_is_not_applied_and_goes_to_staff(
+    client, settings, field, django_capture_on_commit_callbacks
+):
     settings.ADMINS = [("", "ops@example.com")]
     invoice = _renewal()
+    _card(invoice.customer)
+    responses.post(f"{API}/payment_intents", json=_intent("pi_1", invoice, status="processing"))
+    with _at(TODAY):
+        _run(django_capture_on_commit_callbacks)
 
     stored = _webhook(client, "evt_1", "payment_intent.succeeded", _intent("pi_1", invoice) | field)
 
@@ -543,7 +551,7 @@ def test_a_declined_charge_changes_nothing_tells_the_customer_and_retries_on_sch
     assert (first.status, first.failure_code) == (AutoChargeStatus.DECLINED, "insufficient_funds")
     assert first.failure_message == "Your card has insufficient funds."
     assert first.payment_intent_id == "pi_declined_1"
-    assert first.next_attempt_at == dt.datetime(2027, 3, 11, 12, tzinfo=dt.UTC)
+    assert first.next_attempt_at == dt.datetime(2027, 3, 11, tzinfo=dt.UTC)  # that day
     told = Delivery.objects.get(event="autocharge_failed")
     assert told.user == invoice.customer
     assert told.context["next_attempt_date"] == "2027-03-11"
@@ -798,7 +806,208 @@ def test_the_job_is_registered_and_scheduled():
     assert periodic_task_table()["job: autocharge"][:3] == ("common.run_job", 3600, "billing")
     report = job_run(name="autocharge", dry_run=True, triggered_by="test")
     assert report.status == "succeeded", report.error
-    assert report.counts == {"resent": 0, "given_up": 0, "due": 0, "attempts": 0}
+    assert report.counts == {
+        "resent": 0,
+        "given_up": 0,
+        "due": 0,
+        "attempts": 0,
+        "rechecked": 0,
+        "recheck_failed": 0,
+    }
+
+
+# --- Whose PaymentIntent (review r2) -----------------------------------------------------------
+
+
+def test_a_succeeded_webhook_for_a_payment_intent_we_never_sent_pays_nothing(client, settings):
+    """Metadata alone (invoice_id + attempt) does not make a PaymentIntent ours: no attempt of
+    ours was sent for it, so the invoice is not paid; staff review the money."""
+    settings.ADMINS = [("", "ops@example.com")]
+    invoice = _renewal()
+    _card(invoice.customer)
+
+    stored = _webhook(client, "evt_u", "payment_intent.succeeded", _intent("pi_unknown", invoice))
+
+    assert stored.status == StripeEventStatus.REJECTED
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.UNPAID
+    assert not Payment.objects.exists()
+    assert not AutoChargeAttempt.objects.exists()
+    assert Delivery.objects.get(event="payment_review_staff").context["reference"] == "pi_unknown"
+
+
+@responses.activate
+def test_another_customers_payment_intent_neither_pays_nor_fails_this_invoice(
+    client, settings, other_customer, django_capture_on_commit_callbacks
+):
+    """Our attempt's answer was lost (no PaymentIntent id recorded): a PaymentIntent of another
+    Stripe Customer whose metadata names this invoice and attempt is not taken for it."""
+    settings.ADMINS = [("", "ops@example.com")]
+    invoice = _renewal()
+    _card(invoice.customer)
+    _card(other_customer, pm="pm_other")
+    with _at(TODAY):
+        _run(django_capture_on_commit_callbacks, execute=False)  # committed, never answered
+    foreign = _intent("pi_foreign", invoice) | {"customer": f"cus_{other_customer.pk}"}
+    failed = _intent("pi_foreign_2", invoice, status="requires_payment_method")
+    failed |= {"customer": f"cus_{other_customer.pk}"}
+    failed["last_payment_error"] = {"code": "card_declined", "decline_code": "do_not_honor"}
+
+    paid = _webhook(client, "evt_f1", "payment_intent.succeeded", foreign)
+    declined = _webhook(client, "evt_f2", "payment_intent.payment_failed", failed)
+
+    assert paid.status == StripeEventStatus.REJECTED
+    assert declined.status == StripeEventStatus.IGNORED
+    attempt = AutoChargeAttempt.objects.get()
+    assert (attempt.status, attempt.payment_intent_id) == (AutoChargeStatus.PENDING, "")
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.UNPAID
+    assert not Payment.objects.exists()
+    assert not Delivery.objects.filter(event="autocharge_failed").exists()
+
+
+@responses.activate
+def test_a_failure_of_another_payment_intent_does_not_decline_a_known_attempt(
+    client, django_capture_on_commit_callbacks
+):
+    invoice = _renewal()
+    _card(invoice.customer)
+    responses.post(f"{API}/payment_intents", json=_intent("pi_p", invoice, status="processing"))
+    with _at(TODAY):
+        _run(django_capture_on_commit_callbacks)
+    other = _intent("pi_other", invoice, status="requires_payment_method")
+    other["last_payment_error"] = {"code": "card_declined", "decline_code": "do_not_honor"}
+
+    stored = _webhook(client, "evt_o", "payment_intent.payment_failed", other)
+
+    assert stored.status == StripeEventStatus.IGNORED
+    attempt = AutoChargeAttempt.objects.get()
+    assert (attempt.status, attempt.payment_intent_id) == (AutoChargeStatus.PROCESSING, "pi_p")
+    assert not Delivery.objects.filter(event="autocharge_failed").exists()
+
+
+# --- Attempts left processing: the job reads the PaymentIntent again (review r2) ---------------
+
+
+def _processing_attempt(django_capture_on_commit_callbacks) -> Invoice:
+    invoice = _renewal()
+    _card(invoice.customer)
+    responses.post(f"{API}/payment_intents", json=_intent("pi_slow", invoice, status="processing"))
+    with _at(TODAY):
+        _run(django_capture_on_commit_callbacks)
+    assert AutoChargeAttempt.objects.get().status == AutoChargeStatus.PROCESSING
+    return invoice
+
+
+def _job(django_capture_on_commit_callbacks):
+    from billing.jobs import autocharge_job
+
+    with django_capture_on_commit_callbacks(execute=True):
+        return autocharge_job(dry_run=False)
+
+
+def _reads() -> list:
+    return [c for c in responses.calls if c.request.url == f"{API}/payment_intents/pi_slow"]
+
+
+@responses.activate
+def test_a_charge_left_processing_is_read_again_and_paid_when_stripe_took_the_money(
+    django_capture_on_commit_callbacks,
+):
+    invoice = _processing_attempt(django_capture_on_commit_callbacks)
+    responses.get(f"{API}/payment_intents/pi_slow", json=_intent("pi_slow", invoice))
+
+    with _at(TODAY, hour=13):  # an hour later: the webhook may still come
+        assert _job(django_capture_on_commit_callbacks)["rechecked"] == 0
+    assert _reads() == []
+    with _at(TODAY, hour=19):  # six hours and more: no webhook came
+        counts = _job(django_capture_on_commit_callbacks)
+        again = _job(django_capture_on_commit_callbacks)
+
+    assert (counts["rechecked"], again["rechecked"]) == (1, 0)
+    assert len(_reads()) == 1
+    attempt = AutoChargeAttempt.objects.get()
+    assert attempt.status == AutoChargeStatus.SUCCEEDED
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+    payment = Payment.objects.get()
+    assert (payment.reference, payment.amount) == ("pi_slow", Decimal("4.00"))
+    assert len(_charge_calls()) == 1  # read, never charged again
+
+
+@responses.activate
+def test_a_charge_left_processing_that_failed_is_a_decline_told_once(
+    client, django_capture_on_commit_callbacks
+):
+    invoice = _processing_attempt(django_capture_on_commit_callbacks)
+    failed = _intent("pi_slow", invoice, status="requires_payment_method")
+    failed["last_payment_error"] = {
+        "code": "card_declined",
+        "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds.",
+    }
+    responses.get(f"{API}/payment_intents/pi_slow", json=failed)
+
+    with _at(TODAY, hour=19):
+        assert _job(django_capture_on_commit_callbacks)["rechecked"] == 1
+    # Stripe's late webhook for the same failure changes nothing.
+    _webhook(client, "evt_late", "payment_intent.payment_failed", failed)
+
+    attempt = AutoChargeAttempt.objects.get()
+    assert (attempt.status, attempt.failure_code) == (
+        AutoChargeStatus.DECLINED,
+        "insufficient_funds",
+    )
+    assert attempt.next_attempt_at is not None
+    assert Delivery.objects.filter(event="autocharge_failed").count() == 1
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.UNPAID
+
+
+@responses.activate
+def test_a_charge_still_processing_is_left_and_read_again_later(
+    django_capture_on_commit_callbacks,
+):
+    invoice = _processing_attempt(django_capture_on_commit_callbacks)
+    responses.get(
+        f"{API}/payment_intents/pi_slow", json=_intent("pi_slow", invoice, status="processing")
+    )
+
+    with _at(TODAY, hour=19):
+        assert _job(django_capture_on_commit_callbacks)["rechecked"] == 1
+    with _at(TODAY, hour=20):
+        assert _job(django_capture_on_commit_callbacks)["rechecked"] == 0
+    with _at(TODAY + dt.timedelta(days=1), hour=2):
+        assert _job(django_capture_on_commit_callbacks)["rechecked"] == 1
+
+    assert len(_reads()) == 2
+    assert AutoChargeAttempt.objects.get().status == AutoChargeStatus.PROCESSING
+    assert len(_charge_calls()) == 1
+
+
+# --- The retry day told is the retry day (review r2) -------------------------------------------
+
+
+@responses.activate
+def test_a_retry_runs_on_the_day_the_customer_was_told(django_capture_on_commit_callbacks):
+    """The hourly job sends at 23:00; the decline is recorded seconds later. The customer is
+    told "tomorrow", so tomorrow's 23:00 run retries (not the one after midnight)."""
+    invoice = _renewal()
+    _card(invoice.customer)
+    for n in (1, 2):
+        responses.post(
+            f"{API}/payment_intents", status=402, json=_declined_body(f"pi_d{n}", invoice)
+        )
+    with _at(TODAY, hour=23):
+        _run(django_capture_on_commit_callbacks, execute=False)
+    with _at(TODAY, hour=23, minute=1):
+        autocharge_attempt_send(attempt_id=AutoChargeAttempt.objects.get().pk)
+    told = Delivery.objects.get(event="autocharge_failed")
+    assert told.context["next_attempt_date"] == "2027-03-11"
+
+    with _at(TODAY + dt.timedelta(days=1), hour=23):
+        assert _run(django_capture_on_commit_callbacks)["attempts"] == 1
+    assert AutoChargeAttempt.objects.filter(attempt_number=2).exists()
 
 
 # --- Admin --------------------------------------------------------------------------------------

@@ -680,3 +680,80 @@ def test_the_job_is_registered_for_run_job_and_beat(catalog):
         "billing",
         {"name": "cancellations"},
     )
+
+
+# --- review: plan changes in the period and the refund of unused days -------------------------
+
+
+def test_immediate_cancel_after_a_downgrade_does_not_credit_the_old_plan_again(
+    saga, server_on, settings
+):
+    """A downgrade credited at once (Gold -> Silver) then an immediate cancellation the same
+    day: the unused days are the Silver plan's, else the Gold-Silver difference is given twice
+    and the customer gets back more than they paid for those days."""
+    from billing.services.plan_changes import plan_change_request
+
+    settings.BILLING_CANCEL_IMMEDIATE_REFUND = "credit"
+    server = server_on(JAN_10, plan_slug="gold")  # Gold 15.00 a month, paid through Feb 10
+    with _at(dt.date(2026, 1, 20)):
+        plan_change_request(
+            deployment_id=server.pk,
+            to_plan_slug="silver",
+            actor=Actor.customer(server.customer),
+            customer=server.customer,
+        )
+        _cancel(server, mode="immediate")
+    downgrade = CreditEntry.objects.get(kind=CreditEntryKind.DOWNGRADE).amount
+    cancellation = CreditEntry.objects.get(kind=CreditEntryKind.CANCELLATION).amount
+    assert downgrade == Decimal("4.74")  # 7.00 x 21 / 31
+    assert cancellation == Decimal("5.42")  # Silver 8.00 x 21 / 31, not Gold's 10.16
+    # Never more than the 21 unused days of what was paid (15.00 x 21 / 31 = 10.16).
+    assert downgrade + cancellation == Decimal("10.16")
+
+
+def test_immediate_cancel_after_a_paid_upgrade_counts_the_upgrade(saga, server_on, settings, staff):
+    from billing.services.plan_changes import plan_change_request
+
+    settings.BILLING_CANCEL_IMMEDIATE_REFUND = "credit"
+    server = server_on(JAN_10)  # Bronze 4.00
+    with _at(dt.date(2026, 1, 20)):
+        change = plan_change_request(
+            deployment_id=server.pk,
+            to_plan_slug="silver",
+            actor=Actor.customer(server.customer),
+            customer=server.customer,
+        )
+        assert change.invoice.total == Decimal("2.71")  # 4.00 x 21 / 31
+        from billing.services.payments import payment_record_manual
+
+        payment_record_manual(
+            invoice_id=change.invoice_id, reference="UP-1", actor=Actor.staff(staff)
+        )
+        change.refresh_from_db()
+        assert change.status == "applied"
+        _cancel(server, mode="immediate")
+    # The 21 unused days are Silver's (8.00 x 21 / 31): the 2.71 upgrade is not lost.
+    assert CreditEntry.objects.get(kind=CreditEntryKind.CANCELLATION).amount == Decimal("5.42")
+
+
+def test_a_cancellation_cancels_a_downgrade_scheduled_for_the_period_end(saga, server_on, settings):
+    """A downgrade waiting for the due date and an end-of-term cancellation on the same day:
+    the server ends, so the downgrade is cancelled (not applied on the panel the day it is
+    terminated, nor holding the server's one panel operation in front of its termination)."""
+    from billing.models import PlanChange, PlanChangeStatus
+    from billing.services.plan_changes import plan_change_request, plan_changes_apply_due
+
+    settings.BILLING_DOWNGRADE_AT_PERIOD_END = True
+    server = server_on(JAN_10, plan_slug="gold")
+    with _at(dt.date(2026, 1, 20)):
+        change = plan_change_request(
+            deployment_id=server.pk, to_plan_slug="silver", actor=Actor.customer(server.customer)
+        )
+        assert change.status == PlanChangeStatus.SCHEDULED
+        _cancel(server)
+    change.refresh_from_db()
+    assert change.status == PlanChangeStatus.CANCELLED
+    event = change.events.get(to_status=PlanChangeStatus.CANCELLED)
+    assert event.actor_label.startswith("customer:")
+    assert plan_changes_apply_due(today=dt.date(2026, 2, 10))["due"] == 0
+    assert not PlanChange.objects.filter(status=PlanChangeStatus.SCHEDULED).exists()

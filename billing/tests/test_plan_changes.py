@@ -644,3 +644,87 @@ def test_job_queues_due_downgrades_in_batches(saga, place_order, staff, customer
     assert (counts["due"], counts["queued"], counts["batches"]) == (2, 2, 2)
     assert set(PlanChange.objects.values_list("status", flat=True)) == {PlanChangeStatus.APPLIED}
     assert [_panel_memory(saga, s) for s in servers] == [2048, 2048]
+
+
+# ---------------------------------------------------------------------- review
+
+
+def test_cancelling_a_scheduled_downgrade_voids_the_renewal_issued_at_the_new_price(
+    gold, customer, settings
+):
+    """The renewal of the next period was issued at Silver's price for a downgrade due then;
+    the customer cancels the downgrade and keeps Gold: that invoice is voided and the next run
+    issues the period again at Gold's price (else Gold is run a month for Silver's price)."""
+    settings.BILLING_DOWNGRADE_AT_PERIOD_END = True
+    change = plan_change_request(
+        deployment_id=gold.pk, to_plan_slug="silver", actor=Actor.customer(customer)
+    )
+    issue_day = PERIOD_END - dt.timedelta(days=settings.BILLING_RENEWAL_INVOICE_DAYS)
+    renewals_run(today=issue_day)
+    cheap = Invoice.objects.get(kind=InvoiceKind.RENEWAL, deployment=gold)
+    assert cheap.total == Decimal("8.00")
+
+    plan_change_cancel(change_id=change.pk, actor=Actor.customer(customer), customer=customer)
+
+    cheap.refresh_from_db()
+    assert cheap.status == InvoiceStatus.CANCELLED
+    renewals_run(today=issue_day)
+    renewal = Invoice.objects.get(
+        kind=InvoiceKind.RENEWAL, deployment=gold, status=InvoiceStatus.UNPAID
+    )
+    assert renewal.total == Decimal("15.00")
+    assert renewal.period_start == PERIOD_END
+
+
+def test_cancelling_a_scheduled_downgrade_whose_renewal_is_paid_is_refused(
+    gold, customer, staff, settings
+):
+    settings.BILLING_DOWNGRADE_AT_PERIOD_END = True
+    change = plan_change_request(
+        deployment_id=gold.pk, to_plan_slug="silver", actor=Actor.customer(customer)
+    )
+    renewals_run(today=PERIOD_END - dt.timedelta(days=settings.BILLING_RENEWAL_INVOICE_DAYS))
+    _pay(Invoice.objects.get(kind=InvoiceKind.RENEWAL, deployment=gold), staff)
+
+    with pytest.raises(ConflictError, match="already paid"):
+        plan_change_cancel(change_id=change.pk, actor=Actor.customer(customer), customer=customer)
+    change.refresh_from_db()
+    assert change.status == PlanChangeStatus.SCHEDULED
+
+
+def test_upgrade_refused_for_a_renewal_issued_ahead_says_when_it_can_be_done(
+    active, customer, settings
+):
+    """A renewal invoice for the next period is already issued (at the current price): the
+    customer is told the plan can be changed from the day that period starts (paying the
+    renewal first does not make an upgrade possible before then)."""
+    renewals_run(today=PERIOD_END - dt.timedelta(days=settings.BILLING_RENEWAL_INVOICE_DAYS))
+    with pytest.raises(PlanChangeNotAllowed) as caught:
+        plan_change_request(
+            deployment_id=active.pk, to_plan_slug="silver", actor=Actor.customer(customer)
+        )
+    message = caught.value.message
+    assert PERIOD_END.isoformat() in message
+    assert "already issued" in message
+    assert not PlanChange.objects.exists()
+
+
+def test_refund_to_credit_of_an_upgrade_already_refunded_to_credit_is_refused(
+    active, customer, staff
+):
+    """An upgrade paid after termination went to credit (plan_change_paid); staff then choose
+    "refund to credit" on that invoice: refused with a message, not a 500 and not twice."""
+    from billing.services.credit_refunds import invoice_refund_to_credit
+
+    change = plan_change_request(
+        deployment_id=active.pk, to_plan_slug="silver", actor=Actor.customer(customer)
+    )
+    operations.deployment_terminate(
+        deployment_id=active.pk, actor=Actor.staff(staff), reason="cancelled"
+    )
+    _pay(change.invoice, staff)
+    assert CreditEntry.objects.filter(kind=CreditEntryKind.REFUND).count() == 1
+
+    with pytest.raises(ConflictError, match="already"):
+        invoice_refund_to_credit(invoice_id=change.invoice_id, actor=Actor.staff(staff))
+    assert CreditEntry.objects.filter(kind=CreditEntryKind.REFUND).count() == 1

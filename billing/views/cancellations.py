@@ -16,10 +16,10 @@ from billing.services.cancellations import (
     cancellation_scheduled_for,
     refund_rule,
 )
+from billing.views.dashboard import own_deployment
 from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
 from servers.models import Deployment
-from servers.selectors import deployment_list_for_customer
 
 
 class CancellationForm(forms.Form):
@@ -35,15 +35,6 @@ class CancellationForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Why are you leaving? (optional)",
     )
-
-
-def _own_deployment(request: HttpRequest, deployment_id: int) -> Deployment:
-    deployment = (
-        deployment_list_for_customer(customer=request.user).filter(pk=deployment_id).first()
-    )
-    if deployment is None:
-        raise Http404("No such server.")
-    return deployment
 
 
 def _page(
@@ -67,7 +58,7 @@ def _page(
 def deployment_cancellation(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """GET: the form (or the scheduled cancellation). POST: validate and show the
     confirmation page; POST with `confirm`: cancel."""
-    deployment = _own_deployment(request, deployment_id)
+    deployment = own_deployment(request, deployment_id)
     if request.method == "GET":
         return _page(request, deployment, CancellationForm())
     form = CancellationForm(request.POST)
@@ -114,7 +105,7 @@ def deployment_cancellation(request: HttpRequest, deployment_id: int) -> HttpRes
 @require_POST
 def deployment_cancellation_revoke(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """ "Keep my server": revoke the scheduled cancellation."""
-    deployment = _own_deployment(request, deployment_id)
+    deployment = own_deployment(request, deployment_id)
     scheduled = cancellation_scheduled_for(deployment_id=deployment.pk)
     if scheduled is None:
         messages.error(request, f"{deployment.name} has no scheduled cancellation.")

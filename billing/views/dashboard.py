@@ -17,6 +17,7 @@ from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
 from provisioning.live import CUSTOMER_SIGNALS, server_live_status, server_power_signal
 from provisioning.operations import credentials_resend
+from servers.models import Deployment
 from servers.selectors import deployment_list_for_customer
 
 
@@ -114,11 +115,7 @@ def deployment_resend_login(request: HttpRequest, deployment_id: int) -> HttpRes
 
 @login_required
 def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
-    deployment = (
-        deployment_list_for_customer(customer=request.user).filter(pk=deployment_id).first()
-    )
-    if deployment is None:
-        raise Http404("No such server.")
+    deployment = own_deployment(request, deployment_id)
     return render(
         request,
         "billing/deployment_detail.html",
@@ -142,6 +139,17 @@ def deployment_power(request: HttpRequest, deployment_id: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("deployment-detail", deployment_id=deployment_id)
+
+
+def own_deployment(request: HttpRequest, deployment_id: int) -> Deployment:
+    """The signed-in customer's server, or 404 (another customer's server does not exist
+    here); the server page, plan changes and cancellations share it."""
+    deployment = (
+        deployment_list_for_customer(customer=request.user).filter(pk=deployment_id).first()
+    )
+    if deployment is None:
+        raise Http404("No such server.")
+    return deployment
 
 
 def _own_order(request: HttpRequest, order_id: int) -> Order:

@@ -18,23 +18,14 @@ from billing.services.plan_changes import (
     plan_change_options,
     plan_change_request,
 )
+from billing.views.dashboard import own_deployment
 from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
 from servers.models import Deployment
-from servers.selectors import deployment_list_for_customer
 
 
 class PlanChangeForm(forms.Form):
     plan = forms.SlugField(max_length=60, label="New plan")
-
-
-def _own_deployment(request: HttpRequest, deployment_id: int) -> Deployment:
-    deployment = (
-        deployment_list_for_customer(customer=request.user).filter(pk=deployment_id).first()
-    )
-    if deployment is None:
-        raise Http404("No such server.")
-    return deployment
 
 
 def _page(
@@ -67,7 +58,7 @@ def _page(
 @require_http_methods(["GET", "POST"])
 def deployment_plan_change(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """GET: the plans this server can move to, each with its quote. POST: request one."""
-    deployment = _own_deployment(request, deployment_id)
+    deployment = own_deployment(request, deployment_id)
     if request.method == "GET":
         return _page(request, deployment, PlanChangeForm())
     form = PlanChangeForm(request.POST)
