@@ -30,7 +30,6 @@ Rules (billing.proration has the arithmetic):
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -43,7 +42,6 @@ from django.utils import timezone
 from billing.catalog import plan_panel_spec
 from billing.errors import BillingErrorCode
 from billing.models import (
-    BillingCycle,
     Cancellation,
     CancellationStatus,
     CreditEntryKind,
@@ -60,11 +58,20 @@ from billing.models import (
 )
 from billing.models.lifecycle import PLAN_CHANGE_OPEN, PLAN_CHANGE_STATES
 from billing.notify import invoice_message_context
-from billing.proration import Proration, paid_period, prorate
-from billing.selectors import plan_change_targets
 from billing.services.checkout_expiry import checkout_sessions_expire_later
 from billing.services.credit import credit_add, invoice_credit_apply
 from billing.services.invoices import PricedLine, invoice_cancel, invoice_create
+from billing.services.plan_change_quotes import (
+    PlanChangeNotAllowed,
+    PlanChangePending,
+    PlanChangeQuote,
+    PlanDoesNotFitNode,
+    Quote,
+    _fit_check,
+    _new_spec,
+    plan_change_options,
+    plan_change_quote,
+)
 from common.actors import Actor
 from common.dates import billing_today
 from common.errors import ApplicationError, ConflictError, NotFoundError
@@ -74,11 +81,10 @@ from provisioning.fleet.operations import (
     OperationResult,
     panel_operations_request,
 )
-from provisioning.models import PanelOperation, PanelOperationKind, ProvisioningRun
+from provisioning.models import PanelOperation, PanelOperationKind
 from provisioning.operations import deployment_change_build
 from provisioning.pterodactyl import PanelError, PterodactylClient
-from provisioning.saga.placement import node_load
-from servers.models import Deployment, DeploymentStatus, Node
+from servers.models import Deployment, DeploymentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -86,21 +92,6 @@ logger = logging.getLogger(__name__)
 PLAN_CHANGE_SOURCE = "plan_change"
 _LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
 PCS = PlanChangeStatus
-
-
-class PlanChangeNotAllowed(ApplicationError):
-    default_code = BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED
-    http_status = 422
-
-
-class PlanChangePending(ApplicationError):
-    default_code = BillingErrorCode.PLAN_CHANGE_PENDING
-    http_status = 409
-
-
-class PlanDoesNotFitNode(ApplicationError):
-    default_code = BillingErrorCode.PLAN_DOES_NOT_FIT_NODE
-    http_status = 422
 
 
 # ---------------------------------------------------------------------- staff's direct change
@@ -136,236 +127,6 @@ def order_plan_change(*, order: Order, plan: Plan, actor: Actor) -> Deployment:
         plan_name=plan.name,
         actor=actor,
     )
-
-
-# ---------------------------------------------------------------------- quotes
-
-
-@dataclass(frozen=True)
-class PlanChangeQuote:
-    deployment: Deployment
-    order: Order
-    from_plan: Plan
-    to_plan: Plan
-    # As of the day the change takes effect (today, or the due date of a scheduled downgrade).
-    proration: Proration
-    # The day the change is applied: today, or the next due date (a scheduled downgrade).
-    apply_on: dt.date
-    today: dt.date
-
-    @property
-    def direction(self) -> str:
-        return str(self.proration.direction)
-
-    @property
-    def is_upgrade(self) -> bool:
-        return self.proration.is_charge
-
-    @property
-    def amount(self) -> Decimal:
-        """Charged (upgrade) or credited (downgrade) now."""
-        return self.proration.amount
-
-    @property
-    def currency(self) -> str:
-        return self.proration.currency
-
-    @property
-    def scheduled(self) -> bool:
-        """Applied on a later day (a downgrade at the end of the period)."""
-        return self.apply_on > self.today
-
-
-Quote = PlanChangeQuote
-
-
-@dataclass(frozen=True)
-class _Server:
-    deployment: Deployment
-    order: Order
-    plan: Plan
-    current_price: Decimal | None
-    period_start: dt.date
-    period_end: dt.date
-
-
-def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
-    """The server's order, current plan and paid period, or why it cannot change plan now."""
-    if deployment.status != DeploymentStatus.ACTIVE:
-        raise PlanChangeNotAllowed(
-            f"{deployment.name} is {deployment.get_status_display().lower()}; only an active "
-            "server can change plan"
-            + (
-                " (pay its renewal first)."
-                if deployment.status == DeploymentStatus.SUSPENDED
-                else "."
-            )
-        )
-    order = Order.objects.filter(deployment_id=deployment.pk).first()
-    plan = Plan.objects.filter(slug=deployment.plan_slug).first()
-    if order is None or plan is None or deployment.next_due_date is None:
-        raise PlanChangeNotAllowed(f"{deployment.name} cannot change plan; contact support.")
-    if Cancellation.objects.filter(
-        deployment_id=deployment.pk, status=CancellationStatus.SCHEDULED
-    ).exists():
-        raise PlanChangeNotAllowed(
-            f"{deployment.name} is scheduled to be cancelled; revoke the cancellation first."
-        )
-    unpaid = (
-        Invoice.objects.filter(
-            deployment_id=deployment.pk, kind=InvoiceKind.RENEWAL, status=InvoiceStatus.UNPAID
-        )
-        .order_by("period_start")
-        .values_list("number", "period_start")
-        .first()
-    )
-    if unpaid:
-        number, starts = unpaid
-        if starts is not None and starts > today:
-            # Issued ahead for the next period at the current plan's price: an upgrade now
-            # would leave that period billed at the old price. Paying it does not help before
-            # the period starts (the next period is then paid ahead).
-            raise PlanChangeNotAllowed(
-                f"Renewal invoice {number} for {deployment.name}'s next period (from "
-                f"{starts.isoformat()}) is already issued at the current plan's price, so the "
-                f"plan can be changed from {starts.isoformat()}, once that invoice is paid. "
-                "Contact support if you need the bigger plan sooner."
-            )
-        raise PlanChangeNotAllowed(
-            f"Renewal invoice {number} of {deployment.name} is unpaid; pay it first, then "
-            "change the plan."
-        )
-    period_end = deployment.next_due_date
-    # The periods' anchor day, as renewals take it: the day the server became active (its paid
-    # period starts then), else of the payment.
-    first_day = order.completed_at or order.confirmed_at
-    anchor = billing_today(first_day).day if first_day else None
-    months = BillingCycle(order.billing_cycle).months
-    period_start = paid_period(period_end=period_end, months=months, anchor_day=anchor)
-    if not period_start <= today < period_end:
-        raise PlanChangeNotAllowed(
-            f"{deployment.name}'s next period (from {period_start.isoformat()}) is already "
-            "paid at the current plan's price; its plan can be changed from "
-            f"{period_start.isoformat()}. Contact support if you need the bigger plan sooner."
-            if today < period_start
-            else f"{deployment.name}'s paid period ended on {period_end.isoformat()}."
-        )
-    current_price, _targets = plan_change_targets(
-        plan=plan, billing_cycle=order.billing_cycle, currency=order.currency
-    )
-    return _Server(
-        deployment=deployment,
-        order=order,
-        plan=plan,
-        current_price=current_price,
-        period_start=period_start,
-        period_end=period_end,
-    )
-
-
-def _quote_for(server: _Server, *, to_plan: Plan, to_price: Decimal, today: dt.date) -> Quote:
-    if server.current_price is None:
-        raise PlanChangeNotAllowed(
-            f"{server.plan.name} has no {server.order.billing_cycle} price in "
-            f"{server.order.currency}; contact support to change the plan."
-        )
-    at_period_end = to_price < server.current_price and settings.BILLING_DOWNGRADE_AT_PERIOD_END
-    effective = server.period_end if at_period_end else today
-    proration = prorate(
-        period_start=server.period_start,
-        period_end=server.period_end,
-        today=effective,
-        from_price=server.current_price,
-        to_price=to_price,
-        currency=server.order.currency,
-    )
-    return PlanChangeQuote(
-        deployment=server.deployment,
-        order=server.order,
-        from_plan=server.plan,
-        to_plan=to_plan,
-        proration=proration,
-        apply_on=effective,
-        today=today,
-    )
-
-
-def plan_change_options(*, deployment: Deployment, today: dt.date | None = None) -> list[Quote]:
-    """Every plan the server may move to now, each with its quote; raises PlanChangeNotAllowed
-    when the server cannot change plan at all (not active, cancellation scheduled, ...)."""
-    today = today or billing_today()
-    server = _server_context(deployment, today=today)
-    _current, targets = plan_change_targets(
-        plan=server.plan, billing_cycle=server.order.billing_cycle, currency=server.order.currency
-    )
-    return [_quote_for(server, to_plan=t.plan, to_price=t.price, today=today) for t in targets]
-
-
-def plan_change_quote(
-    *, deployment: Deployment, to_plan_slug: str, today: dt.date | None = None
-) -> Quote:
-    """The quote of one target; PlanChangeNotAllowed when it is not an allowed target."""
-    today = today or billing_today()
-    server = _server_context(deployment, today=today)
-    _current, targets = plan_change_targets(
-        plan=server.plan, billing_cycle=server.order.billing_cycle, currency=server.order.currency
-    )
-    target = next((t for t in targets if t.plan.slug == to_plan_slug), None)
-    if target is None:
-        if to_plan_slug == server.plan.slug:
-            raise PlanChangeNotAllowed.for_fields(
-                {"plan": f"{deployment.name} is already on {server.plan.name}."},
-                code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
-            )
-        raise PlanChangeNotAllowed.for_fields(
-            {"plan": f"'{to_plan_slug}' is not a plan {deployment.name} can change to."},
-            code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
-        )
-    return _quote_for(server, to_plan=target.plan, to_price=target.price, today=today)
-
-
-# ---------------------------------------------------------------------- capacity
-
-
-def _new_spec(quote: Quote) -> dict:
-    addons = [item.addon for item in quote.order.order_addons.select_related("addon")]
-    return plan_panel_spec(quote.to_plan, addons)
-
-
-def _fit_check(deployment: Deployment, spec: dict) -> None:
-    """An upgrade's extra memory and disk must fit the server's node now: the panel does not
-    enforce it. The node row is locked (as placement and checkout lock nodes), so the check
-    and this transaction's writes are not raced by a checkout of the last room."""
-    limits = deployment.spec.get("limits") or {}
-    extra_memory = max(0, int(spec["limits"]["memory"]) - int(limits.get("memory") or 0))
-    extra_disk = max(0, int(spec["limits"]["disk"]) - int(limits.get("disk") or 0))
-    if not extra_memory and not extra_disk:
-        return
-    node_id = deployment.node_id or (
-        # The node its provisioning run placed it on (the deployment's own field may be unset).
-        ProvisioningRun.objects.filter(deployment_id=deployment.pk, node_id__isnull=False)
-        .order_by("-id")
-        .values_list("node_id", flat=True)
-        .first()
-    )
-    node = Node.objects.select_for_update().filter(pk=node_id).first() if node_id else None
-    if node is None:
-        raise PlanDoesNotFitNode(
-            f"We cannot check the room for a bigger plan on {deployment.name}'s machine right "
-            "now; contact support to upgrade."
-        )
-    load = node_load(node, exclude_deployment_id=deployment.pk, only_holds_ahead=False)
-    if not load.fits(extra_memory, extra_disk):
-        logger.info(
-            "upgrade of deployment %s refused, node full: %s",
-            deployment.pk,
-            load.describe(extra_memory, extra_disk),
-        )
-        raise PlanDoesNotFitNode(
-            f"The machine {deployment.name} runs on has no room for {extra_memory} MB more "
-            f"memory and {extra_disk} MB more disk right now, so this upgrade cannot be done. "
-            "Nothing was charged. Choose a smaller plan or contact support."
-        )
 
 
 # ---------------------------------------------------------------------- requests
