@@ -238,7 +238,8 @@ def main() -> int:
         reset()
         seconds, peak_mib, output = run_job_process("renewals", env)
         invoices = Invoice.objects.filter(kind=InvoiceKind.RENEWAL).count()
-        tasks = broker.llen("notifications")
+        # The test settings prefix every broker key (suite isolation): count under the prefix.
+        tasks = broker.llen(f"{settings.TEST_REDIS_KEY_PREFIX}notifications")
         job.append(seconds)
         part.append(int(re.search(r"ms_invoices_and_lines: (\d+)", output).group(1)) / 1000)
         rss.append(peak_mib)
