@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: run test lint fmt install migrate worker beat simulator check clean bench
+.PHONY: run test lint fmt install compilemessages messages migrate worker beat simulator check clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,9 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+## The translations' .mo files (not in git), built from locale/*/LC_MESSAGES/*.po (GNU msgfmt).
+compilemessages: $(STAMP)
+	$(MANAGE) compilemessages --ignore=$(VENV)
 
-migrate: $(STAMP)
+install: $(STAMP) compilemessages
+
+## Re-extract every marked string into locale/{en,id} (then translate the new `id` entries).
+messages: $(STAMP)
+	$(MANAGE) makemessages -l id -l en --no-obsolete --ignore=$(VENV) --ignore=var --ignore=node_modules
+	$(MANAGE) makemessages -d djangojs -l id -l en --no-obsolete --ignore=$(VENV) --ignore=var --ignore='static/vendor/*'
+
+migrate: install
 	mkdir -p var
 	$(MANAGE) migrate --noinput
 
@@ -27,7 +36,7 @@ run: migrate
 	$(MANAGE) run_dev_stack
 
 ## The whole suite, on the PostgreSQL and Redis of this machine (see config/django/test.py).
-test: $(STAMP)
+test: install
 	DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 

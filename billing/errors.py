@@ -25,6 +25,8 @@ class BillingErrorCode(StrEnum):
     # Sign-up (billing.services.customers).
     RETRY = "retry"
     INVALID_LINK = "invalid_link"
+    # Account settings (billing.services.accounts).
+    EMAIL_NOT_VERIFIED = "email_not_verified"
     # Stripe (billing.stripe_client): its error types' codes and the webhook refusals.
     STRIPE_NOT_CONFIGURED = "stripe_not_configured"
     STRIPE_UNAVAILABLE = "stripe_unavailable"

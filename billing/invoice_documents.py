@@ -1,18 +1,22 @@
 """What an invoice document prints (a selector): the invoice, its lines and payments, the
 seller from settings, the customer, and the bank account while something is due.
 
-The customer is printed with their name and e-mail: the portal keeps no billing address or tax
-id for customers yet (notifications.CustomerProfile holds contact preferences only). Account
-credit spent on the invoice is its negative "Account credit" line and "Credit applied" in the
-totals; the total and the amount due are what is left after it."""
+The customer ("Bill to") is printed with the billing details in effect when the invoice was
+issued: the last "billing details changed" AccountEvent before `issued_at` (those rows are the
+snapshots, so editing the details never rewrites an issued invoice, and the renewal COPY path
+needs no new column). Without billing details then: the name and e-mail. Account credit spent
+on the invoice is its negative "Account credit" line and "Credit applied" in the totals; the
+total and the amount due are what is left after it."""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import JSONField, OuterRef, Prefetch, Subquery
+from django_countries import countries
 
 from billing.invoice_pdf import (
     BankAccount,
@@ -22,7 +26,15 @@ from billing.invoice_pdf import (
     Party,
     render_invoice_pdf,
 )
-from billing.models import Invoice, InvoiceStatus, Payment, PaymentProvider, PaymentStatus
+from billing.models import (
+    AccountEvent,
+    AccountEventKind,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentProvider,
+    PaymentStatus,
+)
 from common.dates import billing_today
 
 _PAYMENT_METHODS = {
@@ -57,16 +69,63 @@ def bank_account() -> BankAccount | None:
     )
 
 
-def _customer_party(invoice: Invoice) -> Party:
-    customer = invoice.customer
-    name = customer.get_full_name() or customer.email or customer.get_username()
-    return Party(name=name, email=customer.email)
+def bill_to_snapshot() -> Subquery:
+    """For an Invoice queryset: the billing details (a dict) in effect at its issue, or None."""
+    return Subquery(
+        AccountEvent.objects.filter(
+            user_id=OuterRef("customer_id"),
+            kind=AccountEventKind.BILLING_DETAILS_CHANGED,
+            created_at__lte=OuterRef("issued_at"),
+        )
+        .order_by("-created_at", "-id")
+        .values("data")[:1],
+        output_field=JSONField(),
+    )
+
+
+def bill_to_party(*, customer: Any, details: dict[str, str] | None) -> Party:
+    """The "Bill to" block: the billing details, else the name and e-mail."""
+    person = customer.get_full_name() or customer.email or customer.get_username()
+    details = details or {}
+    company = details.get("company_name", "")
+    country = details.get("country", "")
+    city_line = " ".join(p for p in (details.get("postcode", ""), details.get("city", "")) if p)
+    lines = (
+        person if company else "",
+        details.get("address_line1", ""),
+        details.get("address_line2", ""),
+        city_line,
+        details.get("region", ""),
+        str(countries.name(country)) if country else "",
+    )
+    return Party(
+        name=company or person,
+        address_lines=tuple(line for line in lines if line),
+        tax_id=details.get("tax_id", ""),
+        email=customer.email,
+    )
+
+
+def invoice_bill_to(*, invoice: Invoice) -> Party:
+    """The "Bill to" block of one invoice (for the invoice page; one query)."""
+    details = (
+        AccountEvent.objects.filter(
+            user_id=invoice.customer_id,
+            kind=AccountEventKind.BILLING_DETAILS_CHANGED,
+            created_at__lte=invoice.issued_at,
+        )
+        .order_by("-created_at", "-id")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return bill_to_party(customer=invoice.customer, details=details)
 
 
 def invoice_document(*, invoice_id: int) -> InvoiceDocument:
     """The printable invoice (3 queries: invoice with customer, lines, succeeded payments)."""
     invoice = (
         Invoice.objects.select_related("customer")
+        .annotate(bill_to=bill_to_snapshot())
         .prefetch_related(
             "lines",
             Prefetch(
@@ -97,7 +156,7 @@ def invoice_document(*, invoice_id: int) -> InvoiceDocument:
         due_on=invoice.due_date,
         currency=invoice.currency,
         seller=seller_party(),
-        customer=_customer_party(invoice),
+        customer=bill_to_party(customer=invoice.customer, details=invoice.bill_to),
         lines=tuple(
             DocumentLine(line.description, line.quantity, line.unit_amount, line.amount)
             for line in invoice.lines.all()

@@ -6,17 +6,22 @@ from billing.views import (
     cancellations,
     credit,
     dashboard,
+    live,
     payment_methods,
     plan_changes,
     shop,
     webhooks,
 )
+from notifications.i18n import LocalizedPasswordResetForm
 
 urlpatterns = [
     path("", shop.plan_list, name="plan-list"),
     path("plans/<slug:slug>/order/", shop.order_configure, name="order-configure"),
     path("plans/<slug:slug>/order/place/", shop.order_place_view, name="order-place"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("dashboard/live/", live.dashboard_live, name="dashboard-live"),
+    path("orders/<int:order_id>/live/", live.order_live, name="order-live"),
+    path("servers/<int:deployment_id>/live/", live.deployment_live, name="deployment-live"),
     path("orders/<int:order_id>/", dashboard.order_detail, name="order-detail"),
     path("orders/<int:order_id>/cancel/", dashboard.order_cancel_view, name="order-cancel"),
     path("invoices/<int:invoice_id>/", dashboard.invoice_detail, name="invoice-detail"),
@@ -59,6 +64,30 @@ urlpatterns = [
         name="signup-confirm",
     ),
     path("accounts/profile/", account.profile, name="profile"),
+    path("accounts/profile/name/", account.profile_name, name="profile-name"),
+    path("accounts/profile/billing/", account.profile_billing, name="profile-billing"),
+    path("accounts/email/change/", account.email_change, name="account-email-change"),
+    path(
+        "accounts/email/change/<str:token>/",
+        account.email_change_confirm,
+        name="account-email-change-confirm",
+    ),
+    path(
+        "accounts/email/verify/send/",
+        account.verification_send,
+        name="account-verification-send",
+    ),
+    path("accounts/email/verify/<str:token>/", account.email_verify, name="account-email-verify"),
+    path(
+        "accounts/password/change/",
+        account.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password/change/done/",
+        account.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("accounts/payment-methods/", payment_methods.payment_methods, name="payment-methods"),
     path(
         "accounts/payment-methods/add/",
@@ -76,11 +105,11 @@ urlpatterns = [
         name="payment-method-remove",
     ),
     path("accounts/credit/", credit.credit_overview, name="account-credit"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", account.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password-reset/",
-        auth_views.PasswordResetView.as_view(),
+        auth_views.PasswordResetView.as_view(form_class=LocalizedPasswordResetForm),
         name="password_reset",
     ),
     path(
@@ -90,7 +119,7 @@ urlpatterns = [
     ),
     path(
         "accounts/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        account.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(

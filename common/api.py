@@ -1,14 +1,27 @@
 """DRF glue: one error shape `{message, code, extra}` with field errors under extra.fields.
 
-Also the JSON error pages for /api/ paths that no DRF view answers (unknown paths, non-integer
-ids, oversized bodies).
+Also the error pages of config/urls.py (handler400/403/404/500) and CSRF_FAILURE_VIEW: JSON in
+that shape for /api/ paths that no DRF view answers (unknown paths, non-integer ids, oversized
+bodies, an unhandled exception), the site's branded HTML pages (templates/4xx.html, 500.html)
+elsewhere. The 500 page is rendered without the request and without the database (no context
+processors): it must show even when those are what failed.
 """
 
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseServerError,
+    JsonResponse,
+)
+from django.shortcuts import render
+from django.template import loader
+from django.utils.translation import gettext as _
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -109,3 +122,47 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
             return _error(RequestTooLarge.default_detail, CommonErrorCode.REQUEST_TOO_LARGE, 413)
         return _error(BadRequest.default_detail, CommonErrorCode.BAD_REQUEST, 400)
     return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler403: JSON under /api/, the branded page elsewhere. The exception's text is never
+    shown (it is written for us, not for the visitor)."""
+    if _is_api(request):
+        return _error(
+            _("You do not have permission to perform this action."),
+            exceptions.PermissionDenied.default_code,
+            403,
+        )
+    return render(request, "403.html", status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the branded "your form expired" page (Django logs the reason to
+    django.security.csrf; it is not shown)."""
+    if _is_api(request):
+        return _error(
+            _("The request was refused (CSRF check failed)."),
+            exceptions.PermissionDenied.default_code,
+            403,
+        )
+    return render(request, "403_csrf.html", status=403)
+
+
+_BARE_500 = (
+    "<!doctype html><html><head><meta charset=utf-8><title>Server error</title></head>"
+    "<body><h1>Server error (500)</h1><p>Please try again in a few minutes.</p></body></html>"
+)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: JSON under /api/; elsewhere templates/500.html rendered from settings alone
+    (no request context, no database), and a bare page if even that template fails."""
+    if _is_api(request):
+        return _error(_("A server error occurred."), CommonErrorCode.ERROR, 500)
+    context = {"PORTAL_NAME": settings.PORTAL_NAME, "SUPPORT_EMAIL": settings.SUPPORT_EMAIL}
+    try:
+        body = loader.get_template("500.html").render(context)
+    except Exception:
+        logger.exception("the 500 page could not be rendered")
+        return HttpResponseServerError(_BARE_500)
+    return HttpResponseServerError(body)

@@ -62,3 +62,12 @@ def credentials_reveal_state(*, user: User, reveal_id: int | None) -> Credential
 def customer_event_specs() -> list[EventSpec]:
     """The messages a customer can choose channels for, in a stable order."""
     return [spec for spec in SPECS.values() if spec.audience == Audience.CUSTOMER]
+
+
+def customer_language_get(*, user: User) -> str | None:
+    """The language saved on the customer's profile, or None without a profile."""
+    return (
+        CustomerProfile.objects.filter(user=user)
+        .values_list("preferred_language", flat=True)
+        .first()
+    )

@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.actors import Actor
 from common.errors import ApplicationError
@@ -73,8 +74,11 @@ def _location_name(location: Location) -> str:
 def sold_out_error(*, location: Location, plan_name: str) -> SoldOutError:
     return SoldOutError.for_fields(
         {
-            "location": f"Sold out: no server in {_location_name(location)} has room for "
-            f"{plan_name} right now. Choose another location or try again later."
+            "location": _(
+                "Sold out: no server in %(location)s has room for %(plan)s right now. Choose "
+                "another location or try again later."
+            )
+            % {"location": _location_name(location), "plan": plan_name}
         },
         code=ServersErrorCode.SOLD_OUT,
     )
@@ -83,8 +87,11 @@ def sold_out_error(*, location: Location, plan_name: str) -> SoldOutError:
 def not_available_error(*, location: Location, plan_name: str) -> SoldOutError:
     return SoldOutError.for_fields(
         {
-            "location": f"{plan_name} is not available in {_location_name(location)} right "
-            "now: no server there takes new orders. Choose another location or try again later."
+            "location": _(
+                "%(plan)s is not available in %(location)s right now: no server there takes new "
+                "orders. Choose another location or try again later."
+            )
+            % {"location": _location_name(location), "plan": plan_name}
         },
         code=ServersErrorCode.NOT_AVAILABLE,
     )

@@ -20,6 +20,8 @@ class VariableRule:
     default_value: str = ""
     user_editable: bool = True
     user_viewable: bool = True
+    # The egg author's explanation (shown as help on the order form); not used to validate.
+    description: str = ""
 
 
 class _VariableLike(Protocol):
@@ -41,9 +43,15 @@ def variable_rules_from(variables: Iterable[_VariableLike]) -> list[VariableRule
             default_value=v.default_value or "",
             user_editable=v.user_editable,
             user_viewable=v.user_viewable,
+            description=getattr(v, "description", "") or "",
         )
         for v in variables
     ]
+
+
+def parse_rules(rules: str) -> list[tuple[str, str]]:
+    """(rule name, argument) pairs of a Laravel rule string, as validate_value reads them."""
+    return _split_rules(rules)
 
 
 def _split_rules(rules: str) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from servers.egg_rules import VariableRule, variable_rules_from
-from servers.models import Deployment, Egg, EggVariable, Location
+from servers.models import Deployment, DeploymentStatus, Egg, EggVariable, Location
 
 
 def location_list_active() -> QuerySet[Location]:
@@ -25,3 +25,15 @@ def egg_variable_rules(*, egg_panel_id: int) -> list[VariableRule] | None:
 
 def deployment_list_for_customer(*, customer: User) -> QuerySet[Deployment]:
     return Deployment.objects.filter(customer=customer).select_related("location", "node")
+
+
+_CUSTOMERS_OWN = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
+
+
+def deployment_customer_address(*, deployment: Deployment) -> str:
+    """The IP:port to show the customer, only while the server is theirs (active or
+    suspended): a terminated, failed or cancelled server's port may already be another
+    customer's."""
+    if deployment.status not in _CUSTOMERS_OWN:
+        return ""
+    return deployment.connection_address

@@ -13,10 +13,23 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"customer{n}@example.com")
     email = factory.SelfAttribute("username")
     password = factory.django.Password("correct-horse-battery-9")
+
+    @factory.post_generation
+    def email_verified(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        """The address counts as verified (as after sign-up) unless email_verified=False."""
+        if create and extracted is not False and self.email:
+            from django.utils import timezone
+
+            from billing.models import VerifiedEmail
+
+            VerifiedEmail.objects.get_or_create(
+                user=self, defaults={"email": self.email, "verified_at": timezone.now()}
+            )
 
 
 class StaffFactory(UserFactory):

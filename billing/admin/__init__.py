@@ -1,6 +1,7 @@
 """Billing admin, one module per area; importing them registers their ModelAdmins."""
 
 from billing.admin import (
+    accounts,
     cancellations,
     catalog,
     credit,
@@ -12,6 +13,7 @@ from billing.admin import (
 )
 
 __all__ = [
+    "accounts",
     "cancellations",
     "catalog",
     "credit",

@@ -1,3 +1,9 @@
+from billing.models.accounts import (
+    AccountEvent,
+    AccountEventKind,
+    BillingProfile,
+    VerifiedEmail,
+)
 from billing.models.catalog import (
     Addon,
     AddonPrice,
@@ -46,11 +52,14 @@ from billing.models.payments import (
 )
 
 __all__ = [
+    "AccountEvent",
+    "AccountEventKind",
     "Addon",
     "AddonPrice",
     "AutoChargeAttempt",
     "AutoChargeStatus",
     "BillingCycle",
+    "BillingProfile",
     "Cancellation",
     "CancellationEvent",
     "CancellationMode",
@@ -86,4 +95,5 @@ __all__ = [
     "StripeCustomer",
     "StripeEvent",
     "StripeEventStatus",
+    "VerifiedEmail",
 ]

@@ -9,19 +9,20 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
 class CreditEntryKind(models.TextChoices):
-    DOWNGRADE = "downgrade", "Downgrade (unused difference)"
-    CANCELLATION = "cancellation", "Cancellation (unused days)"
-    REFUND = "refund", "Refund to credit"
-    STAFF_ADJUSTMENT = "staff_adjustment", "Staff adjustment"
+    DOWNGRADE = "downgrade", _("Downgrade (unused difference)")
+    CANCELLATION = "cancellation", _("Cancellation (unused days)")
+    REFUND = "refund", _("Refund to credit")
+    STAFF_ADJUSTMENT = "staff_adjustment", _("Staff adjustment")
     # Negative: credit spent on an invoice when it was issued.
-    INVOICE_APPLIED = "invoice_applied", "Applied to an invoice"
+    INVOICE_APPLIED = "invoice_applied", _("Applied to an invoice")
     # Positive: credit given back because the invoice it paid was cancelled unpaid.
-    INVOICE_RELEASED = "invoice_released", "Returned from a cancelled invoice"
+    INVOICE_RELEASED = "invoice_released", _("Returned from a cancelled invoice")
 
 
 class CreditEntry(models.Model):

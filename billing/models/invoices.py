@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from common.models import StatusEvent, TimeStampedModel
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
@@ -10,10 +11,10 @@ from common.state import StateMachine, TransitionTable
 
 
 class InvoiceStatus(models.TextChoices):
-    UNPAID = "unpaid", "Unpaid"
-    PAID = "paid", "Paid"
-    CANCELLED = "cancelled", "Cancelled"
-    REFUNDED = "refunded", "Refunded"
+    UNPAID = "unpaid", _("Unpaid")
+    PAID = "paid", _("Paid")
+    CANCELLED = "cancelled", _("Cancelled")
+    REFUNDED = "refunded", _("Refunded")
 
 
 S = InvoiceStatus

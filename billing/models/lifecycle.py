@@ -7,6 +7,7 @@ one scheduled cancellation per server, whatever races.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from common.models import StatusEvent, TimeStampedModel
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
@@ -14,19 +15,19 @@ from common.state import StateMachine, TransitionTable
 
 
 class PlanChangeDirection(models.TextChoices):
-    UPGRADE = "upgrade", "Upgrade"
-    DOWNGRADE = "downgrade", "Downgrade"
+    UPGRADE = "upgrade", _("Upgrade")
+    DOWNGRADE = "downgrade", _("Downgrade")
 
 
 class PlanChangeStatus(models.TextChoices):
     # An upgrade waits for its invoice to be paid.
-    AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+    AWAITING_PAYMENT = "awaiting_payment", _("Awaiting payment")
     # A downgrade waits for the end of the paid period (BILLING_DOWNGRADE_AT_PERIOD_END).
-    SCHEDULED = "scheduled", "Scheduled"
+    SCHEDULED = "scheduled", _("Scheduled")
     # Paid (or due) but the panel refused or could not be reached: retried, then staff.
-    FAILED = "failed", "Failed (needs retry)"
-    APPLIED = "applied", "Applied"
-    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", _("Failed (needs retry)")
+    APPLIED = "applied", _("Applied")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 PC = PlanChangeStatus
@@ -136,14 +137,14 @@ PLAN_CHANGE_STATES = StateMachine(
 
 
 class CancellationMode(models.TextChoices):
-    END_OF_TERM = "end_of_term", "At the end of the paid period"
-    IMMEDIATE = "immediate", "Immediately"
+    END_OF_TERM = "end_of_term", _("At the end of the paid period")
+    IMMEDIATE = "immediate", _("Immediately")
 
 
 class CancellationStatus(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    COMPLETED = "completed", "Completed (server terminated)"
-    REVOKED = "revoked", "Revoked"
+    SCHEDULED = "scheduled", _("Scheduled")
+    COMPLETED = "completed", _("Completed (server terminated)")
+    REVOKED = "revoked", _("Revoked")
 
 
 CS = CancellationStatus

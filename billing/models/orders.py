@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from common.models import StatusEvent, TimeStampedModel
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
@@ -10,13 +11,13 @@ from common.state import StateMachine, TransitionTable
 
 
 class OrderStatus(models.TextChoices):
-    PENDING = "pending", "Awaiting payment"
+    PENDING = "pending", _("Awaiting payment")
     # Paid (or confirmed by staff) and handed to provisioning; also where a failed automatic
     # provisioning returns to, waiting for a retry or manual setup.
-    CONFIRMED = "confirmed", "Confirmed"
-    PROVISIONING = "provisioning", "Provisioning"
-    COMPLETED = "completed", "Completed"
-    CANCELLED = "cancelled", "Cancelled"
+    CONFIRMED = "confirmed", _("Confirmed")
+    PROVISIONING = "provisioning", _("Provisioning")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 S = OrderStatus

@@ -34,6 +34,7 @@ from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing import enqueue, stripe_client
 from billing.errors import BillingErrorCode
@@ -243,7 +244,9 @@ def _own_method(*, customer: User, payment_method_id: int) -> SavedPaymentMethod
         .first()
     )
     if method is None:
-        raise NotFoundError("No such saved card.", code=BillingErrorCode.PAYMENT_METHOD_NOT_FOUND)
+        raise NotFoundError(
+            _("No such saved card."), code=BillingErrorCode.PAYMENT_METHOD_NOT_FOUND
+        )
     return method
 
 

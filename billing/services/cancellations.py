@@ -27,7 +27,8 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from billing.errors import BillingErrorCode
 from billing.models import (
@@ -120,7 +121,7 @@ def cancellation_current_for_customer(*, deployment_id: int, customer: User) -> 
         .first()
     )
     if cancellation is None:
-        raise NotFoundError("This server has no cancellation.")
+        raise NotFoundError(_("This server has no cancellation."))
     return cancellation
 
 
@@ -139,7 +140,13 @@ def _own_deployment(*, deployment_id: int, customer: User | None) -> None:
     if customer is None:
         return
     if not Deployment.objects.filter(pk=deployment_id, customer=customer).exists():
-        raise NotFoundError("No such server.")
+        raise NotFoundError(_("No such server."))
+
+
+def _english(label: object) -> str:
+    """A choice label for the history rows, which stay English whatever the request's language."""
+    with translation.override("en"):
+        return str(label)
 
 
 # --- Request ------------------------------------------------------------------------------
@@ -158,7 +165,7 @@ def cancellation_request(
     termination is requested at once."""
     if mode not in CancellationMode.values:
         raise ApplicationError.for_fields(
-            {"mode": f"Choose one of: {', '.join(CancellationMode.values)}."}
+            {"mode": _("Choose one of: %(modes)s.") % {"modes": ", ".join(CancellationMode.values)}}
         )
     mode = CancellationMode(mode)
     _own_deployment(deployment_id=deployment_id, customer=customer)
@@ -178,8 +185,8 @@ def cancellation_request(
         deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
         if deployment.status not in LIVE:
             raise CancellationNotAllowed(
-                f"{deployment.name} is {deployment.get_status_display().lower()}; only an "
-                "active or suspended server can be cancelled."
+                _("%(name)s is %(status)s; only an active or suspended server can be cancelled.")
+                % {"name": deployment.name, "status": deployment.get_status_display().lower()}
             )
         if Cancellation.objects.filter(deployment_id=deployment_id, status=CS.SCHEDULED).exists():
             raise CancellationPending(f"{deployment.name} already has a scheduled cancellation.")
@@ -204,7 +211,7 @@ def cancellation_request(
         CANCELLATION_STATES.record_created(
             cancellation,
             actor=actor,
-            reason=f"{mode.label}: the server is terminated on {effective_on.isoformat()}"
+            reason=f"{_english(mode.label)}: the server is terminated on {effective_on.isoformat()}"
             + (f"; the customer says: {cancellation.reason}"[:900] if cancellation.reason else ""),
         )
         voided = _void_unowed(
@@ -309,12 +316,15 @@ def cancellation_revoke(
         if cancellation is None or (
             customer is not None and cancellation.deployment.customer_id != customer.pk
         ):
-            raise NotFoundError("No such cancellation.")
+            raise NotFoundError(_("No such cancellation."))
         deployment = cancellation.deployment
         if cancellation.status != CS.SCHEDULED or deployment.status not in LIVE:
             raise CancellationNotRevocable(
-                f"{cancellation} is {cancellation.get_status_display().lower()}; it can no "
-                "longer be revoked."
+                _("%(cancellation)s is %(status)s; it can no longer be revoked.")
+                % {
+                    "cancellation": cancellation,
+                    "status": cancellation.get_status_display().lower(),
+                }
             )
         # Lock the server's open operation: the drain claims with SKIP LOCKED, so it either
         # already runs (refused below) or waits until this one is closed.
@@ -326,7 +336,8 @@ def cancellation_revoke(
         if operation is not None and operation.kind == PanelOperationKind.TERMINATE:
             if operation.status == PanelOperationStatus.RUNNING:
                 raise CancellationNotRevocable(
-                    f"{deployment.name} is being terminated; it can no longer be kept."
+                    _("%(name)s is being terminated; it can no longer be kept.")
+                    % {"name": deployment.name}
                 )
             if operation.params.get("source") == CANCELLATION_SOURCE:
                 now = timezone.now()
@@ -436,7 +447,7 @@ def cancellations_run(*, today: dt.date | None = None, dry_run: bool = False) ->
             requests=[
                 OperationRequest(
                     kind=PanelOperationKind.TERMINATE,
-                    reason=f"Cancellation #{pk} ({CancellationMode(mode).label.lower()}) "
+                    reason=f"Cancellation #{pk} ({_english(CancellationMode(mode).label).lower()}) "
                     f"took effect on {effective_on.isoformat()}",
                     deployment_id=deployment_id,
                     params={"source": CANCELLATION_SOURCE, "cancellation_id": pk},

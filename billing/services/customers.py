@@ -29,13 +29,18 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from billing.errors import BillingErrorCode
+from billing.models import AccountEventKind
+from billing.services.accounts import account_email_mark_verified
+from common.actors import Actor
 from common.errors import ApplicationError
 from notifications.models import Language
 from notifications.phone import normalize_whatsapp_number
+from notifications.selectors import customer_language_get
 from notifications.services import customer_profile_upsert
 
 INVALID_LINK = "This link is invalid or has expired. Sign up again to get a new one."
@@ -119,9 +124,19 @@ def customer_register(
         )
     # The submitted address is the mailbox in question (an account's own e-mail may differ).
     if _is_pending(user):
-        _mail(email, "registration/signup_confirm_email.txt", {"link": _confirm_link(user)})
+        _mail(
+            email,
+            "registration/signup_confirm_email.txt",
+            {"link": _confirm_link(user)},
+            language=preferred_language,
+        )
     else:
-        _mail(email, "registration/signup_exists_email.txt", {})
+        _mail(
+            email,
+            "registration/signup_exists_email.txt",
+            {},
+            language=customer_language_get(user=user) or preferred_language,
+        )
 
 
 def _is_pending(user: User) -> bool:
@@ -149,8 +164,20 @@ def customer_signup_confirm(*, uidb64: str, token: str, password: str) -> User:
         raise ApplicationError.for_fields(
             {"password": "That is not the password chosen when signing up with this link."}
         )
-    user.is_active = True
-    user.save(update_fields=["is_active"])
+    try:
+        with transaction.atomic():
+            user.is_active = True
+            user.save(update_fields=["is_active"])
+            # The link reached the address: it is verified (orders may need that).
+            account_email_mark_verified(
+                user=user,
+                email=user.email,
+                actor=Actor.customer(user),
+                kind=AccountEventKind.SIGNUP_CONFIRMED,
+            )
+    except IntegrityError:
+        # Another account verified this address meanwhile (e.g. changed its e-mail to it).
+        raise ApplicationError(INVALID_LINK, code=BillingErrorCode.INVALID_LINK) from None
     return user
 
 
@@ -165,7 +192,8 @@ def _confirm_link(user: User) -> str:
     return settings.PORTAL_BASE_URL.rstrip("/") + path
 
 
-def _mail(address: str, template: str, context: dict) -> None:
+def _mail(address: str, template: str, context: dict, *, language: str) -> None:
+    """Render and send in `language` (the sign-up's choice, or the account's)."""
     context = {
         **context,
         "email": address,
@@ -174,5 +202,6 @@ def _mail(address: str, template: str, context: dict) -> None:
         "reset_url": settings.PORTAL_BASE_URL.rstrip("/") + reverse("password_reset"),
         "timeout_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
     }
-    subject, _, body = render_to_string(template, context).partition("\n")
+    with translation.override(language):
+        subject, _, body = render_to_string(template, context).partition("\n")
     send_mail(subject.strip(), body.lstrip("\n"), None, [address])

@@ -32,6 +32,7 @@ from billing.models import (
 )
 from billing.models.orders import ORDER_STATES
 from billing.notify import notify_order_placed
+from billing.services.accounts import account_order_check
 from billing.services.checkout_expiry import checkout_sessions_expire_later
 from billing.services.credit import invoice_credit_apply
 from billing.services.invoices import invoice_cancel, invoice_create
@@ -67,6 +68,7 @@ def order_place(
         existing = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
+    account_order_check(user=customer)
     quote = order_quote(
         customer=customer,
         plan_slug=plan_slug,

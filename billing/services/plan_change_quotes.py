@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from billing.catalog import plan_panel_spec
 from billing.errors import BillingErrorCode
@@ -103,24 +104,28 @@ class _Server:
 def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
     """The server's order, current plan and paid period, or why it cannot change plan now."""
     if deployment.status != DeploymentStatus.ACTIVE:
+        status = {"name": deployment.name, "status": deployment.get_status_display().lower()}
         raise PlanChangeNotAllowed(
-            f"{deployment.name} is {deployment.get_status_display().lower()}; only an active "
-            "server can change plan"
-            + (
-                " (pay its renewal first)."
-                if deployment.status == DeploymentStatus.SUSPENDED
-                else "."
+            _(
+                "%(name)s is %(status)s; only an active server can change plan "
+                "(pay its renewal first)."
             )
+            % status
+            if deployment.status == DeploymentStatus.SUSPENDED
+            else _("%(name)s is %(status)s; only an active server can change plan.") % status
         )
     order = Order.objects.filter(deployment_id=deployment.pk).first()
     plan = Plan.objects.filter(slug=deployment.plan_slug).first()
     if order is None or plan is None or deployment.next_due_date is None:
-        raise PlanChangeNotAllowed(f"{deployment.name} cannot change plan; contact support.")
+        raise PlanChangeNotAllowed(
+            _("%(name)s cannot change plan; contact support.") % {"name": deployment.name}
+        )
     if Cancellation.objects.filter(
         deployment_id=deployment.pk, status=CancellationStatus.SCHEDULED
     ).exists():
         raise PlanChangeNotAllowed(
-            f"{deployment.name} is scheduled to be cancelled; revoke the cancellation first."
+            _("%(name)s is scheduled to be cancelled; revoke the cancellation first.")
+            % {"name": deployment.name}
         )
     unpaid = (
         Invoice.objects.filter(
@@ -137,14 +142,20 @@ def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
             # would leave that period billed at the old price. Paying it does not help before
             # the period starts (the next period is then paid ahead).
             raise PlanChangeNotAllowed(
-                f"Renewal invoice {number} for {deployment.name}'s next period (from "
-                f"{starts.isoformat()}) is already issued at the current plan's price, so the "
-                f"plan can be changed from {starts.isoformat()}, once that invoice is paid. "
-                "Contact support if you need the bigger plan sooner."
+                _(
+                    "Renewal invoice %(number)s for %(name)s's next period (from %(date)s) is "
+                    "already issued at the current plan's price, so the plan can be changed "
+                    "from %(date)s, once that invoice is paid. Contact support if you need the "
+                    "bigger plan sooner."
+                )
+                % {"number": number, "name": deployment.name, "date": starts.isoformat()}
             )
         raise PlanChangeNotAllowed(
-            f"Renewal invoice {number} of {deployment.name} is unpaid; pay it first, then "
-            "change the plan."
+            _(
+                "Renewal invoice %(number)s of %(name)s is unpaid; pay it first, then change "
+                "the plan."
+            )
+            % {"number": number, "name": deployment.name}
         )
     period_end = deployment.next_due_date
     # The periods' anchor day, as renewals take it: the day the server became active (its paid
@@ -155,11 +166,15 @@ def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
     period_start = paid_period(period_end=period_end, months=months, anchor_day=anchor)
     if not period_start <= today < period_end:
         raise PlanChangeNotAllowed(
-            f"{deployment.name}'s next period (from {period_start.isoformat()}) is already "
-            "paid at the current plan's price; its plan can be changed from "
-            f"{period_start.isoformat()}. Contact support if you need the bigger plan sooner."
+            _(
+                "%(name)s's next period (from %(date)s) is already paid at the current plan's "
+                "price; its plan can be changed from %(date)s. Contact support if you need the "
+                "bigger plan sooner."
+            )
+            % {"name": deployment.name, "date": period_start.isoformat()}
             if today < period_start
-            else f"{deployment.name}'s paid period ended on {period_end.isoformat()}."
+            else _("%(name)s's paid period ended on %(date)s.")
+            % {"name": deployment.name, "date": period_end.isoformat()}
         )
     current_price, _targets = plan_change_targets(
         plan=plan, billing_cycle=order.billing_cycle, currency=order.currency
@@ -177,8 +192,15 @@ def _server_context(deployment: Deployment, *, today: dt.date) -> _Server:
 def _quote_for(server: _Server, *, to_plan: Plan, to_price: Decimal, today: dt.date) -> Quote:
     if server.current_price is None:
         raise PlanChangeNotAllowed(
-            f"{server.plan.name} has no {server.order.billing_cycle} price in "
-            f"{server.order.currency}; contact support to change the plan."
+            _(
+                "%(plan)s has no %(cycle)s price in %(currency)s; contact support to change "
+                "the plan."
+            )
+            % {
+                "plan": server.plan.name,
+                "cycle": server.order.billing_cycle,
+                "currency": server.order.currency,
+            }
         )
     at_period_end = to_price < server.current_price and settings.BILLING_DOWNGRADE_AT_PERIOD_END
     effective = server.period_end if at_period_end else today
@@ -225,11 +247,17 @@ def plan_change_quote(
     if target is None:
         if to_plan_slug == server.plan.slug:
             raise PlanChangeNotAllowed.for_fields(
-                {"plan": f"{deployment.name} is already on {server.plan.name}."},
+                {
+                    "plan": _("%(name)s is already on %(plan)s.")
+                    % {"name": deployment.name, "plan": server.plan.name}
+                },
                 code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
             )
         raise PlanChangeNotAllowed.for_fields(
-            {"plan": f"'{to_plan_slug}' is not a plan {deployment.name} can change to."},
+            {
+                "plan": _("'%(slug)s' is not a plan %(name)s can change to.")
+                % {"slug": to_plan_slug, "name": deployment.name}
+            },
             code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
         )
     return _quote_for(server, to_plan=target.plan, to_price=target.price, today=today)

@@ -38,6 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.catalog import plan_panel_spec
 from billing.errors import BillingErrorCode
@@ -106,8 +107,11 @@ def plan_family_check(*, from_plan_slug: str, plan: Plan) -> None:
         plan.nest_id,
     ):
         raise PlanChangeNotAllowed(
-            f"{plan.name} is not of the same kind as {current.name} (another category or "
-            "egg family); it cannot be applied to this server."
+            _(
+                "%(plan)s is not of the same kind as %(current)s (another category or egg "
+                "family); it cannot be applied to this server."
+            )
+            % {"plan": plan.name, "current": current.name}
         )
 
 
@@ -151,7 +155,7 @@ def plan_change_request(
             deployments = deployments.filter(customer=customer)
         deployment = deployments.filter(pk=deployment_id).first()
         if deployment is None:
-            raise NotFoundError("No such server.")
+            raise NotFoundError(_("No such server."))
         quote = plan_change_quote(deployment=deployment, to_plan_slug=to_plan_slug, today=today)
         if quote.is_upgrade:
             _fit_check(deployment, _new_spec(quote))
@@ -359,7 +363,7 @@ def plan_change_cancel(*, change_id: int, actor: Actor, customer: User | None = 
         .first()
     )
     if found is None:
-        raise NotFoundError("No such plan change.")
+        raise NotFoundError(_("No such plan change."))
     with transaction.atomic():
         # The invoices first, then the change: the order a payment locks them in.
         invoice = (
@@ -391,18 +395,23 @@ def plan_change_cancel(*, change_id: int, actor: Actor, customer: User | None = 
         ) or (change.status == PCS.SCHEDULED and change.apply_on and change.apply_on > today)
         if not cancellable:
             raise ConflictError(
-                f"Plan change #{change.pk} is {change.get_status_display().lower()} and being "
-                "applied; it can no longer be cancelled.",
+                _(
+                    "Plan change #%(id)s is %(status)s and being applied; it can no longer be "
+                    "cancelled."
+                )
+                % {"id": change.pk, "status": change.get_status_display().lower()},
                 code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
             )
         paid_ahead = [r for r in next_renewals if r.status == InvoiceStatus.PAID]
         if change.status == PCS.SCHEDULED and paid_ahead:
             starts = change.apply_on.isoformat() if change.apply_on else ""
             raise ConflictError(
-                f"Renewal invoice {paid_ahead[0].number} for the period from {starts} is "
-                f"already paid at {found['to_plan__name']}'s price, so this downgrade can no "
-                f"longer be cancelled. From {starts} you can upgrade again (charged only for "
-                "the days left).",
+                _(
+                    "Renewal invoice %(number)s for the period from %(date)s is already paid at "
+                    "%(plan)s's price, so this downgrade can no longer be cancelled. From "
+                    "%(date)s you can upgrade again (charged only for the days left)."
+                )
+                % {"number": paid_ahead[0].number, "date": starts, "plan": found["to_plan__name"]},
                 code=BillingErrorCode.PLAN_CHANGE_NOT_ALLOWED,
             )
         if invoice is not None:

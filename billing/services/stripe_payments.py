@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing import stripe_client
 from billing.errors import BillingErrorCode
@@ -49,10 +50,11 @@ def checkout_session_start(
     """An open Checkout session for the customer's unpaid invoice (reused while still open)."""
     invoice = Invoice.objects.filter(pk=invoice_id, customer=customer).first()
     if invoice is None:
-        raise NotFoundError("No such invoice.")
+        raise NotFoundError(_("No such invoice."))
     if invoice.status != InvoiceStatus.UNPAID:
         raise ConflictError(
-            f"Invoice {invoice.number} is {invoice.get_status_display().lower()}.",
+            _("Invoice %(number)s is %(status)s.")
+            % {"number": invoice.number, "status": invoice.get_status_display().lower()},
             code=BillingErrorCode.INVOICE_NOT_PAYABLE,
         )
     amount_minor = to_minor_units(invoice.total, invoice.currency)
@@ -84,7 +86,7 @@ def checkout_session_start(
         cancel_url=cancel_url,
         idempotency_key=f"invoice-{invoice.pk}-checkout-{attempt}",
     )
-    session, _ = CheckoutSession.objects.get_or_create(
+    session, _created = CheckoutSession.objects.get_or_create(
         stripe_session_id=result.id,
         defaults={
             "invoice": invoice,

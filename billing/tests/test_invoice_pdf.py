@@ -243,3 +243,69 @@ def test_invoice_document_of_an_invoice_partly_paid_by_credit(place_order, custo
     assert "Amount due" in text
     assert "3.50 USD" in text  # the total, the amount due and the bank transfer's amount
     assert "alice@example.com" in text
+
+
+# --- The customer's billing details in "Bill to" ---------------------------------------------
+
+
+def test_bill_to_prints_the_billing_details_in_effect_at_issue(place_order, customer):
+    from billing.invoice_documents import invoice_document, invoice_pdf
+    from billing.services.accounts import account_name_update, billing_profile_update
+    from common.actors import Actor
+
+    actor = Actor.customer(customer)
+    account_name_update(user=customer, first_name="Budi", last_name="Santoso", actor=actor)
+    billing_profile_update(
+        user=customer,
+        actor=actor,
+        company_name="PT Budi Game",
+        address_line1="Jl. Merdeka 5",
+        city="Bandung",
+        postcode="40111",
+        region="Jawa Barat",
+        country="ID",
+        tax_id="02.345.678.9-012.000",
+    )
+    invoice = place_order().invoices.get()
+    billing_profile_update(user=customer, actor=actor, company_name="PT Changed Later")
+
+    document = invoice_document(invoice_id=invoice.pk)
+    assert document.customer.name == "PT Budi Game"
+    assert document.customer.address_lines == (
+        "Budi Santoso",
+        "Jl. Merdeka 5",
+        "40111 Bandung",
+        "Jawa Barat",
+        "Indonesia",
+    )
+    text = _text_of(invoice_pdf(invoice_id=invoice.pk))
+    for expected in (
+        "Bill to",
+        "PT Budi Game",
+        "Budi Santoso",
+        "Jl. Merdeka 5",
+        "40111 Bandung",
+        "Indonesia",
+        "Tax ID: 02.345.678.9-012.000",
+        "alice@example.com",
+    ):
+        assert expected in text, expected
+    assert "PT Changed Later" not in text
+
+    later = place_order().invoices.get()
+    assert "PT Changed Later" in _text_of(invoice_pdf(invoice_id=later.pk))
+
+
+def test_bill_to_falls_back_to_the_name_and_email(place_order, customer):
+    from billing.invoice_documents import invoice_pdf
+    from billing.services.accounts import account_name_update
+    from common.actors import Actor
+
+    account_name_update(
+        user=customer, first_name="Budi", last_name="Santoso", actor=Actor.customer(customer)
+    )
+    invoice = place_order().invoices.get()
+    text = _text_of(invoice_pdf(invoice_id=invoice.pk))
+    assert "Budi Santoso" in text
+    assert "alice@example.com" in text
+    assert "Tax ID: 02" not in text

@@ -35,7 +35,8 @@ def confirm_signup(client, password=None):
     return client.post(link.group(1), {"password": password or "a-long-unusual-passphrase-7"})
 
 
-def test_signup_creates_login_and_profile_with_e164_number(client):
+def test_signup_creates_login_and_profile_with_e164_number(client, settings):
+    settings.WHATSAPP_ENABLED = True  # the WhatsApp fields are shown only then
     response = signup(client)
 
     assert response.status_code == 302
@@ -60,7 +61,8 @@ def test_signup_creates_login_and_profile_with_e164_number(client):
         ({"email": "not-an-email"}, "valid email"),
     ],
 )
-def test_signup_errors_are_shown_and_nothing_is_created(client, overrides, message):
+def test_signup_errors_are_shown_and_nothing_is_created(client, overrides, message, settings):
+    settings.WHATSAPP_ENABLED = True  # the WhatsApp fields are shown only then
     response = signup(client, **overrides)
     assert response.status_code == 200
     assert message in response.content.decode().lower()
@@ -258,7 +260,8 @@ def test_admin_pages_render_with_history(client, place_order, staff):
     )
 
 
-def test_profile_sets_channels_per_message(client, customer):
+def test_profile_sets_channels_per_message(client, customer, settings):
+    settings.WHATSAPP_ENABLED = True  # WhatsApp choices are offered only then
     from notifications.services import customer_profile_upsert
 
     customer_profile_upsert(user=customer, whatsapp_number="+6281234567890", whatsapp_consent=True)
@@ -284,7 +287,8 @@ def test_profile_sets_channels_per_message(client, customer):
     assert profile.preferred_language == "id"
 
 
-def test_profile_refuses_whatsapp_channels_without_consent(client, customer):
+def test_profile_refuses_whatsapp_channels_without_consent(client, customer, settings):
+    settings.WHATSAPP_ENABLED = True  # WhatsApp choices are offered only then
     client.force_login(customer)
     response = client.post(
         reverse("profile"),

@@ -5,6 +5,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.forms import add_service_errors
@@ -27,13 +29,13 @@ class CancellationForm(forms.Form):
         choices=CancellationMode.choices,
         initial=CancellationMode.END_OF_TERM,
         widget=forms.RadioSelect,
-        label="When",
+        label=gettext_lazy("When"),
     )
     reason = forms.CharField(
         required=False,
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        label="Why are you leaving? (optional)",
+        label=gettext_lazy("Why are you leaving? (optional)"),
     )
 
 
@@ -91,12 +93,14 @@ def deployment_cancellation(request: HttpRequest, deployment_id: int) -> HttpRes
         add_service_errors(form, exc)
         return _page(request, deployment, form, status=422)
     if cancellation.mode == CancellationMode.IMMEDIATE:
-        messages.success(request, f"{deployment.name} is being terminated now.")
+        messages.success(
+            request, _("%(name)s is being terminated now.") % {"name": deployment.name}
+        )
     else:
         messages.success(
             request,
-            f"{deployment.name} will be terminated on {cancellation.effective_on:%Y-%m-%d}. "
-            "You can keep it until then.",
+            _("%(name)s will be terminated on %(date)s. You can keep it until then.")
+            % {"name": deployment.name, "date": f"{cancellation.effective_on:%Y-%m-%d}"},
         )
     return redirect("deployment-detail", deployment_id=deployment.pk)
 
@@ -108,7 +112,10 @@ def deployment_cancellation_revoke(request: HttpRequest, deployment_id: int) -> 
     deployment = own_deployment(request, deployment_id)
     scheduled = cancellation_scheduled_for(deployment_id=deployment.pk)
     if scheduled is None:
-        messages.error(request, f"{deployment.name} has no scheduled cancellation.")
+        messages.error(
+            request,
+            _("%(name)s has no scheduled cancellation.") % {"name": deployment.name},
+        )
         return redirect("deployment-detail", deployment_id=deployment.pk)
     try:
         cancellation_revoke(
@@ -119,5 +126,8 @@ def deployment_cancellation_revoke(request: HttpRequest, deployment_id: int) -> 
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{deployment.name} is no longer cancelled: it keeps running.")
+        messages.success(
+            request,
+            _("%(name)s is no longer cancelled: it keeps running.") % {"name": deployment.name},
+        )
     return redirect("deployment-detail", deployment_id=deployment.pk)

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from billing import selectors
@@ -13,9 +14,10 @@ from billing.invoice_documents import invoice_pdf
 from billing.models import Invoice, Order
 from billing.services.orders import order_cancel
 from billing.services.stripe_payments import checkout_session_start
+from billing.views import live
 from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
-from provisioning.live import CUSTOMER_SIGNALS, server_live_status, server_power_signal
+from provisioning.live import server_power_signal
 from provisioning.operations import credentials_resend
 from servers.models import Deployment
 from servers.selectors import deployment_list_for_customer
@@ -27,9 +29,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         request,
         "billing/dashboard.html",
         {
-            "orders": selectors.order_list_for_customer(customer=request.user)[:20],
+            **live.dashboard_live_context(request),
             "invoices": selectors.invoice_list_for_customer(customer=request.user)[:20],
-            "deployments": deployment_list_for_customer(customer=request.user),
             "credit_balances": selectors.credit_balances(customer_id=request.user.pk),
         },
     )
@@ -38,7 +39,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _own_order(request, order_id)
-    return render(request, "billing/order_detail.html", {"order": order})
+    return render(request, "billing/order_detail.html", live.order_live_context(request, order))
 
 
 @login_required
@@ -117,27 +118,30 @@ def deployment_resend_login(request: HttpRequest, deployment_id: int) -> HttpRes
 def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
     deployment = own_deployment(request, deployment_id)
     return render(
-        request,
-        "billing/deployment_detail.html",
-        {
-            "deployment": deployment,
-            "live": server_live_status(deployment=deployment),
-            "signals": CUSTOMER_SIGNALS,
-        },
+        request, "billing/deployment_detail.html", live.server_live_context(request, deployment)
     )
 
 
 @login_required
 @require_POST
 def deployment_power(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """A power signal; from htmx, answered with the server's live fragment (which then shows
+    "updating" and polls until the panel reports the new state), else a redirect."""
     signal = request.POST.get("signal", "")
+    notice, failed = "", False
     try:
         server_power_signal(deployment_id=deployment_id, user=request.user, signal=signal)
-        messages.success(request, f"Sent {signal} to your server.")
+        notice = _("Sent %(signal)s to your server.") % {"signal": signal}
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        notice, failed = exc.message, True
+    if request.htmx:
+        deployment = own_deployment(request, deployment_id)
+        context = live.server_live_context(request, deployment)
+        context.update(notice=notice, notice_failed=failed)
+        return render(request, "billing/_live_server.html", context)
+    (messages.error if failed else messages.success)(request, notice)
     return redirect("deployment-detail", deployment_id=deployment_id)
 
 

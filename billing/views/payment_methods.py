@@ -4,6 +4,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from billing.services.autocharge import (
@@ -20,9 +22,9 @@ from common.errors import ApplicationError, NotFoundError
 _SETUP_MESSAGES = {
     "done": (
         messages.SUCCESS,
-        "Thank you: your card is being saved and shows here in a moment.",
+        gettext_lazy("Thank you: your card is being saved and shows here in a moment."),
     ),
-    "cancelled": (messages.INFO, "No card was added."),
+    "cancelled": (messages.INFO, gettext_lazy("No card was added.")),
 }
 
 
@@ -62,7 +64,7 @@ def payment_method_default(request: HttpRequest, payment_method_id: int) -> Http
         )
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
-    messages.success(request, f"{card_label(method)} now pays your renewals.")
+    messages.success(request, _("%(card)s now pays your renewals.") % {"card": card_label(method)})
     return redirect("payment-methods")
 
 
@@ -75,7 +77,7 @@ def payment_method_delete(request: HttpRequest, payment_method_id: int) -> HttpR
             payment_method_id=payment_method_id,
             actor=Actor.customer(request.user),
         )
-        messages.success(request, "The card was removed.")
+        messages.success(request, _("The card was removed."))
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
     except ApplicationError as exc:

@@ -6,11 +6,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing import selectors
 from billing.forms import add_service_errors
-from billing.models import PlanChange
+from billing.models import BillingCycle, PlanChange
 from billing.models.lifecycle import PLAN_CHANGE_OPEN
 from billing.services.plan_changes import (
     PlanChangeNotAllowed,
@@ -25,7 +27,7 @@ from servers.models import Deployment
 
 
 class PlanChangeForm(forms.Form):
-    plan = forms.SlugField(max_length=60, label="New plan")
+    plan = forms.SlugField(max_length=60, label=gettext_lazy("New plan"))
 
 
 def _page(
@@ -49,6 +51,7 @@ def _page(
             "refusal": refusal,
             "pending": pending,
             "changes": changes,
+            "cycle_label": _cycle_label(deployment.billing_cycle),
         },
         status=status,
     )
@@ -83,22 +86,38 @@ def deployment_plan_change(request: HttpRequest, deployment_id: int) -> HttpResp
     return redirect("deployment-plan-change", deployment_id=deployment.pk)
 
 
+def _cycle_label(cycle: str) -> str:
+    try:
+        return str(BillingCycle(cycle).label)
+    except ValueError:
+        return cycle
+
+
 def _done_message(change: PlanChange) -> str:
     change.refresh_from_db()
     what = f"{change.from_plan.name} → {change.to_plan.name}"
     if change.invoice_id and change.invoice and change.status == "awaiting_payment":
-        return (
-            f"Upgrade {what} requested: pay invoice {change.invoice.number} "
-            f"({change.invoice.total} {change.invoice.currency}) and it is applied at once."
-        )
+        return _(
+            "Upgrade %(what)s requested: pay invoice %(number)s (%(total)s %(currency)s) "
+            "and it is applied at once."
+        ) % {
+            "what": what,
+            "number": change.invoice.number,
+            "total": change.invoice.total,
+            "currency": change.invoice.currency,
+        }
     if change.status == "scheduled" and change.apply_on:
-        return f"Downgrade {what} scheduled for {change.apply_on:%Y-%m-%d}."
-    credit = (
-        f" {change.prorated_amount} {change.currency} was added to your account credit."
-        if change.direction == "downgrade" and change.prorated_amount
-        else ""
-    )
-    return f"Plan change {what} is being applied to your server.{credit}"
+        return _("Downgrade %(what)s scheduled for %(date)s.") % {
+            "what": what,
+            "date": f"{change.apply_on:%Y-%m-%d}",
+        }
+    message = _("Plan change %(what)s is being applied to your server.") % {"what": what}
+    if change.direction == "downgrade" and change.prorated_amount:
+        message += " " + _("%(amount)s %(currency)s was added to your account credit.") % {
+            "amount": change.prorated_amount,
+            "currency": change.currency,
+        }
+    return message
 
 
 @login_required
@@ -118,5 +137,5 @@ def plan_change_cancel_view(request: HttpRequest, change_id: int) -> HttpRespons
             .first()
         )
         return redirect("deployment-plan-change", deployment_id=deployment_id)
-    messages.success(request, f"Plan change #{change.pk} cancelled.")
+    messages.success(request, _("Plan change #%(id)s cancelled.") % {"id": change.pk})
     return redirect("deployment-plan-change", deployment_id=change.deployment_id)

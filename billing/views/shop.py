@@ -7,10 +7,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing import selectors
 from billing.forms import OrderConfigureForm, add_service_errors
+from billing.models import BillingCycle
 from billing.services.orders import order_place
 from billing.services.quotes import order_quote
 from common.actors import Actor
@@ -30,23 +33,38 @@ def _configure_form(request: HttpRequest, slug: str, data: dict | None) -> Order
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
     addon_choices = []
+    addon_names = {}
     for addon, prices in selectors.addon_list_for_plan(
         plan=plan, currency=settings.BILLING_DEFAULT_CURRENCY
     ):
         price_text = ", ".join(f"{p.amount} {p.currency}/{p.billing_cycle}" for p in prices)
         addon_choices.append((addon.slug, f"{addon.name} (+{price_text})"))
+        addon_names[addon.slug] = addon.name
     (offer,) = selectors.plan_offers([plan])
     return OrderConfigureForm(
-        data, plan=plan, addon_choices=addon_choices, locations=offer.locations
+        data,
+        plan=plan,
+        addon_choices=addon_choices,
+        locations=offer.locations,
+        currency=settings.BILLING_DEFAULT_CURRENCY,
+        addon_names=addon_names,
     )
 
 
+# The review page's "Change" button: POSTs every choice back to be shown in the form again.
+CHANGE_FIELD = "change"
+
+
+# never_cache: these answers can carry the customer's secret variables (hidden inputs).
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def order_configure(request: HttpRequest, slug: str) -> HttpResponse:
-    """GET: the form. POST: validate and price it, then show the review page."""
+    """GET: the form. POST: validate and price it, then show the review page.
+    POST with `change`: the review's choices, shown pre-filled in the form again."""
     form = _configure_form(request, slug, request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    changing = request.method == "POST" and CHANGE_FIELD in request.POST
+    if request.method == "POST" and not changing and form.is_valid():
         try:
             quote = order_quote(**form.service_arguments(request.user))
         except ApplicationError as exc:
@@ -59,6 +77,8 @@ def order_configure(request: HttpRequest, slug: str) -> HttpResponse:
                 {
                     "form": form,
                     "quote": quote,
+                    "change_field": CHANGE_FIELD,
+                    "cycle_name": BillingCycle(quote.billing_cycle).label,
                     "idempotency_key": uuid.uuid4().hex,
                     # Spent on the invoice when the order is placed (billing.services.orders).
                     "credit_applied": min(credit, quote.total) if credit else None,
@@ -68,6 +88,7 @@ def order_configure(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "billing/order_configure.html", {"form": form, "plan": form.plan})
 
 
+@never_cache
 @login_required
 @require_POST
 def order_place_view(request: HttpRequest, slug: str) -> HttpResponse:
@@ -84,7 +105,9 @@ def order_place_view(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             invoice = order.invoices.order_by("id").first()
             messages.success(
-                request, f"Order #{order.pk} placed. Invoice {invoice.number} is ready."
+                request,
+                _("Order #%(order)s placed. Invoice %(invoice)s is ready.")
+                % {"order": order.pk, "invoice": invoice.number},
             )
             return redirect("invoice-detail", invoice_id=invoice.pk)
     return render(request, "billing/order_configure.html", {"form": form, "plan": form.plan})

@@ -60,3 +60,9 @@ SESSION_IDLE_TIMEOUT_STAFF = env.int("SESSION_IDLE_MINUTES_STAFF", default=30) *
 SESSION_IDLE_TIMEOUT_CUSTOMER = env.int("SESSION_IDLE_MINUTES_CUSTOMER", default=60) * 60
 # Password-reset and sign-up confirmation links.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_MINUTES", default=60) * 60
+
+# --- Accounts (billing.services.accounts) -----------------------------------------------------
+# An account whose e-mail address is not verified cannot place an order (web and API).
+ORDER_REQUIRES_VERIFIED_EMAIL = env.bool("ORDER_REQUIRES_VERIFIED_EMAIL", default=True)
+# Links that verify an address or change the e-mail of an account.
+ACCOUNT_EMAIL_LINK_TIMEOUT = env.int("ACCOUNT_EMAIL_LINK_HOURS", default=24) * 3600

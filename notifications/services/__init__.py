@@ -37,7 +37,11 @@ from notifications.services.credentials import (
 from notifications.services.delivery_rows import AttemptOutcome
 from notifications.services.delivery_secrets import notification_secrets_purge
 from notifications.services.failures import delivery_mark_failed
-from notifications.services.profiles import customer_event_channels_set, customer_profile_upsert
+from notifications.services.profiles import (
+    customer_event_channels_set,
+    customer_language_set,
+    customer_profile_upsert,
+)
 from notifications.services.receipts import delivery_status_apply
 from notifications.services.recipients import staff_alert_recipients
 from notifications.services.retries import deliveries_resume_stalled, delivery_retry
@@ -54,6 +58,7 @@ __all__ = [
     "credentials_reveal_create",
     "credentials_reveal_open",
     "customer_event_channels_set",
+    "customer_language_set",
     "customer_profile_upsert",
     "deliveries_attempt_many",
     "deliveries_resume_stalled",

@@ -74,3 +74,17 @@ def customer_event_channels_set(*, user: User, event: str, channels: list[str]) 
         profile.event_channels = {**profile.event_channels, event: [str(c) for c in ordered]}
         profile.save(update_fields=["event_channels", "updated_at"])
     return profile
+
+
+def customer_language_set(*, user: User, language: str) -> CustomerProfile:
+    """Save the customer's language (the site's switcher); nothing else on the profile changes."""
+    if language not in Language.values:
+        raise ApplicationError.for_fields(
+            {"preferred_language": f"Choose one of {', '.join(Language.values)}."}
+        )
+    with transaction.atomic():
+        profile, _ = CustomerProfile.objects.select_for_update().get_or_create(user=user)
+        if profile.preferred_language != language:
+            profile.preferred_language = language
+            profile.save(update_fields=["preferred_language", "updated_at"])
+    return profile
