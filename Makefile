@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## The translations' .mo files (not in git), built from locale/*/LC_MESSAGES/*.po (GNU msgfmt).
+## The translations' .mo files (not in git), built from locale/*/LC_MESSAGES/*.po with GNU
+## msgfmt, or with polib (installed with the dev extras) on a machine without gettext.
 compilemessages: $(STAMP)
-	$(MANAGE) compilemessages --ignore=$(VENV)
+	if command -v msgfmt >/dev/null 2>&1; then $(MANAGE) compilemessages --ignore=$(VENV); \
+	else $(BIN)/python -c "import glob, polib; [polib.pofile(p).save_as_mofile(p[:-3] + '.mo') for p in glob.glob('locale/*/LC_MESSAGES/*.po')]"; fi
 
 install: $(STAMP) compilemessages
 

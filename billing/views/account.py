@@ -1,6 +1,7 @@
 """Sign up (confirmed by e-mail), profile and account settings (name, billing details, e-mail,
 password). Log in/out and password reset are Django's views with our forms and templates."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -177,38 +178,49 @@ def profile(request: HttpRequest) -> HttpResponse:
     return _profile_page(request, form=form)
 
 
-@login_required
-@require_http_methods(["POST"])
-def profile_name(request: HttpRequest) -> HttpResponse:
-    form = NameForm(request.POST)
+def _profile_section_save(
+    request: HttpRequest,
+    *,
+    form: forms.Form,
+    save: Callable[..., object],
+    saved_message: str,
+    form_key: str,
+) -> HttpResponse:
+    """One section of the profile page: validate, save through the service, or show the page
+    again with this section's errors (the other sections unchanged)."""
     if form.is_valid():
         try:
-            account_name_update(
-                user=request.user, actor=Actor.for_user(request.user), **form.cleaned_data
-            )
+            save(user=request.user, actor=Actor.for_user(request.user), **form.cleaned_data)
         except ApplicationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, _("Name saved."))
+            messages.success(request, saved_message)
             return redirect("profile")
-    return _profile_page(request, name_form=form)
+    return _profile_page(request, **{form_key: form})
+
+
+@login_required
+@require_http_methods(["POST"])
+def profile_name(request: HttpRequest) -> HttpResponse:
+    return _profile_section_save(
+        request,
+        form=NameForm(request.POST),
+        save=account_name_update,
+        saved_message=_("Name saved."),
+        form_key="name_form",
+    )
 
 
 @login_required
 @require_http_methods(["POST"])
 def profile_billing(request: HttpRequest) -> HttpResponse:
-    form = BillingProfileForm(request.POST)
-    if form.is_valid():
-        try:
-            billing_profile_update(
-                user=request.user, actor=Actor.for_user(request.user), **form.cleaned_data
-            )
-        except ApplicationError as exc:
-            add_service_errors(form, exc)
-        else:
-            messages.success(request, _("Billing details saved. New invoices will show them."))
-            return redirect("profile")
-    return _profile_page(request, billing_form=form)
+    return _profile_section_save(
+        request,
+        form=BillingProfileForm(request.POST),
+        save=billing_profile_update,
+        saved_message=_("Billing details saved. New invoices will show them."),
+        form_key="billing_form",
+    )
 
 
 @login_required
