@@ -5,16 +5,17 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from common.models import TimeStampedModel
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
 class BillingCycle(models.TextChoices):
-    MONTHLY = "monthly", "Monthly"
-    QUARTERLY = "quarterly", "Quarterly"
-    SEMIANNUAL = "semiannual", "Semi-annual"
-    ANNUAL = "annual", "Annual"
+    MONTHLY = "monthly", _("Monthly")
+    QUARTERLY = "quarterly", _("Quarterly")
+    SEMIANNUAL = "semiannual", _("Semi-annual")
+    ANNUAL = "annual", _("Annual")
 
     @property
     def months(self) -> int:
@@ -22,8 +23,8 @@ class BillingCycle(models.TextChoices):
 
 
 class PlanCategory(models.TextChoices):
-    GAME_SERVER = "game_server", "Game server"
-    DISCORD_BOT = "discord_bot", "Discord bot"
+    GAME_SERVER = "game_server", _("Game server")
+    DISCORD_BOT = "discord_bot", _("Discord bot")
 
 
 _threads_validator = RegexValidator(r"^[0-9-,]+$", "CPU pinning is a list such as 0-1,3.")
