@@ -12,6 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import InvoiceStatus, OrderStatus
+from billing.services.orders import order_cancel
+from common.actors import Actor
 from provisioning.models import (
     ProvisioningRequest,
     ProvisioningRequestStatus,
@@ -121,11 +123,18 @@ def test_dashboard_polls_while_setting_up_and_stops_once_active(order, customer,
     assert "Traceback" not in html
 
 
-def test_unpaid_order_does_not_poll(order, customer, client):
+def test_unpaid_order_polls_gently_until_paid_and_a_cancelled_one_stops(order, customer, client):
     client.force_login(customer)
     response = client.get(reverse("dashboard-live"), **HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-status="awaiting_payment"' in html
+    assert 'hx-trigger="every 10s"' in html  # a staff confirmation shows up without a reload
+
+    order_cancel(order_id=order.pk, actor=Actor.customer(customer), reason="test")
+    response = client.get(reverse("order-live", args=[order.pk]), **HX)
     assert response.status_code == 286
-    assert 'data-status="awaiting_payment"' in response.content.decode()
+    assert not _polls(response.content.decode(), "live-order")
 
 
 def test_failed_setup_shows_the_order_truthfully(order, customer, client):

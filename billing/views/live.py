@@ -31,6 +31,9 @@ STOP_POLLING = 286
 SETUP_POLL_SECONDS = 3
 POWER_POLL_SECONDS = 4
 STATS_POLL_SECONDS = 15
+# A page left open on an unpaid order follows the payment (staff confirming a bank transfer,
+# a card webhook) at a gentler pace; the query count stays constant.
+PAYMENT_POLL_SECONDS = 10
 DASHBOARD_ORDERS = 20
 _LIVE = (DeploymentStatus.ACTIVE, DeploymentStatus.SUSPENDED)
 
@@ -48,6 +51,10 @@ class ServerView:
     @property
     def moving(self) -> bool:
         return self.progress is not None and self.progress.moving
+
+    @property
+    def awaiting_payment(self) -> bool:
+        return self.status_key == "awaiting_payment"
 
     @property
     def status_key(self) -> str:
@@ -142,12 +149,20 @@ def dashboard_live_context(request: HttpRequest) -> dict[str, Any]:
     order_views = [
         order_view(o, by_deployment.get(o.deployment_id)) for o in orders[:DASHBOARD_ORDERS]
     ]
-    moving = any(s.moving for s in servers)
     return {
         "servers": servers,
         "order_views": order_views,
-        "poll_seconds": SETUP_POLL_SECONDS if moving else None,
+        "poll_seconds": _poll_seconds(servers),
     }
+
+
+def _poll_seconds(servers: list[ServerView]) -> int | None:
+    """Fast while a setup moves, gently while a payment is awaited, not at all otherwise."""
+    if any(s.moving for s in servers):
+        return SETUP_POLL_SECONDS
+    if any(s.awaiting_payment for s in servers):
+        return PAYMENT_POLL_SECONDS
+    return None
 
 
 def order_live_context(request: HttpRequest, order: Order) -> dict[str, Any]:
@@ -156,7 +171,7 @@ def order_live_context(request: HttpRequest, order: Order) -> dict[str, Any]:
         "order": order,
         "server": server,
         "order_view": order_view(order, server),
-        "poll_seconds": SETUP_POLL_SECONDS if server.moving else None,
+        "poll_seconds": None if order.status == OrderStatus.CANCELLED else _poll_seconds([server]),
     }
 
 
