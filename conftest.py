@@ -101,6 +101,25 @@ def staff_api(staff) -> APIClient:
 
 
 @pytest.fixture
+def token_api(db):
+    """An API client that authenticates with a real bearer token of `user` and `scopes`:
+    `token_api(customer)` (read-only), `token_api(staff, "provisioning")`."""
+    from common.actors import Actor
+    from common.tokens import api_token_create
+
+    def _client(user, *scopes: str) -> APIClient:
+        created = api_token_create(
+            user=user, name="test token", scopes=list(scopes), actor=Actor.system("test")
+        )
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.plaintext}")
+        client.token = created.token
+        return client
+
+    return _client
+
+
+@pytest.fixture
 def place_order(catalog, customer):
     """Place an order through the service; defaults: Bronze monthly in eu."""
     from billing.services.orders import order_place

@@ -5,7 +5,6 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +17,7 @@ from billing.services.stripe_payments import checkout_session_start
 from common.actors import Actor
 from common.errors import NotFoundError
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from common.permissions import CUSTOMER, PUBLIC, STAFF
 from servers.selectors import location_list_active
 
 
@@ -210,7 +210,7 @@ class OrderCreateInputSerializer(serializers.Serializer):
 
 
 class PlanListApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = PUBLIC
 
     @extend_schema(responses=PlanSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -225,7 +225,7 @@ class PlanListApi(APIView):
 
 
 class PlanDetailApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = PUBLIC
 
     @extend_schema(responses=PlanSerializer)
     def get(self, request: Request, slug: str) -> Response:
@@ -233,7 +233,7 @@ class PlanDetailApi(APIView):
 
 
 class LocationListApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = PUBLIC
 
     @extend_schema(
         responses=inline_serializer(
@@ -250,7 +250,7 @@ class LocationListApi(APIView):
 
 
 class OrderListCreateApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=OrderSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -279,7 +279,7 @@ class OrderListCreateApi(APIView):
 
 
 class OrderDetailApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=OrderSerializer)
     def get(self, request: Request, order_id: int) -> Response:
@@ -288,7 +288,7 @@ class OrderDetailApi(APIView):
 
 
 class OrderCancelApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(request=None, responses=OrderSerializer)
     def post(self, request: Request, order_id: int) -> Response:
@@ -299,7 +299,7 @@ class OrderCancelApi(APIView):
 
 
 class InvoiceListApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=InvoiceSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -308,7 +308,7 @@ class InvoiceListApi(APIView):
 
 
 class InvoiceDetailApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=InvoiceSerializer)
     def get(self, request: Request, invoice_id: int) -> Response:
@@ -319,7 +319,7 @@ class InvoiceDetailApi(APIView):
 class InvoiceCheckoutApi(APIView):
     """Start (or reuse) a Stripe Checkout session; the client redirects the customer to `url`."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(
         request=None,
@@ -347,7 +347,8 @@ class InvoiceConfirmPaymentInputSerializer(serializers.Serializer):
 class InvoiceConfirmPaymentApi(APIView):
     """Staff: a manual transfer arrived for this invoice (the guides' "order confirm")."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = STAFF
+    required_scopes = {"POST": "billing"}
 
     @extend_schema(request=InvoiceConfirmPaymentInputSerializer, responses=InvoiceSerializer)
     def post(self, request: Request, invoice_id: int) -> Response:

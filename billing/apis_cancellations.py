@@ -7,7 +7,6 @@ cancellation_not_allowed or cancellation_not_revocable; bad input 400 with extra
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +20,7 @@ from billing.services.cancellations import (
 )
 from common.actors import Actor
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from common.permissions import CUSTOMER
 
 
 class CancellationSerializer(serializers.Serializer):
@@ -65,7 +65,7 @@ class ServerCancellationApi(APIView):
     """POST: cancel the server (end of term by default). GET: its scheduled (or completed)
     cancellation. DELETE: revoke the scheduled one (keep the server)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(
         request=CancellationInputSerializer,
@@ -99,7 +99,7 @@ class ServerCancellationApi(APIView):
 class ServerCancellationRevokeApi(APIView):
     """The same revoke as DELETE on the cancellation, for clients that only POST."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(request=None, responses={200: CancellationSerializer, 404: _ERROR, 409: _ERROR})
     def post(self, request: Request, deployment_id: int) -> Response:

@@ -2,13 +2,13 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from common.permissions import CUSTOMER
 
 # How many ledger rows the API returns (newest first).
 RECENT_ENTRIES = 50
@@ -46,7 +46,7 @@ class CreditApi(APIView):
     """GET: the signed-in customer's credit balances (non-zero, per currency) and newest
     ledger rows."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=CreditSerializer)
     def get(self, request: Request) -> Response:

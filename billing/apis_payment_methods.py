@@ -3,7 +3,6 @@ four digits and expiry, open Stripe's page to add one, choose the default, remov
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +16,7 @@ from billing.services.autocharge import (
     payment_method_setup_start,
 )
 from common.actors import Actor
+from common.permissions import CUSTOMER
 
 
 class PaymentMethodSerializer(serializers.Serializer):
@@ -36,7 +36,7 @@ class PaymentMethodSerializer(serializers.Serializer):
 class PaymentMethodListApi(APIView):
     """GET: the signed-in customer's saved cards, the default first."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=PaymentMethodSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -48,7 +48,7 @@ class PaymentMethodSetupApi(APIView):
     """POST: open Stripe's page to save a card; the client sends the customer to `url`. The
     card appears in the list once Stripe's webhook confirms it."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(
         request=None,
@@ -62,7 +62,7 @@ class PaymentMethodSetupApi(APIView):
 class PaymentMethodDefaultApi(APIView):
     """POST: renewals are charged to this card from now on."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(request=None, responses=PaymentMethodSerializer)
     def post(self, request: Request, payment_method_id: int) -> Response:
@@ -77,7 +77,7 @@ class PaymentMethodDefaultApi(APIView):
 class PaymentMethodDetailApi(APIView):
     """DELETE: remove the card (detached at Stripe; kept in our records for past charges)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, payment_method_id: int) -> Response:

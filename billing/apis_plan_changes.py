@@ -10,7 +10,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +25,7 @@ from billing.services.plan_changes import (
 from common.actors import Actor
 from common.errors import NotFoundError
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from common.permissions import CUSTOMER
 from servers.models import Deployment
 from servers.selectors import deployment_list_for_customer
 
@@ -114,7 +114,7 @@ def _change(change_id: int) -> PlanChange:
 class PlanChangeOptionsApi(APIView):
     """The plans the server can move to now, each with its proration."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=PlanChangeOptionsSerializer)
     def get(self, request: Request, deployment_id: int) -> Response:
@@ -133,7 +133,7 @@ class PlanChangeOptionsApi(APIView):
 
 
 class PlanChangeListCreateApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(responses=PlanChangeSerializer(many=True))
     def get(self, request: Request, deployment_id: int) -> Response:
@@ -158,7 +158,7 @@ class PlanChangeListCreateApi(APIView):
 
 
 class PlanChangeCancelApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = CUSTOMER
 
     @extend_schema(request=None, responses=PlanChangeSerializer)
     def post(self, request: Request, deployment_id: int, change_id: int) -> Response:

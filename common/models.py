@@ -96,3 +96,58 @@ class JobLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or '-'} until {self.expires_at}"
+
+
+class ApiTokenScope(models.TextChoices):
+    """What a token may do. Every token reads what its user may see; the others add writes."""
+
+    READ = "read", "Read"
+    # A customer's own account: orders, payments, plan changes, power actions, logins.
+    WRITE = "write", "Write (own account)"
+    # Staff: queue, retry and dismiss provisioning; suspend, unsuspend and terminate servers.
+    PROVISIONING = "provisioning", "Provisioning (staff)"
+    # Staff: confirm payments, change plans.
+    BILLING = "billing", "Billing (staff)"
+
+
+STAFF_ONLY_SCOPES = frozenset({ApiTokenScope.PROVISIONING.value, ApiTokenScope.BILLING.value})
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API, stored as a SHA-256 digest (shown once at creation).
+
+    The token is 256 random bits, so a fast digest is enough: there is nothing to guess that
+    a slow hash would protect. `prefix` (the public, non-secret start of the token) finds the
+    row; the digest of the whole token is then compared in constant time.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["user", "-created_at"], name="apitoken_user_created_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(revoked_at__isnull=True) | ~models.Q(revoked_by=""),
+                name="apitoken_revoked_has_actor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

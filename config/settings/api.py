@@ -1,13 +1,21 @@
 """REST API (DRF) and its OpenAPI schema."""
 
+from config.env import env
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # DRF's session auth + CSRF, answering 401 (with a challenge) to anonymous calls.
+        # API tokens (common.tokens): hashed, scoped, revocable; first, so an anonymous call's
+        # 401 challenges with "Bearer".
+        "common.authentication.BearerTokenAuthentication",
+        # DRF's session auth + CSRF, for the logged-in browser.
         "common.authentication.SessionAuthentication",
         # No HTTP Basic: a password on every call is a guessing oracle (one hash per try, no
-        # lockout, no second factor). API tokens are a later issue; until then, the session.
+        # lockout, no second factor).
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "common.permissions.TokenScopes",
+    ],
     # JSON nested beyond 64 levels is a 400, not a RecursionError (500).
     "DEFAULT_PARSER_CLASSES": [
         "common.parsers.JSONParser",
@@ -19,10 +27,15 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"anon": "120/min", "user": "600/min"},
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": "120/min",
+        "user": "600/min",
+        "token": env.str("API_TOKEN_THROTTLE_RATE", default="300/min"),
+    },
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
+        "common.throttling.TokenRateThrottle",
     ],
 }
 
