@@ -27,6 +27,8 @@ class BillingErrorCode(StrEnum):
     INVALID_LINK = "invalid_link"
     # Account settings (billing.services.accounts).
     EMAIL_NOT_VERIFIED = "email_not_verified"
+    # Too many verification / e-mail change links asked for in a short time.
+    TOO_MANY_MAILS = "too_many_mails"
     # Stripe (billing.stripe_client): its error types' codes and the webhook refusals.
     STRIPE_NOT_CONFIGURED = "stripe_not_configured"
     STRIPE_UNAVAILABLE = "stripe_unavailable"

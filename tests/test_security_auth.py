@@ -323,6 +323,35 @@ def test_a_customer_is_logged_out_after_an_hour_idle(customer, clock):
     assert "logged out after a period of inactivity" in page.content.decode()
 
 
+def test_live_polls_do_not_keep_an_idle_session_alive(customer, clock):
+    """An open tab's htmx polls are not activity: the idle limit still ends the session, and
+    the poll after it sends the whole page to the login (not the login page into a fragment)."""
+    client = Client()
+    portal_login(client, customer.username, PASSWORD)
+    poll = {"HTTP_HX_REQUEST": "true"}
+    for _ in range(6):  # 60 min of polling, 10 min apart, nothing else
+        clock.shift(timedelta(minutes=10))
+        assert client.get(reverse("dashboard-live"), **poll).status_code in (200, 286)
+
+    clock.shift(timedelta(minutes=1))
+    ended = client.get(reverse("dashboard-live"), **poll)
+
+    assert ended.status_code == 200
+    assert ended["HX-Redirect"].startswith(reverse("login"))
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_a_click_in_a_fragment_is_activity(customer, clock):
+    client = Client()
+    portal_login(client, customer.username, PASSWORD)
+    clock.shift(timedelta(minutes=50))
+    assert client.get(reverse("dashboard"), HTTP_HX_REQUEST="true").status_code == 200
+
+    clock.shift(timedelta(minutes=50))
+
+    assert client.get(reverse("dashboard")).status_code == 200
+
+
 def test_staff_are_logged_out_after_thirty_minutes_idle(staff, clock):
     client = Client()
     enrol(client, staff)

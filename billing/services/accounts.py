@@ -21,6 +21,7 @@ invoice already issued.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -65,6 +66,9 @@ BILLING_FIELDS: dict[str, int] = {
     "tax_id": TAX_ID_MAX,
 }
 NAME_MAX = 150
+# Link mails (verify, change e-mail) share one budget per account.
+_LINK_MAIL_KINDS = (AccountEventKind.VERIFICATION_SENT, AccountEventKind.EMAIL_CHANGE_REQUESTED)
+ACCOUNT_MAIL_MIN_INTERVAL = 60  # seconds
 
 
 class EmailNotVerifiedError(ApplicationError):
@@ -87,6 +91,33 @@ def _event(*, user: User, kind: str, actor: Actor, data: dict[str, Any] | None =
         actor_label=actor.label,
         data=data or {},
     )
+
+
+class AccountMailThrottled(ApplicationError):
+    default_code = BillingErrorCode.TOO_MANY_MAILS
+    http_status = 429
+
+
+def _account_mail_budget(*, user: User, kinds: tuple[str, ...]) -> None:
+    """At most ACCOUNT_MAILS_PER_HOUR link mails an hour per account, one a minute: a
+    "send again" button pressed in a loop cannot turn us into someone's mail bomb.
+
+    Counted from the account's own event rows under a lock of the user row, so two tabs
+    pressing at once cannot both slip under the limit.
+    """
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    now = timezone.now()
+    recent = list(
+        AccountEvent.objects.filter(
+            user=user, kind__in=kinds, created_at__gte=now - dt.timedelta(hours=1)
+        ).values_list("created_at", flat=True)
+    )
+    if len(recent) >= settings.ACCOUNT_MAILS_PER_HOUR or any(
+        sent > now - dt.timedelta(seconds=ACCOUNT_MAIL_MIN_INTERVAL) for sent in recent
+    ):
+        raise AccountMailThrottled(
+            _("We sent you a link a moment ago: check your inbox, or try again later.")
+        )
 
 
 def _absolute(path: str) -> str:
@@ -135,6 +166,9 @@ def account_verification_send(*, user: User, actor: Actor) -> bool:
     """Mail a verification link to the account's current address (False: nothing to do)."""
     if not user.email or account_email_is_verified(user=user):
         return False
+    with transaction.atomic():
+        _account_mail_budget(user=user, kinds=_LINK_MAIL_KINDS)
+        _event(user=user, kind=AccountEventKind.VERIFICATION_SENT, actor=actor)
     token = signing.dumps({"u": user.pk, "e": user.email.lower()}, salt=_VERIFY_SALT)
     link = _absolute(reverse("account-email-verify", kwargs={"token": token}))
     _mail(
@@ -142,7 +176,6 @@ def account_verification_send(*, user: User, actor: Actor) -> bool:
         "registration/email_verify_email.txt",
         {"link": link, "timeout_hours": settings.ACCOUNT_EMAIL_LINK_TIMEOUT // 3600},
     )
-    _event(user=user, kind=AccountEventKind.VERIFICATION_SENT, actor=actor)
     return True
 
 
@@ -205,12 +238,14 @@ def account_email_change_request(
         raise ApplicationError.for_fields({"password": _("Your password was entered wrongly.")})
     if new_email == user.email.lower():
         raise ApplicationError.for_fields({"new_email": _("That is already your e-mail address.")})
-    _event(
-        user=user,
-        kind=AccountEventKind.EMAIL_CHANGE_REQUESTED,
-        actor=actor,
-        data={"old_email": user.email, "new_email": new_email},
-    )
+    with transaction.atomic():
+        _account_mail_budget(user=user, kinds=_LINK_MAIL_KINDS)
+        _event(
+            user=user,
+            kind=AccountEventKind.EMAIL_CHANGE_REQUESTED,
+            actor=actor,
+            data={"old_email": user.email, "new_email": new_email},
+        )
     if _email_taken(new_email, exclude_pk=user.pk):
         # Only the owner of the new address learns that it has an account.
         _mail(new_email, "registration/email_change_taken_email.txt", {})

@@ -111,6 +111,27 @@ def test_resent_verification_link_verifies_and_then_orders_are_accepted(
     assert api_client.post("/api/v1/orders/", ORDER, format="json").status_code == 201
 
 
+def test_send_again_is_limited_to_one_a_minute_and_five_an_hour(db, unverified, mailoutbox):
+    web = Client()
+    web.force_login(unverified)
+    with time_machine.travel("2026-12-05 10:00:00+00:00", tick=False) as clock:
+        web.post(reverse("account-verification-send"))
+        again = web.post(reverse("account-verification-send"), follow=True)
+        assert "We sent you a link a moment ago" in again.content.decode()
+        assert len(mailoutbox) == 1
+        for _ in range(4):
+            clock.shift(61)
+            web.post(reverse("account-verification-send"))
+        assert len(mailoutbox) == 5
+        clock.shift(61)
+        web.post(reverse("account-verification-send"))  # the sixth within the hour
+        assert len(mailoutbox) == 5
+        clock.shift(3600)
+        web.post(reverse("account-verification-send"))
+    assert len(mailoutbox) == 6
+    assert AccountEvent.objects.filter(kind=AccountEventKind.VERIFICATION_SENT).count() == 6
+
+
 def test_forged_or_expired_verification_link_verifies_nothing(db, unverified, mailoutbox):
     web = Client()
     web.force_login(unverified)

@@ -274,7 +274,12 @@ def email_change_confirm(request: HttpRequest, token: str) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def verification_send(request: HttpRequest) -> HttpResponse:
-    if account_verification_send(user=request.user, actor=Actor.for_user(request.user)):
+    try:
+        sent = account_verification_send(user=request.user, actor=Actor.for_user(request.user))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("profile")
+    if sent:
         messages.success(
             request, _("We sent a new link to %(email)s.") % {"email": request.user.email}
         )

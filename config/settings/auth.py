@@ -66,3 +66,5 @@ PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_MINUTES", default=60) * 60
 ORDER_REQUIRES_VERIFIED_EMAIL = env.bool("ORDER_REQUIRES_VERIFIED_EMAIL", default=True)
 # Links that verify an address or change the e-mail of an account.
 ACCOUNT_EMAIL_LINK_TIMEOUT = env.int("ACCOUNT_EMAIL_LINK_HOURS", default=24) * 3600
+# Verification and e-mail change links an account may ask for per hour (one a minute at most).
+ACCOUNT_MAILS_PER_HOUR = env.int("ACCOUNT_MAILS_PER_HOUR", default=5)
