@@ -10,6 +10,7 @@ from billing.views import (
     payment_methods,
     plan_changes,
     shop,
+    tokens,
     webhooks,
 )
 from notifications.i18n import LocalizedPasswordResetForm
@@ -105,6 +106,12 @@ urlpatterns = [
         name="payment-method-remove",
     ),
     path("accounts/credit/", credit.credit_overview, name="account-credit"),
+    path("accounts/tokens/", tokens.api_tokens, name="account-tokens"),
+    path(
+        "accounts/tokens/<int:token_id>/revoke/",
+        tokens.api_token_revoke_view,
+        name="account-token-revoke",
+    ),
     path("accounts/login/", account.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

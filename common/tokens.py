@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.actors import Actor
 from common.errors import ApplicationError, NotFoundError
@@ -67,14 +68,14 @@ def api_token_create(
     name = name.strip()
     errors: dict[str, list[str]] = {}
     if not name:
-        errors["name"] = ["Give the token a name (what uses it)."]
+        errors["name"] = [_("Give the token a name (what uses it).")]
     unknown = sorted(set(scopes) - set(ApiTokenScope.values))
     if unknown:
-        errors["scopes"] = [f"Unknown scope: {', '.join(unknown)}."]
+        errors["scopes"] = [_("Unknown scope: %(scopes)s.") % {"scopes": ", ".join(unknown)}]
     elif not user.is_staff and set(scopes) & STAFF_ONLY_SCOPES:
-        errors["scopes"] = ["Provisioning and billing scopes are for staff accounts only."]
+        errors["scopes"] = [_("Provisioning and billing scopes are for staff accounts only.")]
     if expires_at is not None and expires_at <= timezone.now():
-        errors["expires_at"] = ["The expiry must be in the future."]
+        errors["expires_at"] = [_("The expiry must be in the future.")]
     if errors:
         raise ApplicationError.for_fields(errors)
     # Every token reads; an empty choice means a read-only token.
@@ -87,8 +88,8 @@ def api_token_create(
         )
         if len(list(active)) >= MAX_ACTIVE_TOKENS_PER_USER:
             raise ApplicationError(
-                f"At most {MAX_ACTIVE_TOKENS_PER_USER} active tokens per account: "
-                "revoke one first.",
+                _("At most %(count)s active tokens per account: revoke one first.")
+                % {"count": MAX_ACTIVE_TOKENS_PER_USER},
                 code="token_limit",
             )
         prefix = secrets.token_hex(4)
@@ -114,7 +115,7 @@ def api_token_revoke(*, token_id: int, actor: Actor, owner: Any = None) -> ApiTo
             tokens = tokens.filter(user=owner)
         token = tokens.filter(pk=token_id).first()
         if token is None:
-            raise NotFoundError("No such token.")
+            raise NotFoundError(_("No such token."))
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.revoked_by = actor.label

@@ -3,5 +3,12 @@
 from billing.forms.accounts import ProfileForm, SignupForm
 from billing.forms.common import add_service_errors
 from billing.forms.orders import OrderConfigureForm
+from billing.forms.tokens import ApiTokenCreateForm
 
-__all__ = ["OrderConfigureForm", "ProfileForm", "SignupForm", "add_service_errors"]
+__all__ = [
+    "ApiTokenCreateForm",
+    "OrderConfigureForm",
+    "ProfileForm",
+    "SignupForm",
+    "add_service_errors",
+]
