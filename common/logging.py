@@ -1,4 +1,5 @@
-"""A logging filter that masks secrets which slipped into a message or its arguments."""
+"""Logging: a filter that masks secrets which slipped into a message or its arguments, the
+request/task id filter and the JSON formatter (LOG_FORMAT=json)."""
 
 import logging
 import re
@@ -49,3 +50,47 @@ class RedactSecretsFilter(logging.Filter):
             record.msg = redacted
             record.args = ()
         return True
+
+
+class LogContextFilter(logging.Filter):
+    """Puts the current request id and Celery task id (common.request_id) on every record, so
+    a formatter can print them (None outside a request or task)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from common.request_id import current_request_id, current_task_id
+
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id()
+        if not hasattr(record, "task_id"):
+            record.task_id = current_task_id()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (LOG_FORMAT=json): time (UTC, ISO 8601), level, logger, message,
+    request_id, task_id, and the traceback as `exc_info` when there is one.
+
+    The message has been through RedactSecretsFilter on the handler; the traceback has not (a
+    filter sees only the message), so it is redacted here."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "request_id": getattr(record, "request_id", None),
+            "task_id": getattr(record, "task_id", None),
+        }
+        if record.exc_info:
+            entry["exc_info"] = redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            entry["exc_info"] = redact(record.exc_text)
+        if record.stack_info:
+            entry["stack_info"] = redact(self.formatStack(record.stack_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)

@@ -39,6 +39,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response (and every log line of the request) carries its X-Request-ID.
+    "common.request_id.RequestIdMiddleware",
+    # Before security, sessions and hosts: /healthz, /readyz and /metrics are answered here, with
+    # no HTTPS redirect, ALLOWED_HOSTS check (probes use the pod's IP), session or CSRF.
+    "common.health.OperationsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -132,18 +137,29 @@ STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles"))
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+# "text" (default) or "json": one JSON object per line (common.logging.JsonFormatter).
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured('LOG_FORMAT must be "text" or "json".')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "common.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "common.logging.RedactSecretsFilter"},
+        # request_id / task_id on every record (common.request_id).
+        "log_context": {"()": "common.logging.LogContextFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "common.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["redact_secrets", "log_context"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
@@ -159,6 +175,7 @@ from config.settings.celery import *  # noqa: E402, F403
 from config.settings.email import *  # noqa: E402, F403
 from config.settings.fleet import *  # noqa: E402, F403
 from config.settings.notifications import *  # noqa: E402, F403
+from config.settings.operations import *  # noqa: E402, F403
 from config.settings.payments import *  # noqa: E402, F403
 from config.settings.provisioning import *  # noqa: E402, F403
 from config.settings.security import *  # noqa: E402, F403

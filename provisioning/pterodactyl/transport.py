@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from common.metrics import panel_request_observe
 from provisioning.pterodactyl.errors import (
     PanelBadResponse,
     PanelError,
@@ -225,6 +226,8 @@ class Transport:
         started = time.monotonic()
         where = f"{method} {self._prefixed(path)}"
         timeout = (self.timeout[0], self.read_timeout_get if method == "GET" else self.timeout[1])
+        # Every exchange is counted for /metrics by its status ("timeout" / "no_reply" without).
+        status = "no_reply"
         try:
             response = self.session.request(
                 method,
@@ -235,12 +238,15 @@ class Transport:
                 timeout=timeout,
                 allow_redirects=False,
             )
+            status = str(response.status_code)
         except requests.exceptions.ConnectTimeout:
+            status = "timeout"
             # Never connected, so nothing was sent: safe to repeat even a create.
             raise PanelUnavailable(
                 f"{where}: could not connect to the panel within {self.timeout[0]:g} s"
             ) from None
         except requests.exceptions.ReadTimeout:
+            status = "timeout"
             raise PanelUnavailable(
                 f"{where}: no reply within {timeout[1]:g} s (the request may have been processed)",
                 outcome_unknown=method != "GET",
@@ -260,6 +266,8 @@ class Transport:
                 f"{where}: request failed ({type(exc).__name__})",
                 outcome_unknown=method != "GET",
             ) from None
+        finally:
+            panel_request_observe(method=method, path=self._prefixed(path), status=status)
         elapsed_ms = (time.monotonic() - started) * 1000
         logger.debug("panel %s -> %s in %.0f ms", where, response.status_code, elapsed_ms)
         return read_reply(method, where, response, self.redact)
