@@ -17,6 +17,8 @@ class BillingErrorCode(StrEnum):
     # Confirming and cancelling orders (billing.services.confirmation, billing.services.orders).
     ORDER_ALREADY_CONFIRMED = "order_already_confirmed"
     ORDER_CANCELLED = "order_cancelled"
+    # Staff provisioning an order by API (billing.services.order_provisioning).
+    ORDER_NOT_PAID = "order_not_paid"
     ORDER_NOT_CANCELLABLE = "order_not_cancellable"
     # Refunding a paid order without a server (billing.services.waiting_orders).
     ORDER_NOT_REFUNDABLE = "order_not_refundable"

@@ -14,3 +14,8 @@ class ProvisioningConfig(AppConfig):
 
         # The drain runs the purge of terminated servers kept on the panel through this.
         termination.register()
+
+        from provisioning import whatsapp_commands
+
+        # WhatsApp "status" and "login" need servers: notifications calls these by name.
+        whatsapp_commands.register()

@@ -16,6 +16,11 @@ class ProvisioningErrorCode(StrEnum):
     NO_REQUEST = "no_request"
     NEEDS_ATTENTION = "needs_attention"
     RUN_FINISHED = "run_finished"
+    # The provisioning API (provisioning.apis): retrying a run that is not the failed latest,
+    # linking a panel server by hand (provisioning.manual).
+    NOT_RETRYABLE = "not_retryable"
+    PANEL_SERVER_LINKED = "panel_server_linked"
+    PANEL_UNAVAILABLE = "panel_unavailable"
     # Orders waiting for capacity (provisioning.saga.capacity_wait).
     NOT_WAITING_FOR_CAPACITY = "not_waiting_for_capacity"
     RUN_BUSY = "run_busy"

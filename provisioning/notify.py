@@ -5,6 +5,7 @@ event keys are per deployment or per run)."""
 from django.conf import settings
 from django.urls import reverse
 
+from notifications.models import Delivery
 from notifications.services import notification_send
 from provisioning.models import PanelAccount, ProvisioningRun
 from servers.models import Deployment
@@ -105,11 +106,18 @@ def notify_server_event(
 
 
 def notify_credentials(
-    deployment: Deployment, *, event: str, account: PanelAccount, occurrence: str
-) -> None:
-    """credentials_resent or panel_password_reset, with the password as a secret."""
-    notification_send(
+    deployment: Deployment,
+    *,
+    event: str,
+    account: PanelAccount,
+    occurrence: str,
+    channels: list[str] | None = None,
+) -> list[Delivery]:
+    """credentials_resent or panel_password_reset, with the password as a secret (`channels`:
+    e.g. ["whatsapp"] to answer a WhatsApp "login" where it was asked)."""
+    return notification_send(
         event=event,
+        channels=channels,
         user=deployment.customer,
         context={
             "server_name": deployment.name,

@@ -469,9 +469,18 @@ def panel_password_reset(
     return password
 
 
-def credentials_resend(*, deployment_id: int, user: Any) -> None:
+def credentials_resend(
+    *,
+    deployment_id: int,
+    user: Any,
+    channels: list[str] | None = None,
+    occurrence: str | None = None,
+    via: str = "",
+) -> list[Any]:
     """The customer asks for their panel login again (rate limited), through the same path as
-    every message (a one-time link by default)."""
+    every message (a one-time link by default); returns the queued deliveries. `channels`,
+    `occurrence` (the message's idempotency part) and `via` (for the audit row) let a WhatsApp
+    "login" be answered on WhatsApp, once per inbound message."""
     deployment = Deployment.objects.filter(pk=deployment_id, customer=user).first()
     if deployment is None:
         raise NotFoundError("No such server.")
@@ -487,14 +496,16 @@ def credentials_resend(*, deployment_id: int, user: Any) -> None:
                 "or contact support.",
                 code=Code.RATE_LIMITED,
             )
-        notify.notify_credentials(
+        deliveries = notify.notify_credentials(
             deployment,
             event="credentials_resent",
             account=account,
-            occurrence=timezone.now().isoformat(),
+            occurrence=occurrence or timezone.now().isoformat(),
+            channels=channels,
         )
         deployment_record(
             deployment_id=deployment.pk,
             actor=Actor.customer(user),
-            reason="Login details sent again on request",
+            reason="Login details sent again on request" + (f" ({via})" if via else ""),
         )
+    return deliveries

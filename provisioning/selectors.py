@@ -75,6 +75,7 @@ def run_timeline(run: ProvisioningRun) -> list[dict[str, Any]]:
             "attempt": s.attempt,
             "status": s.status,
             "started_at": s.started_at,
+            "finished_at": s.finished_at,
             "duration_ms": s.duration_ms,
             "summary": s.summary,
             "error": s.error,

@@ -2,17 +2,19 @@
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.actors import Actor
-from common.errors import ConflictError
+from common.errors import ConflictError, NotFoundError
 from provisioning import listeners, notify
 from provisioning.errors import ProvisioningErrorCode as Code
 from provisioning.models import (
     ACTIVE_RUN_STATUSES,
+    FAILED_RUN_STATUSES,
     PROVISIONING_REQUEST_STATES,
     AllocationClaim,
     ProvisioningRequest,
@@ -322,3 +324,92 @@ def provisioning_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
             started,
         )
     return {"expired": len(expired), "lost": len(lost), "started": started}
+
+
+@dataclass(frozen=True)
+class QueuedProvisioning:
+    """What POST provision found or did: the run (None while the request waits for a queue
+    slot) and whether this call started it."""
+
+    request: ProvisioningRequest
+    run: ProvisioningRun | None
+    started: bool
+
+
+def provisioning_queue(
+    *, deployment_id: int, order_reference: str, actor: Actor
+) -> QueuedProvisioning:
+    """Staff: provision a paid order's deployment now. Idempotent: an active or succeeded run
+    is returned as it is (never a second server); a pending request (automatic provisioning
+    off, or the queue full) is started; a failed one is retried from the first step.
+
+    The caller (billing, which knows orders) checks the order is paid; the request is created
+    here as billing's confirmation would if it is missing, which INSERT .. ON CONFLICT makes
+    harmless when it exists."""
+    request = provisioning_request_create(
+        deployment_id=deployment_id, order_reference=order_reference, actor=actor
+    )
+    request.refresh_from_db()
+    runs = ProvisioningRun.objects.filter(deployment_id=deployment_id)
+    existing = (
+        runs.filter(status__in=ACTIVE_RUN_STATUSES).first()
+        or runs.filter(status=RunStatus.SUCCEEDED).order_by("-pk").first()
+    )
+    if existing is not None:
+        return QueuedProvisioning(request=request, run=existing, started=False)
+    if request.status == ProvisioningRequestStatus.CANCELLED:
+        raise ConflictError(
+            f"Provisioning of {request.order_reference} was cancelled; nothing to start.",
+            code=Code.PROVISIONING_FINISHED,
+        )
+    if request.status == ProvisioningRequestStatus.SUCCEEDED:
+        # Linked by hand (no run): the server exists.
+        return QueuedProvisioning(request=request, run=None, started=False)
+    before = runs.order_by("-pk").values_list("pk", flat=True).first()
+    if request.status == ProvisioningRequestStatus.FAILED:
+        run = provisioning_retry(deployment_id=deployment_id, actor=actor)
+    else:
+        run = provisioning_start(request_id=request.pk, actor=actor)
+    request.refresh_from_db()
+    return QueuedProvisioning(request=request, run=run, started=run.pk != before)
+
+
+def provisioning_retry_run(*, run_id: int, actor: Actor, from_step: int = 0) -> ProvisioningRun:
+    """Staff: retry the deployment of this run (a new run; this one stays in the history).
+    Only the deployment's latest run, and only once it failed, can be retried."""
+    run = ProvisioningRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise NotFoundError(f"There is no provisioning run #{run_id}.")
+    if run.status not in FAILED_RUN_STATUSES:
+        raise ConflictError(
+            f"Run #{run.pk} is {run.get_status_display().lower()}; only a failed run can be "
+            "retried.",
+            code=Code.NOT_RETRYABLE,
+        )
+    latest = (
+        ProvisioningRun.objects.filter(deployment_id=run.deployment_id)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if latest != run.pk:
+        raise ConflictError(
+            f"Run #{run.pk} was already retried (run #{latest} is newer).",
+            code=Code.NOT_RETRYABLE,
+        )
+    return provisioning_retry(deployment_id=run.deployment_id, actor=actor, from_step=from_step)
+
+
+def provisioning_runs_dismiss(*, actor: Actor, run_ids: list[int] | None = None) -> int:
+    """Staff: take failed runs off the failed list (all of them, or those of `run_ids`); the
+    runs and their steps stay. One UPDATE; a run dismissed already is not counted again.
+    Returns how many were dismissed."""
+    runs = ProvisioningRun.objects.filter(status__in=FAILED_RUN_STATUSES, dismissed_at__isnull=True)
+    if run_ids is not None:
+        runs = runs.filter(pk__in=run_ids)
+    dismissed = runs.update(
+        dismissed_at=timezone.now(), dismissed_by=actor.label[:200], updated_at=timezone.now()
+    )
+    if dismissed:
+        logger.info("%s failed provisioning runs dismissed by %s", dismissed, actor.label)
+    return dismissed

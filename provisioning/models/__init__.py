@@ -25,6 +25,7 @@ from provisioning.models.requests import (
 )
 from provisioning.models.runs import (
     ACTIVE_RUN_STATUSES,
+    FAILED_RUN_STATUSES,
     RUN_TRANSITIONS,
     AllocationClaim,
     ProvisioningRun,
@@ -37,6 +38,7 @@ from provisioning.models.runs import (
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
+    "FAILED_RUN_STATUSES",
     "OPEN_OPERATION_STATUSES",
     "OPERATION_PRIORITY",
     "PROVISIONING_REQUEST_STATES",

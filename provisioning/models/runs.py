@@ -21,6 +21,8 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.RUNNING, RunStatus.COMPENSATING)
+# Runs on the staff failed list (until dismissed): rolled back, or stuck half way.
+FAILED_RUN_STATUSES = (RunStatus.FAILED, RunStatus.NEEDS_ATTENTION)
 
 R = RunStatus
 RUN_TRANSITIONS = TransitionTable(
@@ -94,6 +96,10 @@ class ProvisioningRun(TimeStampedModel):
     # Set while no node in the location has room (placement retried every
     # PROVISIONING_CAPACITY_RETRY_INTERVAL); such a run holds no queue slot and no deadline runs.
     waiting_for_capacity_since = models.DateTimeField(null=True, blank=True)
+    # Staff took a failed run off the failed list (DELETE /api/v1/provisioning/failed/): the
+    # run and its steps stay; only the list forgets it. Who: an actor label, as triggered_by.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
