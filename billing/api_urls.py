@@ -6,9 +6,46 @@ from billing import (
     apis_credit,
     apis_payment_methods,
     apis_plan_changes,
+    apis_servers,
 )
 
 urlpatterns = [
+    path("servers/", apis_servers.ServerListApi.as_view(), name="api-server-list"),
+    path(
+        "servers/<int:deployment_id>/",
+        apis_servers.ServerDetailApi.as_view(),
+        name="api-server-detail",
+    ),
+    path(
+        "servers/<int:deployment_id>/power/",
+        apis_servers.ServerPowerApi.as_view(),
+        name="api-server-power",
+    ),
+    path(
+        "servers/<int:deployment_id>/login/",
+        apis_servers.ServerLoginApi.as_view(),
+        name="api-server-login",
+    ),
+    path(
+        "servers/<int:deployment_id>/suspend/",
+        apis_servers.ServerSuspendApi.as_view(),
+        name="api-server-suspend",
+    ),
+    path(
+        "servers/<int:deployment_id>/unsuspend/",
+        apis_servers.ServerUnsuspendApi.as_view(),
+        name="api-server-unsuspend",
+    ),
+    path(
+        "servers/<int:deployment_id>/terminate/",
+        apis_servers.ServerTerminateApi.as_view(),
+        name="api-server-terminate",
+    ),
+    path(
+        "servers/<int:deployment_id>/change-plan/",
+        apis_servers.ServerChangePlanApi.as_view(),
+        name="api-server-change-plan",
+    ),
     path(
         "servers/<int:deployment_id>/plan-changes/options/",
         apis_plan_changes.PlanChangeOptionsApi.as_view(),

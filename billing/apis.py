@@ -10,13 +10,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors
+from billing.filters import InvoiceFilter, OrderFilter, PlanFilter
 from billing.models import BillingCycle, Invoice, Order
+from billing.selectors_lists import invoice_list_visible_to, order_list_visible_to
 from billing.services.orders import order_cancel, order_place
 from billing.services.payments import payment_record_manual
 from billing.services.stripe_payments import checkout_session_start
 from common.actors import Actor
 from common.errors import NotFoundError
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from common.openapi import error_responses
+from common.pagination import StandardPagination, filter_queryset, paginated
 from common.permissions import CUSTOMER, PUBLIC, STAFF
 from servers.selectors import location_list_active
 
@@ -211,17 +215,29 @@ class OrderCreateInputSerializer(serializers.Serializer):
 
 class PlanListApi(APIView):
     permission_classes = PUBLIC
+    pagination_class = StandardPagination
+    filterset_class = PlanFilter
 
     @extend_schema(responses=PlanSerializer(many=True))
     def get(self, request: Request) -> Response:
         currency = settings.BILLING_DEFAULT_CURRENCY
-        plans = list(selectors.plan_list_active(currency=currency))
-        context = {
-            "addon_catalog": selectors.addon_catalog(currency=currency),
-            # Locations and live availability of every plan in a constant number of queries.
-            "offers": {offer.plan.pk: offer for offer in selectors.plan_offers(plans)},
-        }
-        return Response(PlanSerializer(plans, many=True, context=context).data)
+        plans = filter_queryset(
+            request,
+            PlanFilter,
+            selectors.plan_list_active(currency=currency).order_by("display_order", "name", "id"),
+        )
+        return paginated(
+            request,
+            self,
+            plans,
+            PlanSerializer,
+            context={"addon_catalog": selectors.addon_catalog(currency=currency)},
+            # Locations and live availability of the page's plans in a constant number of
+            # queries.
+            context_for_page=lambda page: {
+                "offers": {offer.plan.pk: offer for offer in selectors.plan_offers(list(page))}
+            },
+        )
 
 
 class PlanDetailApi(APIView):
@@ -232,30 +248,33 @@ class PlanDetailApi(APIView):
         return Response(PlanSerializer(selectors.plan_get_active(slug=slug)).data)
 
 
+class LocationSerializer(serializers.Serializer):
+    short_code = serializers.CharField()
+    name = serializers.CharField(source="long_name")
+
+
 class LocationListApi(APIView):
     permission_classes = PUBLIC
+    pagination_class = StandardPagination
 
-    @extend_schema(
-        responses=inline_serializer(
-            "Location", {"short_code": serializers.CharField(), "name": serializers.CharField()}
-        )
-    )
+    @extend_schema(responses=LocationSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(
-            [
-                {"short_code": loc.short_code, "name": loc.long_name}
-                for loc in location_list_active()
-            ]
-        )
+        locations = location_list_active().order_by("short_code", "id")
+        return paginated(request, self, locations, LocationSerializer)
 
 
 class OrderListCreateApi(APIView):
+    """GET: a customer's orders, newest first; staff see every customer's (?customer=<id or
+    e-mail> narrows it). POST: place an order (Idempotency-Key makes a retry return it)."""
+
     permission_classes = CUSTOMER
+    pagination_class = StandardPagination
+    filterset_class = OrderFilter
 
     @extend_schema(responses=OrderSerializer(many=True))
     def get(self, request: Request) -> Response:
-        orders = selectors.order_list_for_customer(customer=request.user)
-        return Response(OrderSerializer(orders, many=True).data)
+        orders = filter_queryset(request, OrderFilter, order_list_visible_to(user=request.user))
+        return paginated(request, self, orders, OrderSerializer)
 
     @extend_schema(request=OrderCreateInputSerializer, responses={201: OrderSerializer})
     def post(self, request: Request) -> Response:
@@ -283,7 +302,10 @@ class OrderDetailApi(APIView):
 
     @extend_schema(responses=OrderSerializer)
     def get(self, request: Request, order_id: int) -> Response:
-        order = selectors.order_get_for_customer(order_id=order_id, customer=request.user)
+        # Staff read any order (as they list them); a customer only their own.
+        order = order_list_visible_to(user=request.user).filter(pk=order_id).first()
+        if order is None:
+            raise NotFoundError("No such order.")
         return Response(OrderSerializer(order).data)
 
 
@@ -299,12 +321,19 @@ class OrderCancelApi(APIView):
 
 
 class InvoiceListApi(APIView):
+    """A customer's invoices, newest first; staff see every customer's (?customer=<id or
+    e-mail> narrows it)."""
+
     permission_classes = CUSTOMER
+    pagination_class = StandardPagination
+    filterset_class = InvoiceFilter
 
     @extend_schema(responses=InvoiceSerializer(many=True))
     def get(self, request: Request) -> Response:
-        invoices = selectors.invoice_list_for_customer(customer=request.user)
-        return Response(InvoiceSerializer(invoices, many=True).data)
+        invoices = filter_queryset(
+            request, InvoiceFilter, invoice_list_visible_to(user=request.user)
+        )
+        return paginated(request, self, invoices, InvoiceSerializer)
 
 
 class InvoiceDetailApi(APIView):
@@ -312,7 +341,10 @@ class InvoiceDetailApi(APIView):
 
     @extend_schema(responses=InvoiceSerializer)
     def get(self, request: Request, invoice_id: int) -> Response:
-        invoice = selectors.invoice_get_for_customer(invoice_id=invoice_id, customer=request.user)
+        # Staff read any invoice (as they list them); a customer only their own.
+        invoice = invoice_list_visible_to(user=request.user).filter(pk=invoice_id).first()
+        if invoice is None:
+            raise NotFoundError("No such invoice.")
         return Response(InvoiceSerializer(invoice).data)
 
 
@@ -323,10 +355,13 @@ class InvoiceCheckoutApi(APIView):
 
     @extend_schema(
         request=None,
-        responses=inline_serializer(
-            "CheckoutSession",
-            {"session_id": serializers.CharField(), "url": serializers.URLField()},
-        ),
+        responses={
+            200: inline_serializer(
+                "CheckoutSession",
+                {"session_id": serializers.CharField(), "url": serializers.URLField()},
+            ),
+            **error_responses(502, 503),
+        },
     )
     def post(self, request: Request, invoice_id: int) -> Response:
         base = settings.PORTAL_BASE_URL.rstrip("/")

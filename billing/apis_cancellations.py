@@ -1,11 +1,12 @@
 """REST API v1: a server's cancellation (request, read, revoke). Thin: one service call each.
 
 Owner only: another customer's server answers 404, as if it did not exist. Refusals are the
-services' ApplicationErrors rendered by common.api: 409 with `code` cancellation_pending,
-cancellation_not_allowed or cancellation_not_revocable; bad input 400 with extra.fields.
+services' ApplicationErrors rendered by common.api (documented by common.openapi): 409 with
+`code` cancellation_pending, cancellation_not_allowed or cancellation_not_revocable; bad input
+400 with extra.fields.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,9 +47,6 @@ class CancellationInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
 
 
-_ERROR = OpenApiResponse(description="`{message, code, extra}` (common.api)")
-
-
 def _revoke(request: Request, deployment_id: int) -> Response:
     current = cancellation_current_for_customer(deployment_id=deployment_id, customer=request.user)
     if current.status != CancellationStatus.SCHEDULED:
@@ -69,7 +67,7 @@ class ServerCancellationApi(APIView):
 
     @extend_schema(
         request=CancellationInputSerializer,
-        responses={201: CancellationSerializer, 400: _ERROR, 404: _ERROR, 409: _ERROR},
+        responses={201: CancellationSerializer},
     )
     def post(self, request: Request, deployment_id: int) -> Response:
         payload = CancellationInputSerializer(data=request.data)
@@ -84,14 +82,15 @@ class ServerCancellationApi(APIView):
         cancellation = Cancellation.objects.get(pk=cancellation.pk)
         return Response(CancellationSerializer(cancellation).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: CancellationSerializer, 404: _ERROR})
+    @extend_schema(responses=CancellationSerializer)
     def get(self, request: Request, deployment_id: int) -> Response:
         cancellation = cancellation_current_for_customer(
             deployment_id=deployment_id, customer=request.user
         )
         return Response(CancellationSerializer(cancellation).data)
 
-    @extend_schema(request=None, responses={200: CancellationSerializer, 404: _ERROR, 409: _ERROR})
+    # 200 with the revoked cancellation (not drf-spectacular's default 204 for DELETE).
+    @extend_schema(request=None, responses={200: CancellationSerializer})
     def delete(self, request: Request, deployment_id: int) -> Response:
         return _revoke(request, deployment_id)
 
@@ -101,6 +100,6 @@ class ServerCancellationRevokeApi(APIView):
 
     permission_classes = CUSTOMER
 
-    @extend_schema(request=None, responses={200: CancellationSerializer, 404: _ERROR, 409: _ERROR})
+    @extend_schema(request=None, responses=CancellationSerializer)
     def post(self, request: Request, deployment_id: int) -> Response:
         return _revoke(request, deployment_id)

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import SavedPaymentMethod
+from billing.selectors_lists import payment_method_list_ordered
 from billing.services.autocharge import (
     card_label,
     payment_method_list_for_customer,
@@ -16,6 +17,8 @@ from billing.services.autocharge import (
     payment_method_setup_start,
 )
 from common.actors import Actor
+from common.openapi import error_responses
+from common.pagination import StandardPagination, paginated
 from common.permissions import CUSTOMER
 
 
@@ -37,11 +40,14 @@ class PaymentMethodListApi(APIView):
     """GET: the signed-in customer's saved cards, the default first."""
 
     permission_classes = CUSTOMER
+    pagination_class = StandardPagination
 
     @extend_schema(responses=PaymentMethodSerializer(many=True))
     def get(self, request: Request) -> Response:
-        methods = payment_method_list_for_customer(customer=request.user)
-        return Response(PaymentMethodSerializer(methods, many=True).data)
+        methods = payment_method_list_ordered(
+            methods=payment_method_list_for_customer(customer=request.user)
+        )
+        return paginated(request, self, methods, PaymentMethodSerializer)
 
 
 class PaymentMethodSetupApi(APIView):
@@ -52,7 +58,10 @@ class PaymentMethodSetupApi(APIView):
 
     @extend_schema(
         request=None,
-        responses=inline_serializer("PaymentMethodSetup", {"url": serializers.URLField()}),
+        responses={
+            200: inline_serializer("PaymentMethodSetup", {"url": serializers.URLField()}),
+            **error_responses(502, 503),
+        },
     )
     def post(self, request: Request) -> Response:
         url = payment_method_setup_start(customer=request.user, actor=Actor.for_user(request.user))
@@ -64,7 +73,9 @@ class PaymentMethodDefaultApi(APIView):
 
     permission_classes = CUSTOMER
 
-    @extend_schema(request=None, responses=PaymentMethodSerializer)
+    @extend_schema(
+        request=None, responses={200: PaymentMethodSerializer, **error_responses(502, 503)}
+    )
     def post(self, request: Request, payment_method_id: int) -> Response:
         method = payment_method_make_default(
             customer=request.user,
@@ -79,7 +90,7 @@ class PaymentMethodDetailApi(APIView):
 
     permission_classes = CUSTOMER
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **error_responses(502, 503)})
     def delete(self, request: Request, payment_method_id: int) -> Response:
         payment_method_remove(
             customer=request.user,

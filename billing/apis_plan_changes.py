@@ -14,8 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import selectors
+from billing.filters import PlanChangeFilter
 from billing.models import PlanChange
+from billing.selectors_lists import plan_change_list_for_deployment
 from billing.services.plan_changes import (
     PlanChangeNotAllowed,
     plan_change_cancel,
@@ -25,6 +26,8 @@ from billing.services.plan_changes import (
 from common.actors import Actor
 from common.errors import NotFoundError
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from common.openapi import error_responses
+from common.pagination import StandardPagination, filter_queryset, paginated
 from common.permissions import CUSTOMER
 from servers.models import Deployment
 from servers.selectors import deployment_list_for_customer
@@ -134,14 +137,21 @@ class PlanChangeOptionsApi(APIView):
 
 class PlanChangeListCreateApi(APIView):
     permission_classes = CUSTOMER
+    pagination_class = StandardPagination
+    filterset_class = PlanChangeFilter
 
     @extend_schema(responses=PlanChangeSerializer(many=True))
     def get(self, request: Request, deployment_id: int) -> Response:
         deployment = _own_deployment(request, deployment_id)
-        changes = selectors.plan_changes_for_deployment(deployment_id=deployment.pk)
-        return Response(PlanChangeSerializer(changes, many=True).data)
+        changes = filter_queryset(
+            request, PlanChangeFilter, plan_change_list_for_deployment(deployment_id=deployment.pk)
+        )
+        return paginated(request, self, changes, PlanChangeSerializer)
 
-    @extend_schema(request=PlanChangeCreateInputSerializer, responses={201: PlanChangeSerializer})
+    @extend_schema(
+        request=PlanChangeCreateInputSerializer,
+        responses={201: PlanChangeSerializer, **error_responses(422)},
+    )
     def post(self, request: Request, deployment_id: int) -> Response:
         deployment = _own_deployment(request, deployment_id)
         payload = PlanChangeCreateInputSerializer(data=request.data)
@@ -160,7 +170,7 @@ class PlanChangeListCreateApi(APIView):
 class PlanChangeCancelApi(APIView):
     permission_classes = CUSTOMER
 
-    @extend_schema(request=None, responses=PlanChangeSerializer)
+    @extend_schema(request=None, responses={200: PlanChangeSerializer, **error_responses(422)})
     def post(self, request: Request, deployment_id: int, change_id: int) -> Response:
         deployment = _own_deployment(request, deployment_id)
         if not PlanChange.objects.filter(pk=change_id, deployment=deployment).exists():

@@ -92,7 +92,7 @@ def test_sold_out_location_is_shown_on_the_plan_list_and_the_api(
     place_order()  # the last Bronze slot in eu is held
 
     page = client.get("/").content.decode()
-    plans = {plan["slug"]: plan for plan in api_client.get("/api/v1/plans/").json()}
+    plans = {plan["slug"]: plan for plan in api_client.get("/api/v1/plans/").json()["results"]}
 
     bronze = {a["location"]: a for a in plans["bronze"]["availability"]}
     assert bronze["eu"] == {"location": "eu", "available": False, "sold_out": True}

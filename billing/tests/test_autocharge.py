@@ -397,8 +397,8 @@ def test_api_lists_sets_up_defaults_and_deletes_own_cards_only(
     foreign = customer_api.delete(f"/api/v1/payment-methods/{theirs.pk}/")
 
     assert listed.status_code == 200
-    assert [c["id"] for c in listed.json()] == [mine.pk, spare.pk]
-    assert listed.json()[0] | {"created_at": None} == {
+    assert [c["id"] for c in listed.json()["results"]] == [mine.pk, spare.pk]
+    assert listed.json()["results"][0] | {"created_at": None} == {
         "id": mine.pk,
         "label": "Visa •••• 4242",
         "brand": "visa",
@@ -413,7 +413,8 @@ def test_api_lists_sets_up_defaults_and_deletes_own_cards_only(
     assert deleted.status_code == 204
     assert foreign.status_code == 404
     assert foreign.json()["code"] == "payment_method_not_found"
-    assert [c["id"] for c in customer_api.get("/api/v1/payment-methods/").json()] == [spare.pk]
+    remaining = customer_api.get("/api/v1/payment-methods/").json()["results"]
+    assert [c["id"] for c in remaining] == [spare.pk]
 
 
 # --- Charging renewals --------------------------------------------------------------------------

@@ -558,7 +558,7 @@ def test_api_options_request_list_and_cancel(active, customer_api):
     assert (pending.status_code, pending.json()["code"]) == (409, "plan_change_pending")
 
     listed = customer_api.get(f"/api/v1/servers/{active.pk}/plan-changes/")
-    assert [c["id"] for c in listed.json()] == [change.pk]
+    assert [c["id"] for c in listed.json()["results"]] == [change.pk]
 
     cancelled = customer_api.post(f"/api/v1/servers/{active.pk}/plan-changes/{change.pk}/cancel/")
     assert cancelled.status_code == 200

@@ -25,7 +25,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus every operation's error responses in the {message, code, extra}
+    # shape and the FilterSets of common.pagination lists.
+    "DEFAULT_SCHEMA_CLASS": "common.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "anon": "120/min",
@@ -44,4 +46,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Plans, orders, invoices and payments of the hosting portal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Choice sets on fields of one name ("status") need their own component names.
+    "ENUM_NAME_OVERRIDES": {
+        "ProvisioningRunStatusEnum": "provisioning.models.runs.RunStatus",
+        "DeploymentStatusEnum": "servers.models.DeploymentStatus",
+        # The ?status= filters of billing.filters.
+        "OrderStatusEnum": "billing.models.OrderStatus",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+        "PlanChangeStatusEnum": "billing.models.PlanChangeStatus",
+    },
 }
