@@ -6,6 +6,8 @@ the user has no authenticator yet; only a session verified by django-otp (a TOTP
 recovery code) has admin permission. OTP_ADMIN_REQUIRED=false skips the second step.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -42,7 +44,38 @@ def second_factor_due(request: HttpRequest) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class AdminPage:
+    """An admin page that is no model's (e.g. billing's analytics), linked from the index."""
+
+    route: str
+    view: Callable[..., HttpResponse]
+    name: str
+    title: str
+
+
 class PortalAdminSite(admin.AdminSite):
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        # Registered by the app that owns the page (common imports no app above it).
+        self.extra_pages: list[AdminPage] = []
+
+    def register_page(
+        self, route: str, view: Callable[..., HttpResponse], *, name: str, title: str
+    ) -> None:
+        """Serve `view` at admin/<route> as admin:<name> (staff with the second factor only,
+        as every admin page) and link it from the index under `title`."""
+        if any(page.name == name for page in self.extra_pages):
+            return  # the admin modules were imported again (autodiscover): already there
+        self.extra_pages.append(AdminPage(route=route, view=view, name=name, title=title))
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        pages = [
+            {"title": page.title, "url": reverse(f"{self.name}:{page.name}")}
+            for page in self.extra_pages
+        ]
+        return super().index(request, {"extra_pages": pages, **(extra_context or {})})
+
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):
             return False
@@ -77,6 +110,10 @@ class PortalAdminSite(admin.AdminSite):
                 "two-factor/recovery-codes/",
                 self.admin_view(views.recovery_codes),
                 name="two_factor_recovery_codes",
+            ),
+            *(
+                path(page.route, self.admin_view(page.view), name=page.name)
+                for page in self.extra_pages
             ),
             *super().get_urls(),
         ]

@@ -2,6 +2,7 @@
 
 from billing.admin import (
     accounts,
+    analytics,
     cancellations,
     catalog,
     credit,
@@ -14,6 +15,7 @@ from billing.admin import (
 
 __all__ = [
     "accounts",
+    "analytics",
     "cancellations",
     "catalog",
     "credit",
