@@ -22,6 +22,7 @@ from notifications.models import (
     DeliveryEvent,
     DeliverySecret,
     DeliveryStatus,
+    InboundMessage,
     Language,
     NotificationEvent,
     NotificationTemplate,
@@ -223,3 +224,45 @@ class DeliverySecretAdmin(ReadOnlyAdmin):
 
     list_display = ("delivery", "expires_at")
     exclude = ("values",)
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(ReadOnlyAdmin):
+    """What customers wrote to our WhatsApp number, as commands (the text is never stored), and
+    what each got: answered (with the reply's delivery), or why not."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "sender",
+        "user",
+        "message_type",
+        "command",
+        "outcome",
+        "handled_at",
+        "reply_link",
+    )
+    list_filter = ("outcome", "command", "message_type", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("sender", "provider_message_id", "user__email")
+    list_select_related = ("user", "reply")
+    show_full_result_count = False
+    fields = (
+        "provider_message_id",
+        "sender",
+        "user",
+        "message_type",
+        "command",
+        "sent_at",
+        "created_at",
+        "outcome",
+        "handled_at",
+        "reply_link",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="reply")
+    def reply_link(self, obj: InboundMessage) -> str:
+        if obj.reply_id is None:
+            return ""
+        url = reverse("admin:notifications_delivery_change", args=[obj.reply_id])
+        return format_html('<a href="{}">{} #{}</a>', url, obj.reply.event, obj.reply_id)

@@ -25,6 +25,9 @@ class EventSpec:
     worded: tuple[str, ...] = ()
     # Essential messages always go by email when the customer chose no usable channel.
     essential: bool = False
+    # An answer to a message the customer wrote (notifications.commands): sent to the number
+    # that wrote, never a channel the customer chooses in their preferences.
+    reply: bool = False
     # Body parameters, in order, of an approved WhatsApp template (WHATSAPP_TEMPLATE_<EVENT>).
     whatsapp_params: tuple[str, ...] = ()
     sample: dict = field(default_factory=dict)
@@ -558,6 +561,23 @@ SPECS: dict[str, EventSpec] = {
                 "admin_url": "https://portal.example.com/admin/billing/planchange/7/change/",
                 "server_name": "Survival SMP",
                 "customer_email": "alice@example.com",
+            },
+        ),
+        EventSpec(
+            E.WHATSAPP_COMMAND_REPLY,
+            Audience.CUSTOMER,
+            # reply: help, unknown (help, after "not a command"), status, login_unavailable or
+            # login_rate_limited. servers (status): [{name, status, next_due_date}], the
+            # status a servers.DeploymentStatus value, worded by the template.
+            required=("reply",),
+            optional=("servers",),
+            worded=("reply", "servers"),
+            reply=True,
+            sample={
+                "reply": "status",
+                "servers": [
+                    {"name": "Survival SMP", "status": "active", "next_due_date": "2026-12-01"}
+                ],
             },
         ),
     ]

@@ -97,6 +97,8 @@ class NotificationEvent(models.TextChoices):
     PAYMENT_ACTION_REQUIRED = "payment_action_required", "Payment needs the customer (SCA)"
     PAYMENT_METHOD_SAVED = "payment_method_saved", "Card saved (customer)"
     CREDIT_ADDED = "credit_added", "Account credit added (customer)"
+    # The answer to a command the customer wrote to our WhatsApp number (notifications.commands).
+    WHATSAPP_COMMAND_REPLY = "whatsapp_command_reply", "Reply to a WhatsApp command (customer)"
 
 
 class Channel(models.TextChoices):
@@ -384,3 +386,87 @@ class NotificationTemplate(TimeStampedModel):
         from notifications.rendering import template_validate
 
         template_validate(self)
+
+
+class InboundCommand(models.TextChoices):
+    """What an inbound WhatsApp message asked for (notifications.commands parses it)."""
+
+    STATUS = "status", "Status"
+    HELP = "help", "Help"
+    LOGIN = "login", "Login"
+    UNKNOWN = "unknown", "Not a command"
+    NONE = "", "Not text"
+
+
+class InboundOutcome(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ANSWERED = "answered", "Answered"
+    # Nothing private is ever sent to these: no reply at all (see notifications.commands).
+    UNLINKED = "unlinked", "Number not linked to exactly one account"
+    RATE_LIMITED = "rate_limited", "Too many commands from this number"
+    IGNORED = "ignored", "Ignored (not text, too old, or WhatsApp disabled)"
+    FAILED = "failed", "Failed"
+
+
+class InboundMessage(TimeStampedModel):
+    """One message a customer sent to our WhatsApp number, answered at most once.
+
+    The Cloud API redelivers webhooks: the unique provider message id makes a redelivery find
+    this row and enqueue nothing. The text itself is never stored (a customer may paste a
+    password into the chat): only the command it was read as.
+    """
+
+    provider_message_id = models.CharField(max_length=255)
+    # The sender's number, E.164 (WhatsApp's wa_id with a "+").
+    sender = models.CharField(max_length=20)
+    message_type = models.CharField(max_length=20)
+    command = models.CharField(
+        max_length=10, choices=InboundCommand.choices, blank=True, default=InboundCommand.NONE
+    )
+    # When the customer sent it (WhatsApp's timestamp).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The account the number belongs to, if exactly one consenting profile has it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="whatsapp_inbound_messages",
+    )
+    outcome = models.CharField(
+        max_length=20, choices=InboundOutcome.choices, default=InboundOutcome.PENDING
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    # The answer (a whatsapp_command_reply, or the credentials_resent message of "login").
+    reply = models.ForeignKey(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        # The rate limit counts a number's answered commands in a recent window.
+        indexes = [models.Index(fields=["sender", "handled_at"], name="inbound_sender_handled_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider_message_id"], name="inbound_unique_provider_message_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome__in=InboundOutcome.values), name="inbound_outcome_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(command__in=InboundCommand.values), name="inbound_command_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome=InboundOutcome.PENDING, handled_at__isnull=True)
+                | (~Q(outcome=InboundOutcome.PENDING) & Q(handled_at__isnull=False)),
+                name="inbound_handled_has_timestamp",
+            ),
+            # Only an answered message has a reply.
+            models.CheckConstraint(
+                condition=Q(reply__isnull=True) | Q(outcome=InboundOutcome.ANSWERED),
+                name="inbound_reply_only_when_answered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"WhatsApp from {self.sender} ({self.command or self.message_type}) #{self.pk}"

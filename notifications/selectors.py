@@ -60,8 +60,11 @@ def credentials_reveal_state(*, user: User, reveal_id: int | None) -> Credential
 
 
 def customer_event_specs() -> list[EventSpec]:
-    """The messages a customer can choose channels for, in a stable order."""
-    return [spec for spec in SPECS.values() if spec.audience == Audience.CUSTOMER]
+    """The messages a customer can choose channels for, in a stable order (not the replies to
+    what they wrote us: those go back where the question came from)."""
+    return [
+        spec for spec in SPECS.values() if spec.audience == Audience.CUSTOMER and not spec.reply
+    ]
 
 
 def customer_language_get(*, user: User) -> str | None:

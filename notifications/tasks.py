@@ -14,6 +14,7 @@ from notifications.services import (
     delivery_attempt,
     notification_secrets_purge,
 )
+from notifications.services.inbound import whatsapp_command_answer
 
 
 @shared_task(bind=True, name="notifications.deliver", acks_late=True, max_retries=None)
@@ -47,3 +48,10 @@ def resume_stalled() -> int:
 def purge_secrets() -> list[int]:
     """Beat, hourly: delete expired send-time secrets, wipe expired credential links."""
     return list(notification_secrets_purge())
+
+
+@shared_task(name="notifications.whatsapp_command", acks_late=True)
+def whatsapp_command(inbound_id: int) -> str:
+    """Answer one message a customer sent to our WhatsApp number (enqueued by the webhook after
+    commit). Safe to run twice: the row is locked and a handled message is left alone."""
+    return whatsapp_command_answer(inbound_id=inbound_id)

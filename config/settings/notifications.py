@@ -74,3 +74,9 @@ CREDENTIALS_LINK_TTL_HOURS = env.int("CREDENTIALS_LINK_TTL_HOURS", default=72)
 # "Send my login info again": at most this many requests per window per user and server.
 CREDENTIALS_RESEND_LIMIT = env.int("CREDENTIALS_RESEND_LIMIT", default=3)
 CREDENTIALS_RESEND_WINDOW_MINUTES = env.int("CREDENTIALS_RESEND_WINDOW_MINUTES", default=60)
+# WhatsApp commands ("status", "help", "login"): at most this many answers per number per
+# window; more are recorded and not answered (a bot loop or a flood cannot make us spam).
+WHATSAPP_COMMAND_REPLY_LIMIT = env.int("WHATSAPP_COMMAND_REPLY_LIMIT", default=5)
+WHATSAPP_COMMAND_REPLY_WINDOW_SECONDS = env.int(
+    "WHATSAPP_COMMAND_REPLY_WINDOW_SECONDS", default=300
+)

@@ -1,4 +1,5 @@
-"""WhatsApp Cloud API webhooks: the verify handshake and signed status receipts."""
+"""WhatsApp Cloud API webhooks: the verify handshake, signed status receipts and the messages
+customers send us (handed to services/inbound.py, answered in a task)."""
 
 import hashlib
 import hmac
@@ -11,8 +12,12 @@ from django.conf import settings
 
 from common.errors import ApplicationError
 from common.jsonsafe import json_loads_bounded
+from notifications.commands import command_parse
 from notifications.errors import NotificationErrorCode
+from notifications.models import InboundCommand
+from notifications.services.inbound import InboundText, whatsapp_messages_record
 from notifications.services.receipts import delivery_status_apply, receipt_time
+from notifications.services.recipients import E164
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +49,8 @@ def whatsapp_signature_valid(*, body: bytes, signature_header: str) -> bool:
 
 
 def whatsapp_webhook_receive(*, body: bytes, signature_header: str) -> int:
-    """Verify X-Hub-Signature-256 and apply every status receipt; returns how many matched.
+    """Verify X-Hub-Signature-256, apply every status receipt and record every inbound
+    message (answered later by a task); returns how many receipts matched.
 
     Raises WebhookRejected (403: bad signature; 400: not JSON, nested too deep, or not shaped
     as Meta documents it) and then changes nothing: the whole body is read before any receipt
@@ -61,8 +67,10 @@ def whatsapp_webhook_receive(*, body: bytes, signature_header: str) -> int:
         ) from None
     if not isinstance(payload, dict):
         raise WebhookRejected("Body is not a JSON object.", code=NotificationErrorCode.INVALID_JSON)
+    receipts = _status_receipts(payload)
+    messages = _inbound_messages(payload)
     applied = 0
-    for receipt in _status_receipts(payload):
+    for receipt in receipts:
         delivery = delivery_status_apply(
             provider_message_id=receipt.message_id,
             status=receipt.status,
@@ -70,6 +78,7 @@ def whatsapp_webhook_receive(*, body: bytes, signature_header: str) -> int:
             error=receipt.error,
         )
         applied += delivery is not None
+    whatsapp_messages_record(messages)
     return applied
 
 
@@ -108,6 +117,58 @@ def _status_receipt(status: dict[str, Any]) -> StatusReceipt:
         status=state,
         at=receipt_time(status.get("timestamp")),
         error="; ".join(errors),
+    )
+
+
+def _inbound_messages(payload: dict[str, Any]) -> list[InboundText]:
+    """Every message in entry[].changes[].value.messages[] sent to our number (a value whose
+    metadata names another phone number id of the same app is not ours to answer)."""
+    ours = settings.WHATSAPP_PHONE_NUMBER_ID
+    messages = []
+    for entry in _list(payload, "entry"):
+        for change in _list(_object(entry, "entry"), "changes"):
+            value = _object(change, "change").get("value")
+            if value is None:
+                continue
+            value = _object(value, "value")
+            number_id = _object(value.get("metadata") or {}, "metadata").get("phone_number_id")
+            for message in _list(value, "messages"):
+                parsed = _inbound_message(_object(message, "message"))
+                if parsed is None:
+                    continue
+                if ours and number_id is not None and str(number_id) != ours:
+                    logger.warning("whatsapp message for another phone number id ignored")
+                    continue
+                messages.append(parsed)
+    return messages
+
+
+def _inbound_message(message: dict[str, Any]) -> InboundText | None:
+    message_id, sender = message.get("id"), message.get("from")
+    message_type = message.get("type") or ""
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= 255:
+        raise _malformed("a message id is not a message id")
+    if not message_id.isprintable():
+        raise _malformed("a message id is not a message id")
+    if not isinstance(message_type, str):
+        raise _malformed("a message type is not text")
+    number = "+" + sender.strip().lstrip("+") if isinstance(sender, str) else ""
+    if not E164.match(number):
+        # Not a number we could ever have on a profile: nothing to answer, nothing to keep.
+        logger.warning("whatsapp message from a sender that is not a phone number ignored")
+        return None
+    command = InboundCommand.NONE
+    if message_type == "text":
+        body = _object(message.get("text") or {}, "text").get("body") or ""
+        if not isinstance(body, str):
+            raise _malformed("a text message body is not text")
+        command = command_parse(body)
+    return InboundText(
+        message_id=message_id,
+        sender=number,
+        message_type=message_type[:20] if message_type.isprintable() else "unknown",
+        command=command,
+        sent_at=receipt_time(message.get("timestamp")),
     )
 
 

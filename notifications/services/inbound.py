@@ -1,0 +1,216 @@
+"""Messages customers send to our WhatsApp number: stored once, answered once, in a task.
+
+1. The webhook (services/webhooks.py) hands the `messages` of a signed body to
+   `whatsapp_messages_record`: one InboundMessage per provider message id (unique), and the
+   `notifications.whatsapp_command` task enqueued after commit for new rows only. A redelivered
+   webhook finds its rows and enqueues nothing: no message is answered twice.
+2. The task runs `whatsapp_command_answer`: under a lock on the row (and on the customer's
+   profile, which serialises the rate limit), it decides and records the outcome, and queues the
+   reply as a normal Delivery to the number that wrote (the deliver task sends it: logged,
+   retried, redacted like every message; a failed WhatsApp reply falls back to email).
+
+Who gets an answer (design choice): a number is linked when exactly one active customer has it
+on their profile with WhatsApp consent. WhatsApp itself authenticates the sender (the webhook is
+signed by Meta), so the answer only ever goes to the holder of that number. Unknown numbers,
+numbers on no consenting profile and numbers claimed by several accounts get NO reply at all
+(not even "not linked"): nothing to tell whether an account exists, and nothing to spam with.
+The portal has no one-time-code check of numbers yet; when it gets one, `_linked_profile` is the
+one place to require it. The message text is never stored, only the command read from it.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from notifications.commands import (
+    CommandReply,
+    CommandRequest,
+    command_handler_for,
+)
+from notifications.events import spec_for
+from notifications.models import (
+    Audience,
+    Channel,
+    CustomerProfile,
+    Delivery,
+    InboundCommand,
+    InboundMessage,
+    InboundOutcome,
+    NotificationEvent,
+)
+from notifications.services.delivery_rows import deliveries_queued
+from notifications.services.sending import SECRET_LIKE_KEY
+
+logger = logging.getLogger(__name__)
+
+# WhatsApp accepts a free-form reply only within 24 h of the customer's message; an older
+# message (a webhook redelivered for days) is not answered.
+REPLY_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """One message of a webhook body, as parsed by services/webhooks.py (text never kept)."""
+
+    message_id: str
+    sender: str  # E.164
+    message_type: str
+    command: str
+    sent_at: datetime | None
+
+
+def whatsapp_messages_record(messages: list[InboundText]) -> int:
+    """Store each new message once and enqueue its answer after commit; returns how many were
+    new (a redelivered message is found by its unique id and nothing is enqueued)."""
+    if not messages:
+        return 0
+    from notifications.tasks import whatsapp_command
+
+    created = 0
+    with transaction.atomic():
+        for message in messages:
+            row, was_created = InboundMessage.objects.get_or_create(
+                provider_message_id=message.message_id,
+                defaults={
+                    "sender": message.sender,
+                    "message_type": message.message_type,
+                    "command": message.command,
+                    "sent_at": message.sent_at,
+                },
+            )
+            if was_created:
+                created += 1
+                whatsapp_command.delay_on_commit(row.pk)
+    if created:
+        logger.info("whatsapp: %s inbound message(s) recorded", created)
+    return created
+
+
+def whatsapp_command_answer(*, inbound_id: int) -> str:
+    """Decide and record what the inbound message gets (what the task runs); returns the
+    outcome. Safe to run twice: a message already handled is left alone."""
+    with transaction.atomic():
+        inbound = InboundMessage.objects.select_for_update().filter(pk=inbound_id).first()
+        if inbound is None:
+            logger.warning("whatsapp inbound message %s does not exist", inbound_id)
+            return "missing"
+        if inbound.outcome != InboundOutcome.PENDING:
+            return inbound.outcome
+        outcome, reply = _answer(inbound)
+        inbound.outcome = outcome
+        inbound.handled_at = timezone.now()
+        inbound.reply = reply
+        inbound.save(update_fields=["outcome", "handled_at", "reply", "user", "updated_at"])
+    logger.info("whatsapp inbound message %s (%s): %s", inbound.pk, inbound.command or "-", outcome)
+    return outcome
+
+
+def _answer(inbound: InboundMessage) -> tuple[str, Delivery | None]:
+    if not settings.WHATSAPP_ENABLED:
+        return InboundOutcome.IGNORED, None
+    if inbound.message_type != "text" or not inbound.command:
+        return InboundOutcome.IGNORED, None
+    sent_at = inbound.sent_at or inbound.created_at
+    if sent_at < timezone.now() - REPLY_WINDOW:
+        return InboundOutcome.IGNORED, None
+    profile = _linked_profile(inbound.sender)
+    if profile is None:
+        return InboundOutcome.UNLINKED, None
+    inbound.user = profile.user
+    if _rate_limited(inbound):
+        logger.warning("whatsapp commands from user %s rate limited", profile.user_id)
+        return InboundOutcome.RATE_LIMITED, None
+    request = CommandRequest(
+        inbound_id=inbound.pk,
+        command=inbound.command,
+        user=profile.user,
+        language=profile.preferred_language,
+        sender=inbound.sender,
+    )
+    try:
+        with transaction.atomic():  # a failing handler leaves nothing half-written
+            reply = _dispatch(request)
+            delivery = reply.sent or _reply_queue(inbound, request=request, reply=reply)
+    except Exception as exc:
+        # The type only: an exception's text could quote what the customer wrote.
+        logger.error(
+            "whatsapp command %s of message %s failed: %s",
+            inbound.command,
+            inbound.pk,
+            type(exc).__name__,
+        )
+        return InboundOutcome.FAILED, None
+    return InboundOutcome.ANSWERED, delivery
+
+
+def _linked_profile(sender: str) -> CustomerProfile | None:
+    """The one consenting, active customer with this number (locked), else None."""
+    profiles = list(
+        CustomerProfile.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(whatsapp_number=sender, whatsapp_consent=True, user__is_active=True)
+        .order_by("pk")[:2]
+    )
+    if len(profiles) != 1:
+        if profiles:
+            logger.warning("whatsapp number on %s+ accounts: commands not answered", len(profiles))
+        return None
+    return profiles[0]
+
+
+def _rate_limited(inbound: InboundMessage) -> bool:
+    """At most WHATSAPP_COMMAND_REPLY_LIMIT answers per number per window (serialised by the
+    profile lock taken in _linked_profile): a loop or a flood gets silence, not replies."""
+    window = timedelta(seconds=settings.WHATSAPP_COMMAND_REPLY_WINDOW_SECONDS)
+    answered = InboundMessage.objects.filter(
+        sender=inbound.sender,
+        outcome=InboundOutcome.ANSWERED,
+        handled_at__gt=timezone.now() - window,
+    ).count()
+    return answered >= settings.WHATSAPP_COMMAND_REPLY_LIMIT
+
+
+def _dispatch(request: CommandRequest) -> CommandReply:
+    if request.command in (InboundCommand.STATUS, InboundCommand.LOGIN):
+        handler = command_handler_for(request.command)
+        if handler is not None:
+            return handler(request)
+        logger.warning("no handler registered for whatsapp command %s", request.command)
+    if request.command == InboundCommand.HELP:
+        return CommandReply(reply="help")
+    return CommandReply(reply="unknown")
+
+
+def _reply_queue(
+    inbound: InboundMessage, *, request: CommandRequest, reply: CommandReply
+) -> Delivery:
+    """A whatsapp_command_reply to the number that wrote, queued like every message (the
+    customer's channel preferences do not apply: they asked here)."""
+    event = NotificationEvent.WHATSAPP_COMMAND_REPLY
+    context = {"reply": reply.reply, **reply.context}
+    leaked = sorted(k for k in context if SECRET_LIKE_KEY.search(str(k)))
+    if leaked:
+        raise ValueError(f"A command reply carries no secrets ({', '.join(leaked)}).")
+    missing = [k for k in spec_for(event).required if context.get(k) in (None, "")]
+    if missing:
+        raise ValueError(f"A command reply needs {', '.join(missing)}.")
+    delivery, created = Delivery.objects.get_or_create(
+        event=event,
+        event_key=f"whatsapp_command:inbound-{inbound.pk}",
+        recipient=inbound.sender,
+        channel=Channel.WHATSAPP,
+        defaults={
+            "audience": Audience.CUSTOMER,
+            "user": request.user,
+            "language": request.language,
+            "context": context,
+            "next_attempt_at": timezone.now(),
+        },
+    )
+    if created:
+        deliveries_queued([delivery], reason=f"reply to WhatsApp message {inbound.pk}")
+    return delivery
