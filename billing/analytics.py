@@ -1,4 +1,4 @@
-"""Money figures for the admin's analytics page: aggregate queries only (4 queries).
+"""Money figures for the admin's analytics page: aggregate queries only (7 queries).
 
 Every amount is per currency (common.money.Money): amounts in two currencies are never added.
 - revenue: succeeded payments recorded in the period (a refunded payment is not revenue);
@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, F, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
 
 from billing.models import (
     AddonPrice,
@@ -31,13 +31,8 @@ from billing.models import (
 )
 from common.analytics import Period, rate
 from common.dates import billing_tz
-from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, Money
+from common.money import Money
 from servers.models import DeploymentStatus
-
-MONEY_FIELD: DecimalField = DecimalField(
-    max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES
-)
-ZERO = Value(Decimal("0"), output_field=MONEY_FIELD)
 
 
 @dataclass(frozen=True)
@@ -112,38 +107,43 @@ def _revenue(period: Period) -> tuple[list[CurrencyRevenue], dict[str, list[Reve
 
 
 def _mrr() -> list[CurrencyMrr]:
-    plan_price = PlanPrice.objects.filter(
-        plan__slug=OuterRef("deployment__plan_slug"),
-        billing_cycle=OuterRef("billing_cycle"),
-        currency=OuterRef("currency"),
-    ).values("amount")[:1]
-    addon_price = AddonPrice.objects.filter(
-        addon_id=OuterRef("addon_id"),
-        billing_cycle=OuterRef("order__billing_cycle"),
-        currency=OuterRef("order__currency"),
-    ).values("amount")[:1]
-    addons_total = (
-        OrderAddon.objects.filter(order_id=OuterRef("pk"))
-        .order_by()
-        .values("order_id")
-        .annotate(total=Sum(Coalesce(Subquery(addon_price), F("amount"))))
-        .values("total")
-    )
-    rows = (
-        Order.objects.filter(deployment__status=DeploymentStatus.ACTIVE)
-        .order_by()
-        .annotate(
-            recurring=Coalesce(Subquery(plan_price), ZERO) + Coalesce(Subquery(addons_total), ZERO)
-        )
-        .values("currency", "billing_cycle")
-        .annotate(total=Sum("recurring", output_field=MONEY_FIELD), servers=Count("id"))
-    )
+    """Grouped counts of the active servers' orders (by currency, cycle and plan; their add-ons
+    by currency, cycle and add-on) priced from the catalog in Python: four queries, two of them
+    over the small catalog. (A per-order correlated price subquery took 1.1 s at 100k servers.)"""
+    active = Q(deployment__status=DeploymentStatus.ACTIVE)
+    plan_prices = {
+        (row["plan__slug"], row["billing_cycle"], row["currency"]): row["amount"]
+        for row in PlanPrice.objects.values("plan__slug", "billing_cycle", "currency", "amount")
+    }
+    addon_prices = {
+        (row["addon_id"], row["billing_cycle"], row["currency"]): row["amount"]
+        for row in AddonPrice.objects.values("addon_id", "billing_cycle", "currency", "amount")
+    }
     totals: dict[str, Decimal] = defaultdict(Decimal)
     servers: dict[str, int] = defaultdict(int)
-    for row in rows:
-        months = BillingCycle(row["billing_cycle"]).months
-        totals[row["currency"]] += (row["total"] or Decimal(0)) / months
-        servers[row["currency"]] += row["servers"]
+    plan_groups = (
+        Order.objects.filter(active)
+        .order_by()
+        .values("currency", "billing_cycle", "deployment__plan_slug")
+        .annotate(servers=Count("id"))
+    )
+    for row in plan_groups:
+        currency, cycle = row["currency"], row["billing_cycle"]
+        price = plan_prices.get((row["deployment__plan_slug"], cycle, currency), Decimal(0))
+        totals[currency] += price * row["servers"] / BillingCycle(cycle).months
+        servers[currency] += row["servers"]
+    addon_groups = (
+        OrderAddon.objects.filter(order__deployment__status=DeploymentStatus.ACTIVE)
+        .order_by()
+        .values("order__currency", "order__billing_cycle", "addon_id")
+        .annotate(lines=Count("id"), sold_at=Sum("amount"))
+    )
+    for row in addon_groups:
+        currency, cycle = row["order__currency"], row["order__billing_cycle"]
+        # The catalog's price, else what they were sold at (as the renewal job bills them).
+        price = addon_prices.get((row["addon_id"], cycle, currency))
+        amount = price * row["lines"] if price is not None else (row["sold_at"] or Decimal(0))
+        totals[currency] += amount / BillingCycle(cycle).months
     return [
         CurrencyMrr(mrr=Money(total, currency), servers=servers[currency])
         for currency, total in sorted(totals.items())

@@ -110,7 +110,7 @@ def seed(first: int, last: int) -> dict[str, int]:
         Plan.objects.filter(slug__in=["bronze", "silver", "gold"]).values_list("slug", "pk")
     )
     addon_id = Addon.objects.order_by("pk").values_list("pk", flat=True).first()
-    steps = "ARRAY[" + ", ".join(f"'{name}'" for name in STEP_NAMES) + "]"
+    steps = "(ARRAY[" + ", ".join(f"'{name}'" for name in STEP_NAMES) + "])"
     counts: dict[str, int] = {}
     series = f"FROM generate_series({int(first)}, {int(last)}) AS n"
     # n of a deployment row d: its panel server id minus the offset.
