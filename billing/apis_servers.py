@@ -16,7 +16,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -373,72 +373,61 @@ def _staff_result(deployment: Deployment, verified: bool | None) -> Response:
     return Response({**ServerSerializer(_view_of(deployment)).data, "panel_verified": verified})
 
 
-class ServerSuspendApi(APIView):
+class _StaffLifecycleApi(APIView):
+    """A staff lifecycle action on the panel: validate `input_serializer`, find the server, run
+    the admin's `operation` (same service, same audit) and answer the server with whether the
+    panel's state was read back."""
+
+    permission_classes = STAFF
+    required_scopes = {"POST": ApiTokenScope.PROVISIONING}
+    input_serializer: type[serializers.Serializer]
+    operation: Any
+
+    def post(self, request: Request, deployment_id: int) -> Response:
+        payload = self.input_serializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        deployment = server_get_for_user(user=request.user, deployment_id=deployment_id)
+        changed = type(self).operation(
+            deployment_id=deployment.pk,
+            actor=_staff_actor(request),
+            reason=payload.validated_data["reason"],
+        )
+        return _staff_result(changed, getattr(changed, "panel_verified", None))
+
+
+def _lifecycle_schema(input_serializer: type[serializers.Serializer]) -> Any:
+    return extend_schema_view(
+        post=extend_schema(
+            request=input_serializer,
+            responses={200: StaffActionResultSerializer, **_PANEL_ERRORS},
+        )
+    )
+
+
+@_lifecycle_schema(SuspendInputSerializer)
+class ServerSuspendApi(_StaffLifecycleApi):
     """Staff: suspend an active server on the panel (the admin's "Suspend on the panel")."""
 
-    permission_classes = STAFF
-    required_scopes = {"POST": ApiTokenScope.PROVISIONING}
-
-    @extend_schema(
-        request=SuspendInputSerializer,
-        responses={200: StaffActionResultSerializer, **_PANEL_ERRORS},
-    )
-    def post(self, request: Request, deployment_id: int) -> Response:
-        payload = SuspendInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        deployment = server_get_for_user(user=request.user, deployment_id=deployment_id)
-        suspended = operations.deployment_suspend(
-            deployment_id=deployment.pk,
-            actor=_staff_actor(request),
-            reason=payload.validated_data["reason"],
-        )
-        return _staff_result(suspended, getattr(suspended, "panel_verified", None))
+    input_serializer = SuspendInputSerializer
+    operation = staticmethod(operations.deployment_suspend)
 
 
-class ServerUnsuspendApi(APIView):
+@_lifecycle_schema(UnsuspendInputSerializer)
+class ServerUnsuspendApi(_StaffLifecycleApi):
     """Staff: unsuspend a suspended server (the admin's "Unsuspend on the panel")."""
 
-    permission_classes = STAFF
-    required_scopes = {"POST": ApiTokenScope.PROVISIONING}
-
-    @extend_schema(
-        request=UnsuspendInputSerializer,
-        responses={200: StaffActionResultSerializer, **_PANEL_ERRORS},
-    )
-    def post(self, request: Request, deployment_id: int) -> Response:
-        payload = UnsuspendInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        deployment = server_get_for_user(user=request.user, deployment_id=deployment_id)
-        unsuspended = operations.deployment_unsuspend(
-            deployment_id=deployment.pk,
-            actor=_staff_actor(request),
-            reason=payload.validated_data["reason"],
-        )
-        return _staff_result(unsuspended, getattr(unsuspended, "panel_verified", None))
+    input_serializer = UnsuspendInputSerializer
+    operation = staticmethod(operations.deployment_unsuspend)
 
 
-class ServerTerminateApi(APIView):
+@_lifecycle_schema(TerminateInputSerializer)
+class ServerTerminateApi(_StaffLifecycleApi):
     """Staff: terminate an active or suspended server (the admin's "Terminate"): billing-wise
     at once; on the panel deleted at once, or kept suspended for the restore window and/or a
     final backup, as the deployment's settings say."""
 
-    permission_classes = STAFF
-    required_scopes = {"POST": ApiTokenScope.PROVISIONING}
-
-    @extend_schema(
-        request=TerminateInputSerializer,
-        responses={200: StaffActionResultSerializer, **_PANEL_ERRORS},
-    )
-    def post(self, request: Request, deployment_id: int) -> Response:
-        payload = TerminateInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        deployment = server_get_for_user(user=request.user, deployment_id=deployment_id)
-        terminated = operations.deployment_terminate(
-            deployment_id=deployment.pk,
-            actor=_staff_actor(request),
-            reason=payload.validated_data["reason"],
-        )
-        return _staff_result(terminated, getattr(terminated, "panel_verified", None))
+    input_serializer = TerminateInputSerializer
+    operation = staticmethod(operations.deployment_terminate)
 
 
 class ServerChangePlanApi(APIView):
