@@ -117,7 +117,6 @@ SPECS: dict[str, EventSpec] = {
                 "duration",
                 "status",
                 "panel_url",
-                "panel_username",
                 "server_id",
                 "server_name",
                 "server_address",
@@ -125,7 +124,9 @@ SPECS: dict[str, EventSpec] = {
                 "cpu_percent",
                 "disk_mb",
             ),
-            optional=("location", "game"),
+            # A server staff linked by hand (provisioning.manual) may have no login of ours to
+            # give: no panel_username, and panel_login_from_staff says so instead.
+            optional=("location", "game", "panel_username", "panel_login_from_staff"),
             secret_keys=_CREDENTIALS,
             essential=True,
             whatsapp_params=(

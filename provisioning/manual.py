@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from common.actors import Actor
 from common.errors import ApplicationError, ConflictError, NotFoundError
-from provisioning import listeners
+from provisioning import listeners, notify
 from provisioning.errors import ProvisioningErrorCode as Code
 from provisioning.models import (
     ACTIVE_RUN_STATUSES,
@@ -121,6 +121,12 @@ def provisioning_link_manual_server(
                 actor=actor,
             )
             listeners.notify_succeeded(deployment_id=deployment_id, actor=actor)
+            # The customer is told as after the saga (queued when this commits).
+            notify.notify_deployment_ready(
+                deployment_id=deployment_id,
+                order_id=request.order_reference.removeprefix("Order #"),
+                panel_user_id=server.user_id,
+            )
     except IntegrityError as exc:
         # Another deployment took this panel server between the check and the write.
         raise _linked_elsewhere(panel_server_id) from exc

@@ -34,8 +34,18 @@ def notify_provisioning_started(run: ProvisioningRun) -> None:
 
 
 def notify_server_ready(run: ProvisioningRun) -> None:
-    deployment = Deployment.objects.select_related("customer", "location").get(pk=run.deployment_id)
+    notify_deployment_ready(deployment_id=run.deployment_id, order_id=_order_id(run))
+
+
+def notify_deployment_ready(
+    *, deployment_id: int, order_id: str, panel_user_id: int | None = None
+) -> None:
+    """ "Server ready" with the address, limits and panel login. `panel_user_id` (a server
+    linked by hand): the login is only given when our panel account is that server's owner."""
+    deployment = Deployment.objects.select_related("customer", "location").get(pk=deployment_id)
     account = PanelAccount.objects.filter(user_id=deployment.customer_id).first()
+    if account is not None and panel_user_id is not None and account.panel_user_id != panel_user_id:
+        account = None
     limits = deployment.spec.get("limits", {})
     secrets = {}
     if account is not None and account.password:
@@ -45,10 +55,11 @@ def notify_server_ready(run: ProvisioningRun) -> None:
         user=deployment.customer,
         context={
             **_base(deployment),
-            "order_id": _order_id(run),
+            "order_id": order_id,
             "status": "Active",
             "panel_url": settings.PTERODACTYL_URL,
             "panel_username": account.username if account else "",
+            "panel_login_from_staff": account is None and panel_user_id is not None,
             "server_id": deployment.panel_identifier or str(deployment.panel_server_id),
             "server_address": deployment.connection_address,
             "memory_mb": limits.get("memory", ""),

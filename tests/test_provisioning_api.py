@@ -17,6 +17,7 @@ from billing.models import Order, OrderStatus
 from billing.services.orders import order_cancel
 from billing.services.payments import payment_record_manual
 from common.actors import Actor
+from notifications.models import Delivery
 from provisioning.models import (
     ProvisioningRequest,
     ProvisioningRequestEvent,
@@ -570,6 +571,14 @@ def test_manual_links_a_hand_made_server(
         .order_by("pk")
         .values_list("to_status", flat=True)
     ) == [ProvisioningRequestStatus.IN_PROGRESS, ProvisioningRequestStatus.SUCCEEDED]
+    # The customer is told, as after the saga; the server belongs to another panel user, so
+    # no panel login of ours is offered for it.
+    ready = Delivery.objects.get(event="server_ready", user=order.customer, channel="email")
+    assert ready.context["server_address"] == deployment.connection_address
+    assert ready.context["panel_username"] == ""
+    assert ready.context["panel_login_from_staff"] is True
+    assert "the panel account our team set up for this server" in ready.body
+    assert "Password:" not in ready.body
 
     # The same panel server for another order: refused, nothing changed.
     taken = client.post(
