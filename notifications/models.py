@@ -445,7 +445,15 @@ class InboundMessage(TimeStampedModel):
     class Meta:
         ordering = ("-created_at", "-id")
         # The rate limit counts a number's answered commands in a recent window.
-        indexes = [models.Index(fields=["sender", "handled_at"], name="inbound_sender_handled_idx")]
+        indexes = [
+            models.Index(fields=["sender", "handled_at"], name="inbound_sender_handled_idx"),
+            # The sweeper's "still pending" scan (few rows: answered within seconds).
+            models.Index(
+                fields=["created_at"],
+                name="inbound_pending_idx",
+                condition=models.Q(outcome="pending"),
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider_message_id"], name="inbound_unique_provider_message_id"

@@ -14,7 +14,10 @@ from notifications.services import (
     delivery_attempt,
     notification_secrets_purge,
 )
-from notifications.services.inbound import whatsapp_command_answer
+from notifications.services.inbound import (
+    whatsapp_command_answer,
+    whatsapp_commands_resume_pending,
+)
 
 
 @shared_task(bind=True, name="notifications.deliver", acks_late=True, max_retries=None)
@@ -40,8 +43,9 @@ def deliver_many(delivery_ids: list[int]) -> int:
 
 @shared_task(name="notifications.resume_stalled")
 def resume_stalled() -> int:
-    """Beat, every minute: re-enqueue queued deliveries whose task was lost."""
-    return deliveries_resume_stalled()
+    """Beat, every minute: re-enqueue queued deliveries and WhatsApp commands whose task was
+    lost."""
+    return deliveries_resume_stalled() + whatsapp_commands_resume_pending()
 
 
 @shared_task(name="notifications.purge_secrets")

@@ -90,6 +90,33 @@ def whatsapp_messages_record(messages: list[InboundText]) -> int:
     return created
 
 
+# A message still pending this long after it came in lost its task (broker down at commit, the
+# message dropped): the sweeper enqueues it again.
+PENDING_RESUME_AFTER = timedelta(minutes=2)
+
+
+def whatsapp_commands_resume_pending(*, limit: int = 200) -> int:
+    """Enqueue again the answer of messages still pending after PENDING_RESUME_AFTER (beat,
+    every minute, with the deliveries' sweeper); returns how many. Answering twice is safe (the
+    row is locked and a handled message is left alone); one past REPLY_WINDOW is marked ignored
+    by the task, so nothing stays pending."""
+    from notifications.tasks import whatsapp_command
+
+    stale = list(
+        InboundMessage.objects.filter(
+            outcome=InboundOutcome.PENDING,
+            created_at__lt=timezone.now() - PENDING_RESUME_AFTER,
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for inbound_id in stale:
+        whatsapp_command.delay_on_commit(inbound_id)
+    if stale:
+        logger.warning("whatsapp: %s unanswered inbound message(s) enqueued again", len(stale))
+    return len(stale)
+
+
 def whatsapp_command_answer(*, inbound_id: int) -> str:
     """Decide and record what the inbound message gets (what the task runs); returns the
     outcome. Safe to run twice: a message already handled is left alone."""

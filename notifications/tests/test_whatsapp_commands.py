@@ -1,11 +1,13 @@
 """WhatsApp commands: inbound messages are stored once, answered once, only for linked numbers."""
 
+import datetime as dt
 import json
 import time
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from notifications.commands import command_parse
 from notifications.models import (
@@ -16,8 +18,8 @@ from notifications.models import (
     InboundOutcome,
 )
 from notifications.selectors import customer_event_specs
-from notifications.services.inbound import whatsapp_command_answer
-from notifications.tasks import whatsapp_command
+from notifications.services.inbound import PENDING_RESUME_AFTER, whatsapp_command_answer
+from notifications.tasks import resume_stalled, whatsapp_command
 from notifications.tests.conftest import CUSTOMER_NUMBER, WA_PHONE_ID, WA_URL, run_queued, wa_ok
 from notifications.tests.test_webhook import post, sign
 
@@ -153,6 +155,38 @@ def test_help_from_a_linked_number_is_answered_once_in_the_customer_language(
     assert "bantuan: daftar ini" in text
     assert "Maaf" not in text
     assert reply.body == text  # the logged copy
+
+
+def test_a_message_whose_task_was_lost_is_answered_by_the_sweeper(
+    wa_customer, client, mocked_responses, django_capture_on_commit_callbacks
+):
+    wa_ok(mocked_responses, "wamid.OUT1")
+    with django_capture_on_commit_callbacks(execute=False) as lost:
+        assert post(client, inbound("help", message_id="wamid.LOST")).status_code == 200
+    assert len(lost) == 1  # the enqueue that never reached the broker
+    row = InboundMessage.objects.get()
+
+    # Within PENDING_RESUME_AFTER the first task may still be on its way: left alone.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert resume_stalled.apply().get() == 0
+    assert callbacks == []
+    InboundMessage.objects.filter(pk=row.pk).update(
+        created_at=timezone.now() - PENDING_RESUME_AFTER - dt.timedelta(seconds=1)
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert resume_stalled.apply().get() == 1
+    assert len(callbacks) == 1
+    # What that enqueue runs on the worker (as the send fixture does for the webhook's).
+    with django_capture_on_commit_callbacks(execute=False):
+        assert whatsapp_command.apply(args=[row.pk]).get() == "answered"
+    run_queued()
+
+    row.refresh_from_db()
+    assert (row.outcome, row.reply.status) == ("answered", "sent")
+    assert len(sent_texts(mocked_responses)) == 1
+    # Answered: the next sweep has nothing to do.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert resume_stalled.apply().get() == 0
 
 
 def test_unknown_command_gets_the_help_text(customer, send, mocked_responses):
