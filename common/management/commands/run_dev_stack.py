@@ -5,6 +5,7 @@ or broker server is needed. Ctrl-C stops every process.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,13 @@ class Command(BaseCommand):
             Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["processed_folder"]).mkdir(
                 parents=True, exist_ok=True
             )
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # One metrics folder for web, workers and beat (emptied at each start): the web's
+            # /metrics then shows the panel requests the workers made.
+            metrics_dir = Path(settings.BASE_DIR) / "var" / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         celery = [python, "-m", "celery", "-A", "config"]
