@@ -67,6 +67,11 @@ urlpatterns = [
     path("accounts/profile/", account.profile, name="profile"),
     path("accounts/profile/name/", account.profile_name, name="profile-name"),
     path("accounts/profile/billing/", account.profile_billing, name="profile-billing"),
+    path(
+        "accounts/profile/whatsapp/verify/",
+        account.profile_whatsapp_verify,
+        name="profile-whatsapp-verify",
+    ),
     path("accounts/email/change/", account.email_change, name="account-email-change"),
     path(
         "accounts/email/change/<str:token>/",

@@ -37,6 +37,7 @@ class CustomerProfileAdmin(admin.ModelAdmin):
         "user",
         "whatsapp_number",
         "whatsapp_consent",
+        "whatsapp_verified",
         "preferred_language",
         "notify_by_email",
         "notify_by_whatsapp",
@@ -44,6 +45,20 @@ class CustomerProfileAdmin(admin.ModelAdmin):
     list_filter = ("preferred_language", "notify_by_whatsapp", "whatsapp_consent")
     search_fields = ("user__username", "user__email", "whatsapp_number")
     list_select_related = ("user",)
+    # Verification is the customer's to prove (they send us the code): shown, never edited;
+    # a pending code's HMAC is not shown at all.
+    readonly_fields = ("whatsapp_verified_number", "whatsapp_verified_at")
+
+    @admin.display(boolean=True, description="WhatsApp verified")
+    def whatsapp_verified(self, profile: CustomerProfile) -> bool:
+        return profile.whatsapp_verified
+
+    exclude = (
+        "whatsapp_code_digest",
+        "whatsapp_code_number",
+        "whatsapp_code_expires_at",
+        "whatsapp_code_attempts",
+    )
 
 
 class DeliveryEventInline(StatusEventInline):

@@ -26,6 +26,9 @@ COMMAND_WORDS: dict[str, InboundCommand] = {
     "help": InboundCommand.HELP,
     "bantuan": InboundCommand.HELP,
     "login": InboundCommand.LOGIN,
+    # "verify 123456" proves the number (notifications.services.whatsapp_verification).
+    "verify": InboundCommand.VERIFY,
+    "verifikasi": InboundCommand.VERIFY,
 }
 
 
@@ -36,6 +39,15 @@ def command_parse(text: str) -> InboundCommand:
         return InboundCommand.UNKNOWN
     word = words[0].lower().lstrip("!/").rstrip(".!?,:")
     return COMMAND_WORDS.get(word, InboundCommand.UNKNOWN)
+
+
+def command_argument(text: str) -> str:
+    """The word after the command ("verify 123 456" -> "123456": the code with any spaces or
+    dashes a phone keyboard adds taken out); "" when there is none."""
+    words = text[:200].strip().split(maxsplit=1)
+    if len(words) < 2:
+        return ""
+    return "".join(ch for ch in words[1] if ch.isdigit())[:12]
 
 
 @dataclass(frozen=True)

@@ -567,9 +567,9 @@ SPECS: dict[str, EventSpec] = {
         EventSpec(
             E.WHATSAPP_COMMAND_REPLY,
             Audience.CUSTOMER,
-            # reply: help, unknown (help, after "not a command"), status, login_unavailable or
-            # login_rate_limited. servers (status): [{name, status, next_due_date}], the
-            # status a servers.DeploymentStatus value, worded by the template.
+            # reply: help, unknown (help, after "not a command"), status, login_unavailable,
+            # login_rate_limited, verified or verify_failed. servers (status): [{name, status,
+            # next_due_date}], the status a servers.DeploymentStatus value, worded by the template.
             required=("reply",),
             optional=("servers",),
             worded=("reply", "servers"),

@@ -43,8 +43,20 @@ class CustomerProfile(TimeStampedModel):
     # Per-event channel choices, {"server_ready": ["whatsapp", "email"], ...}; an event not
     # listed uses notify_by_email / notify_by_whatsapp. Written by customer_event_channels_set.
     event_channels = models.JSONField(default=dict, blank=True)
+    # The number the customer proved they hold (they sent us "verify <code>" from it:
+    # notifications.services.whatsapp_verification). A changed number is unverified by itself.
+    whatsapp_verified_number = models.CharField(max_length=20, blank=True)
+    whatsapp_verified_at = models.DateTimeField(null=True, blank=True)
+    # The pending code: its HMAC only (the page shows it once), the number it is for, expiry
+    # and wrong tries (a code dies after WHATSAPP_VERIFICATION_MAX_ATTEMPTS).
+    whatsapp_code_digest = models.CharField(max_length=64, blank=True)
+    whatsapp_code_number = models.CharField(max_length=20, blank=True)
+    whatsapp_code_expires_at = models.DateTimeField(null=True, blank=True)
+    whatsapp_code_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        # An inbound WhatsApp message finds its sender's profile by number.
+        indexes = [models.Index(fields=["whatsapp_number"], name="profile_whatsapp_number_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(whatsapp_number="") | Q(whatsapp_number__regex=r"^\+[1-9][0-9]{6,14}$"),
@@ -60,6 +72,10 @@ class CustomerProfile(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"
+
+    @property
+    def whatsapp_verified(self) -> bool:
+        return bool(self.whatsapp_number) and self.whatsapp_verified_number == self.whatsapp_number
 
 
 class NotificationEvent(models.TextChoices):
@@ -394,6 +410,7 @@ class InboundCommand(models.TextChoices):
     STATUS = "status", "Status"
     HELP = "help", "Help"
     LOGIN = "login", "Login"
+    VERIFY = "verify", "Verify this number"
     UNKNOWN = "unknown", "Not a command"
     NONE = "", "Not text"
 
@@ -402,7 +419,7 @@ class InboundOutcome(models.TextChoices):
     PENDING = "pending", "Pending"
     ANSWERED = "answered", "Answered"
     # Nothing private is ever sent to these: no reply at all (see notifications.commands).
-    UNLINKED = "unlinked", "Number not linked to exactly one account"
+    UNLINKED = "unlinked", "Number not verified on exactly one account"
     RATE_LIMITED = "rate_limited", "Too many commands from this number"
     IGNORED = "ignored", "Ignored (not text, too old, or WhatsApp disabled)"
     FAILED = "failed", "Failed"
@@ -425,6 +442,8 @@ class InboundMessage(TimeStampedModel):
     )
     # When the customer sent it (WhatsApp's timestamp).
     sent_at = models.DateTimeField(null=True, blank=True)
+    # "verify <code>": the code's HMAC (as on the profile), never the code.
+    argument_digest = models.CharField(max_length=64, blank=True)
     # The account the number belongs to, if exactly one consenting profile has it.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import time
 
 import pytest
@@ -50,7 +51,11 @@ def world(settings, catalog, customer, other_customer):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # The customer gets e-mail only by default: the answers still come back on WhatsApp.
     CustomerProfile.objects.create(
-        user=customer, whatsapp_number=NUMBER, whatsapp_consent=True, preferred_language="en"
+        user=customer,
+        whatsapp_number=NUMBER,
+        whatsapp_verified_number=NUMBER,
+        whatsapp_consent=True,
+        preferred_language="en",
     )
     location = Location.objects.get(short_code="eu")
     servers = {}
@@ -231,3 +236,37 @@ def test_login_without_a_live_server_says_so(world, customer):
     [delivery] = Delivery.objects.all()
     assert delivery.context["reply"] == "login_unavailable"
     assert "None of your servers has a panel login yet" in sent(cloud_api)[0]["text"]["body"]
+
+
+def test_a_new_number_is_verified_from_the_profile_then_answered(world, customer, settings):
+    """The customer's number is unverified (newly typed in): commands get silence until they
+    take a code from the profile page and send it to us from that number."""
+    cloud_api, _servers = world
+    settings.WHATSAPP_DISPLAY_NUMBER = "+6281100000000"
+    CustomerProfile.objects.filter(user=customer).update(whatsapp_verified_number="")
+    browser = Client()
+    browser.force_login(customer)
+
+    post("status", message_id="wamid.J0")
+    assert len(cloud_api.calls) == 0
+    page = browser.get("/accounts/profile/").content.decode()
+    assert "Not verified" in page
+    assert "/accounts/profile/whatsapp/verify/" in page
+    shown = browser.post("/accounts/profile/whatsapp/verify/")
+    assert shown.status_code == 200
+    assert "no-store" in shown["Cache-Control"]
+    html = shown.content.decode()
+    code = re.search(r"VERIFY (\d{6})", html).group(1)
+    assert f"https://wa.me/6281100000000?text=VERIFY%20{code}" in html
+
+    post(f"verify {code}", message_id="wamid.J1")
+    post("status", message_id="wamid.J2")
+
+    texts = [message["text"]["body"] for message in sent(cloud_api)]
+    assert len(texts) == 2
+    assert "This number is verified for your account." in texts[0]
+    assert "• Survival SMP: active" in texts[1]
+    page = browser.get("/accounts/profile/").content.decode()
+    assert "Not verified" not in page
+    assert f"{NUMBER}, verified on" in page
+    assert code not in json.dumps(list(InboundMessage.objects.values()), default=str)

@@ -3,8 +3,10 @@ password). Log in/out and password reset are Django's views with our forms and t
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -25,6 +27,7 @@ from billing.forms.accounts import (
     EmailChangeForm,
     EmailLoginForm,
     NameForm,
+    whatsapp_enabled,
 )
 from billing.models import BillingProfile
 from billing.services.accounts import (
@@ -47,7 +50,11 @@ from billing.services.customers import (
 from common.actors import Actor
 from common.errors import ApplicationError
 from notifications.selectors import customer_profile_get
-from notifications.services import customer_event_channels_set, customer_profile_upsert
+from notifications.services import (
+    customer_event_channels_set,
+    customer_profile_upsert,
+    whatsapp_verification_start,
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -122,8 +129,17 @@ def _profile_page(request: HttpRequest, **forms_: Form) -> HttpResponse:
         ),
         "email_form": forms_.get("email_form") or EmailChangeForm(),
         "email_verified": account_email_is_verified(user=user),
+        # The WhatsApp commands section: only with WhatsApp on and a number saved.
+        "whatsapp_profile": _whatsapp_profile(user),
     }
     return render(request, "registration/profile.html", context)
+
+
+def _whatsapp_profile(user: Any) -> Any:
+    if not whatsapp_enabled():
+        return None
+    current = customer_profile_get(user=user)
+    return current if current is not None and current.whatsapp_number else None
 
 
 def _notification_form(request: HttpRequest, *, data: Any) -> ProfileForm:
@@ -209,6 +225,36 @@ def profile_name(request: HttpRequest) -> HttpResponse:
         saved_message=_("Name saved."),
         form_key="name_form",
     )
+
+
+@never_cache
+@login_required
+@require_http_methods(["POST"])
+def profile_whatsapp_verify(request: HttpRequest) -> HttpResponse:
+    """A code to send us from the profile's WhatsApp number (shown on this page only)."""
+    if not whatsapp_enabled():
+        return redirect("profile")
+    try:
+        issued = whatsapp_verification_start(user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("profile")
+    business_number = settings.WHATSAPP_DISPLAY_NUMBER or settings.SUPPORT_WHATSAPP
+    text = f"VERIFY {issued.code}"
+    context = {
+        "code": issued.code,
+        "number": issued.number,
+        "expires_at": issued.expires_at,
+        "message_text": text,
+        "business_number": business_number,
+        # wa.me opens the chat with the text typed in, on a phone or WhatsApp Web.
+        "wa_link": (
+            f"https://wa.me/{business_number.lstrip('+')}?text={quote(text)}"
+            if business_number
+            else ""
+        ),
+    }
+    return render(request, "registration/whatsapp_verify.html", context)
 
 
 @login_required

@@ -80,3 +80,10 @@ WHATSAPP_COMMAND_REPLY_LIMIT = env.int("WHATSAPP_COMMAND_REPLY_LIMIT", default=5
 WHATSAPP_COMMAND_REPLY_WINDOW_SECONDS = env.int(
     "WHATSAPP_COMMAND_REPLY_WINDOW_SECONDS", default=300
 )
+# The commands answer only numbers the customer proved they hold by sending us "verify <code>"
+# (notifications.services.whatsapp_verification): the code's lifetime and its wrong tries.
+WHATSAPP_VERIFICATION_CODE_MINUTES = env.int("WHATSAPP_VERIFICATION_CODE_MINUTES", default=30)
+WHATSAPP_VERIFICATION_MAX_ATTEMPTS = env.int("WHATSAPP_VERIFICATION_MAX_ATTEMPTS", default=5)
+# Our WhatsApp business number as customers see it (E.164): the profile page's "send this code
+# to ..." and its wa.me link. Empty: SUPPORT_WHATSAPP, else the page says "our WhatsApp number".
+WHATSAPP_DISPLAY_NUMBER = env("WHATSAPP_DISPLAY_NUMBER", default="")

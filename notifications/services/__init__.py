@@ -47,12 +47,17 @@ from notifications.services.recipients import staff_alert_recipients
 from notifications.services.retries import deliveries_resume_stalled, delivery_retry
 from notifications.services.sending import notification_send
 from notifications.services.webhooks import whatsapp_webhook_handshake, whatsapp_webhook_receive
+from notifications.services.whatsapp_verification import (
+    VerificationCode,
+    whatsapp_verification_start,
+)
 
 __all__ = [
     "AttemptOutcome",
     "BatchOutcome",
     "BulkMessage",
     "Recipient",
+    "VerificationCode",
     "credentials_resend_allowed",
     "credentials_reveal_consume",
     "credentials_reveal_create",
@@ -71,6 +76,7 @@ __all__ = [
     "notification_send",
     "notification_send_many",
     "staff_alert_recipients",
+    "whatsapp_verification_start",
     "whatsapp_webhook_handshake",
     "whatsapp_webhook_receive",
 ]

@@ -9,13 +9,14 @@
    reply as a normal Delivery to the number that wrote (the deliver task sends it: logged,
    retried, redacted like every message; a failed WhatsApp reply falls back to email).
 
-Who gets an answer (design choice): a number is linked when exactly one active customer has it
-on their profile with WhatsApp consent. WhatsApp itself authenticates the sender (the webhook is
-signed by Meta), so the answer only ever goes to the holder of that number. Unknown numbers,
-numbers on no consenting profile and numbers claimed by several accounts get NO reply at all
-(not even "not linked"): nothing to tell whether an account exists, and nothing to spam with.
-The portal has no one-time-code check of numbers yet; when it gets one, `_linked_profile` is the
-one place to require it. The message text is never stored, only the command read from it.
+Who gets an answer: a number is linked when exactly one active customer has it on their
+profile with WhatsApp consent and verified it (they sent us "verify <code>" from it, the code
+shown on their profile page: services/whatsapp_verification.py). WhatsApp itself
+authenticates the sender (the webhook is signed by Meta), so the answer only ever goes to the
+holder of that number. Unknown, unverified and shared numbers get NO reply at all (not even
+"not linked"): nothing to tell whether an account exists, and nothing to spam with; a "verify"
+is answered only when a profile waits for a code from that number. The message text is never
+stored, only the command read from it (and a verify code's HMAC).
 """
 
 import logging
@@ -44,6 +45,7 @@ from notifications.models import (
 )
 from notifications.services.delivery_rows import deliveries_queued
 from notifications.services.sending import SECRET_LIKE_KEY
+from notifications.services.whatsapp_verification import whatsapp_verification_confirm
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class InboundText:
     message_type: str
     command: str
     sent_at: datetime | None
+    argument_digest: str = ""
 
 
 def whatsapp_messages_record(messages: list[InboundText]) -> int:
@@ -80,6 +83,7 @@ def whatsapp_messages_record(messages: list[InboundText]) -> int:
                     "message_type": message.message_type,
                     "command": message.command,
                     "sent_at": message.sent_at,
+                    "argument_digest": message.argument_digest,
                 },
             )
             if was_created:
@@ -144,6 +148,8 @@ def _answer(inbound: InboundMessage) -> tuple[str, Delivery | None]:
     sent_at = inbound.sent_at or inbound.created_at
     if sent_at < timezone.now() - REPLY_WINDOW:
         return InboundOutcome.IGNORED, None
+    if inbound.command == InboundCommand.VERIFY:
+        return _verify(inbound)
     profile = _linked_profile(inbound.sender)
     if profile is None:
         return InboundOutcome.UNLINKED, None
@@ -174,12 +180,37 @@ def _answer(inbound: InboundMessage) -> tuple[str, Delivery | None]:
     return InboundOutcome.ANSWERED, delivery
 
 
+def _verify(inbound: InboundMessage) -> tuple[str, Delivery | None]:
+    """ "verify <code>": answered only when a profile waits for a code from this number (the
+    customer asked for one on their profile page); anyone else gets silence."""
+    if _rate_limited(inbound):
+        return InboundOutcome.RATE_LIMITED, None
+    result = whatsapp_verification_confirm(sender=inbound.sender, digest=inbound.argument_digest)
+    if result.profile is None:
+        return InboundOutcome.UNLINKED, None
+    inbound.user = result.profile.user
+    request = CommandRequest(
+        inbound_id=inbound.pk,
+        command=inbound.command,
+        user=result.profile.user,
+        language=result.profile.preferred_language,
+        sender=inbound.sender,
+    )
+    reply = CommandReply(reply="verified" if result.verified else "verify_failed")
+    return InboundOutcome.ANSWERED, _reply_queue(inbound, request=request, reply=reply)
+
+
 def _linked_profile(sender: str) -> CustomerProfile | None:
-    """The one consenting, active customer with this number (locked), else None."""
+    """The one consenting, active customer who verified this number (locked), else None."""
     profiles = list(
         CustomerProfile.objects.select_for_update(of=("self",))
         .select_related("user")
-        .filter(whatsapp_number=sender, whatsapp_consent=True, user__is_active=True)
+        .filter(
+            whatsapp_number=sender,
+            whatsapp_verified_number=sender,
+            whatsapp_consent=True,
+            user__is_active=True,
+        )
         .order_by("pk")[:2]
     )
     if len(profiles) != 1:

@@ -12,12 +12,13 @@ from django.conf import settings
 
 from common.errors import ApplicationError
 from common.jsonsafe import json_loads_bounded
-from notifications.commands import command_parse
+from notifications.commands import command_argument, command_parse
 from notifications.errors import NotificationErrorCode
 from notifications.models import InboundCommand
 from notifications.services.inbound import InboundText, whatsapp_messages_record
 from notifications.services.receipts import delivery_status_apply, receipt_time
 from notifications.services.recipients import E164
+from notifications.services.whatsapp_verification import verification_code_digest
 
 logger = logging.getLogger(__name__)
 
@@ -157,18 +158,22 @@ def _inbound_message(message: dict[str, Any]) -> InboundText | None:
         # Not a number we could ever have on a profile: nothing to answer, nothing to keep.
         logger.warning("whatsapp message from a sender that is not a phone number ignored")
         return None
-    command = InboundCommand.NONE
+    command, argument_digest = InboundCommand.NONE, ""
     if message_type == "text":
         body = _object(message.get("text") or {}, "text").get("body") or ""
         if not isinstance(body, str):
             raise _malformed("a text message body is not text")
         command = command_parse(body)
+        if command == InboundCommand.VERIFY and (code := command_argument(body)):
+            # Only the code's HMAC is kept, as on the profile.
+            argument_digest = verification_code_digest(code)
     return InboundText(
         message_id=message_id,
         sender=number,
         message_type=message_type[:20] if message_type.isprintable() else "unknown",
         command=command,
         sent_at=receipt_time(message.get("timestamp")),
+        argument_digest=argument_digest,
     )
 
 

@@ -45,6 +45,7 @@ def wa_customer(customer):
     CustomerProfile.objects.create(
         user=customer,
         whatsapp_number=CUSTOMER_NUMBER,
+        whatsapp_verified_number=CUSTOMER_NUMBER,
         whatsapp_consent=True,
         notify_by_whatsapp=True,
         notify_by_email=True,

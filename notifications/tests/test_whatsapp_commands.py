@@ -191,7 +191,10 @@ def test_a_message_whose_task_was_lost_is_answered_by_the_sweeper(
 
 def test_unknown_command_gets_the_help_text(customer, send, mocked_responses):
     CustomerProfile.objects.create(
-        user=customer, whatsapp_number=CUSTOMER_NUMBER, whatsapp_consent=True
+        user=customer,
+        whatsapp_number=CUSTOMER_NUMBER,
+        whatsapp_verified_number=CUSTOMER_NUMBER,
+        whatsapp_consent=True,
     )
     wa_ok(mocked_responses)
 
@@ -216,20 +219,31 @@ def test_the_message_text_is_never_stored(wa_customer, send, mocked_responses):
     assert InboundMessage.objects.get().command == "login"
 
 
-@pytest.mark.parametrize("case", ["stranger", "no_consent", "inactive", "two_accounts"])
+@pytest.mark.parametrize(
+    "case", ["stranger", "no_consent", "unverified", "changed_number", "inactive", "two_accounts"]
+)
 def test_unlinked_numbers_get_nothing(case, customer, other_customer, send, mocked_responses):
+    verified = {"whatsapp_number": CUSTOMER_NUMBER, "whatsapp_verified_number": CUSTOMER_NUMBER}
     if case == "no_consent":
-        CustomerProfile.objects.create(user=customer, whatsapp_number=CUSTOMER_NUMBER)
-    elif case == "inactive":
+        CustomerProfile.objects.create(user=customer, **verified)
+    elif case == "unverified":
         CustomerProfile.objects.create(
             user=customer, whatsapp_number=CUSTOMER_NUMBER, whatsapp_consent=True
         )
+    elif case == "changed_number":
+        # Verified an earlier number, then typed this one in: not verified until proven.
+        CustomerProfile.objects.create(
+            user=customer,
+            whatsapp_number=CUSTOMER_NUMBER,
+            whatsapp_verified_number="+6281200000001",
+            whatsapp_consent=True,
+        )
+    elif case == "inactive":
+        CustomerProfile.objects.create(user=customer, whatsapp_consent=True, **verified)
         get_user_model().objects.filter(pk=customer.pk).update(is_active=False)
     elif case == "two_accounts":
         for user in (customer, other_customer):
-            CustomerProfile.objects.create(
-                user=user, whatsapp_number=CUSTOMER_NUMBER, whatsapp_consent=True
-            )
+            CustomerProfile.objects.create(user=user, whatsapp_consent=True, **verified)
     sender = STRANGER if case == "stranger" else CUSTOMER_NUMBER
 
     response = send(inbound("status", sender=sender))
