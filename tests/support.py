@@ -104,3 +104,23 @@ def redis_clear_own_keys(url: str | None = None) -> int:
     client = redis.Redis.from_url(url or settings.CELERY_BROKER_URL)
     keys = list(client.scan_iter(match=f"{settings.TEST_REDIS_KEY_PREFIX}*", count=500))
     return client.delete(*keys) if keys else 0
+
+
+def panel_server_made_by_hand(seed: Any, name: str) -> Any:
+    """A server made through the panel's API on the simulator (as a person in the panel UI
+    would: owned by the panel's admin user, on the eu node's last free allocation); returns the
+    panel's server. `seed`: the simulator's SeedInfo; the client reads the test settings."""
+    from provisioning.pterodactyl import Limits, PterodactylClient
+
+    client = PterodactylClient.from_settings()
+    egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
+    return client.create_server(
+        name=name,
+        user_id=seed.admin_user_id,
+        egg_id=egg.id,
+        docker_image=egg.docker_image,
+        startup=egg.startup,
+        environment=egg.environment_with_defaults(),
+        limits=Limits(1024, 0, 5120, 500, 100),
+        allocation_id=client.list_free_allocations(seed.eu_node_id)[-1].id,
+    ).resource

@@ -43,10 +43,10 @@ from common.models import ApiTokenScope
 from common.tokens import api_token_create
 from panel_simulator import PanelSimulator
 from panel_simulator.testing import install_responses
-from provisioning.pterodactyl import Limits, PterodactylClient
 from provisioning.pterodactyl.transport import shared_limiters_reset
 from servers.models import Deployment
 from tests.fleet import fleet_seed
+from tests.support import panel_server_made_by_hand
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "5"))
 PANEL_URL = "https://panel.test"
@@ -111,19 +111,7 @@ def _stripe(rsps: responses.RequestsMock) -> None:
 def _server_on_the_panel(sim: PanelSimulator, deployment_id: int) -> None:
     """The seeded server exists on the simulator too (fleet_seed writes only our rows), so the
     staff panel actions on it (suspend, terminate...) reach a real panel server."""
-    client = PterodactylClient.from_settings()
-    seed = sim.seed
-    egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
-    created = client.create_server(
-        name="schemathesis server",
-        user_id=seed.admin_user_id,
-        egg_id=egg.id,
-        docker_image=egg.docker_image,
-        startup=egg.startup,
-        environment=egg.environment_with_defaults(),
-        limits=Limits(1024, 0, 5120, 500, 100),
-        allocation_id=client.list_free_allocations(seed.eu_node_id)[-1].id,
-    ).resource
+    created = panel_server_made_by_hand(sim.seed, "schemathesis server")
     Deployment.objects.filter(pk=deployment_id).update(
         panel_server_id=created.id,
         panel_server_uuid=created.uuid,

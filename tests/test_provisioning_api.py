@@ -28,10 +28,10 @@ from provisioning.models import (
     StepAttemptStatus,
     StepDirection,
 )
-from provisioning.pterodactyl import Limits, PterodactylClient
 from provisioning.saga.steps import STEP_NAMES
 from servers.models import Deployment, DeploymentEvent, DeploymentStatus, Node
 from tests.conftest import saga  # noqa: F401  (the panel simulator world, for real runs)
+from tests.support import panel_server_made_by_hand
 
 BASE = "/api/v1/provisioning/"
 
@@ -504,25 +504,6 @@ def test_failed_run_is_listed_then_retried_to_active(
     assert client.get(BASE + "failed/").json()["count"] == 1
 
 
-def _server_made_by_hand(world, name: str) -> int:
-    """A server made through the panel's API (as a person in the panel UI would)."""
-    client = PterodactylClient.from_settings()
-    seed = world.sim.seed
-    egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
-    free = client.list_free_allocations(seed.eu_node_id)
-    created = client.create_server(
-        name=name,
-        user_id=seed.admin_user_id,
-        egg_id=egg.id,
-        docker_image=egg.docker_image,
-        startup=egg.startup,
-        environment=egg.environment_with_defaults(),
-        limits=Limits(1024, 0, 5120, 500, 100),
-        allocation_id=free[-1].id,
-    )
-    return created.resource.id
-
-
 def test_manual_links_a_hand_made_server(
     saga,
     settings,
@@ -533,7 +514,7 @@ def test_manual_links_a_hand_made_server(
     settings.PROVISIONING_ENABLED = False
     order = pay(place_order(), staff)
     second = pay(place_order(), staff)
-    panel_server_id = _server_made_by_hand(saga, "made by hand")
+    panel_server_id = panel_server_made_by_hand(saga.sim.seed, "made by hand").id
     panel_server = saga.panel.servers[panel_server_id]
     client = token_api(staff, "provisioning")
 
