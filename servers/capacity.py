@@ -371,6 +371,67 @@ def capacity_hold_release(*, deployment_id: int, reason: str, actor: Actor) -> b
     return bool(released)
 
 
+# An applied upgrade's hold keeps counting this long: until the node's next panel reading (every
+# few minutes) shows the bigger server, the reading alone would under-count it.
+UPGRADE_HOLD_AFTER_APPLY = dt.timedelta(minutes=15)
+
+
+def capacity_hold_take_upgrade(
+    *,
+    deployment_id: int,
+    node: Node,
+    memory_mb: int,
+    disk_mb: int,
+    reference: str,
+    actor: Actor,
+) -> CapacityHold:
+    """Keep an upgrade's extra memory and disk on the live server's own node while its invoice
+    waits to be paid (CAPACITY_HOLD_MINUTES, as a checkout): a new order cannot take the room
+    the customer is paying for. The caller locked `node` and checked the room (billing's
+    plan-change quote). The deployment's one hold row is reused (its first one was consumed
+    when the server was placed)."""
+    existing = CapacityHold.objects.select_for_update().filter(deployment_id=deployment_id)
+    hold = _hold_write(
+        existing=existing.first(),
+        deployment_id=deployment_id,
+        node=node,
+        memory_mb=memory_mb,
+        disk_mb=disk_mb,
+        expires_at=timezone.now() + dt.timedelta(minutes=settings.CAPACITY_HOLD_MINUTES),
+    )
+    deployment_record(
+        deployment_id=deployment_id,
+        actor=actor,
+        reason=f"{memory_mb} MB memory and {disk_mb} MB disk held on {node.name} for {reference} "
+        f"until it is paid (at most {settings.CAPACITY_HOLD_MINUTES} min unpaid)",
+    )
+    return hold
+
+
+def capacity_hold_keep_upgrade(*, deployment_id: int, actor: Actor) -> bool:
+    """The upgrade is paid: its hold counts until the upgrade is applied. A hold that lapsed
+    unpaid is taken again on the same node even over its capacity (the money is taken; the
+    panel does not refuse the bigger limits): new orders see the room as gone. Returns whether
+    the deployment had an upgrade hold to keep."""
+    kept = CapacityHold.objects.filter(deployment_id=deployment_id).filter(
+        Q(released_at__isnull=True) | Q(release_reason=RELEASE_EXPIRED)
+    )
+    updated = kept.update(expires_at=None, released_at=None, release_reason="")
+    if updated:
+        logger.info("upgrade hold of deployment %s kept at payment by %s", deployment_id, actor)
+    return bool(updated)
+
+
+def capacity_hold_upgrade_applied(*, deployment_id: int) -> bool:
+    """The bigger limits are on the panel: the hold stops counting UPGRADE_HOLD_AFTER_APPLY from
+    now (by then the node's panel reading includes them)."""
+    return bool(
+        CapacityHold.objects.filter(deployment_id=deployment_id, released_at__isnull=True).update(
+            expires_at=timezone.now() + UPGRADE_HOLD_AFTER_APPLY
+        )
+    )
+
+
 def capacity_hold_consume(*, deployment_id: int, node_id: int) -> bool:
     """Placement chose `node_id` and wrote the run's reservation, which counts from now on:
     release the hold so the room is not counted twice. Call inside PlacementStep's node-locked

@@ -271,15 +271,25 @@ def _new_spec(quote: Quote) -> dict:
     return plan_panel_spec(quote.to_plan, addons)
 
 
-def _fit_check(deployment: Deployment, spec: dict) -> None:
+@dataclass(frozen=True)
+class ExtraRoom:
+    """What an upgrade needs on the server's node, checked and locked by _fit_check."""
+
+    node: Node
+    memory_mb: int
+    disk_mb: int
+
+
+def _fit_check(deployment: Deployment, spec: dict) -> ExtraRoom | None:
     """An upgrade's extra memory and disk must fit the server's node now: the panel does not
     enforce it. The node row is locked (as placement and checkout lock nodes), so the check
-    and this transaction's writes are not raced by a checkout of the last room."""
+    and this transaction's writes (the upgrade's capacity hold) are not raced by a checkout of
+    the last room. None: the upgrade needs no more memory or disk."""
     limits = deployment.spec.get("limits") or {}
     extra_memory = max(0, int(spec["limits"]["memory"]) - int(limits.get("memory") or 0))
     extra_disk = max(0, int(spec["limits"]["disk"]) - int(limits.get("disk") or 0))
     if not extra_memory and not extra_disk:
-        return
+        return None
     node_id = deployment.node_id or (
         # The node its provisioning run placed it on (the deployment's own field may be unset).
         ProvisioningRun.objects.filter(deployment_id=deployment.pk, node_id__isnull=False)
@@ -305,3 +315,4 @@ def _fit_check(deployment: Deployment, spec: dict) -> None:
             f"memory and {extra_disk} MB more disk right now, so this upgrade cannot be done. "
             "Nothing was charged. Choose a smaller plan or contact support."
         )
+    return ExtraRoom(node=node, memory_mb=extra_memory, disk_mb=extra_disk)

@@ -85,6 +85,12 @@ from provisioning.fleet.operations import (
 from provisioning.models import PanelOperation, PanelOperationKind
 from provisioning.operations import deployment_change_build
 from provisioning.pterodactyl import PanelError, PterodactylClient
+from servers.capacity import (
+    capacity_hold_keep_upgrade,
+    capacity_hold_release,
+    capacity_hold_take_upgrade,
+    capacity_hold_upgrade_applied,
+)
 from servers.models import Deployment, DeploymentStatus
 
 logger = logging.getLogger(__name__)
@@ -157,10 +163,20 @@ def plan_change_request(
         if deployment is None:
             raise NotFoundError(_("No such server."))
         quote = plan_change_quote(deployment=deployment, to_plan_slug=to_plan_slug, today=today)
-        if quote.is_upgrade:
-            _fit_check(deployment, _new_spec(quote))
+        extra = _fit_check(deployment, _new_spec(quote)) if quote.is_upgrade else None
         change = _change_insert(quote, actor=actor)
         if quote.is_upgrade and quote.amount > 0:
+            if extra is not None:
+                # The room checked above stays the customer's while they pay (the node is
+                # still locked: no checkout can take it in between).
+                capacity_hold_take_upgrade(
+                    deployment_id=deployment.pk,
+                    node=extra.node,
+                    memory_mb=extra.memory_mb,
+                    disk_mb=extra.disk_mb,
+                    reference=f"plan change #{change.pk} to {quote.to_plan.name}",
+                    actor=actor,
+                )
             _upgrade_invoice(change, quote=quote, actor=actor)
         else:
             if not quote.is_upgrade and quote.amount > 0:
@@ -321,8 +337,14 @@ def plan_change_paid(*, invoice: Invoice, actor: Actor) -> None:
         PLAN_CHANGE_STATES.note(
             change, actor=actor, reason=f"Invoice {invoice.number} paid; applying on the panel"
         )
+        capacity_hold_keep_upgrade(deployment_id=change.deployment_id, actor=actor)
         _apply_request([change], actor=actor)
         return
+    capacity_hold_release(
+        deployment_id=change.deployment_id,
+        reason=f"plan change #{change.pk} not applied ({gone})",
+        actor=actor,
+    )
     PLAN_CHANGE_STATES.move(
         change,
         PCS.CANCELLED,
@@ -419,6 +441,12 @@ def plan_change_cancel(*, change_id: int, actor: Actor, customer: User | None = 
                 invoice_id=invoice.pk, actor=actor, reason=f"Plan change #{change.pk} cancelled"
             )
             checkout_sessions_expire_later(invoice_id=invoice.pk)
+            # The room held for the unpaid upgrade goes back to new orders.
+            capacity_hold_release(
+                deployment_id=change.deployment_id,
+                reason=f"plan change #{change.pk} cancelled",
+                actor=actor,
+            )
         for renewal in next_renewals if change.status == PCS.SCHEDULED else []:
             # Voided (any credit it spent comes back); the renewal job issues the period again
             # at the price of the plan the server keeps (its unique index ignores voided ones).
@@ -617,6 +645,7 @@ def _applied(change: PlanChange) -> None:
             reason=f"Applied on the panel and read back: now {change.to_plan.name}",
             extra_updates={"applied_at": timezone.now(), "attempts": locked.attempts + 1},
         )
+        capacity_hold_upgrade_applied(deployment_id=change.deployment_id)
         deployment = Deployment.objects.select_related("customer").get(pk=change.deployment_id)
         limits = deployment.spec.get("limits") or {}
         notification_send(
@@ -650,6 +679,11 @@ def _abandon(change: PlanChange, *, reason: str) -> None:
             return
         actor = Actor.system("plan-changes")
         PLAN_CHANGE_STATES.move(locked, PCS.CANCELLED, actor=actor, reason=f"Not applied: {reason}")
+        capacity_hold_release(
+            deployment_id=change.deployment_id,
+            reason=f"plan change #{change.pk} not applied",
+            actor=actor,
+        )
         paid = (
             invoice.subtotal - invoice.discount_total
             if invoice is not None and invoice.status == InvoiceStatus.PAID

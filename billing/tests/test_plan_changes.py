@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.errors import BillingErrorCode
@@ -44,7 +45,12 @@ from common.errors import ConflictError
 from notifications.models import Delivery
 from provisioning import operations
 from provisioning.models import PanelOperation
-from servers.models import Deployment, Node
+from servers.capacity import (
+    UPGRADE_HOLD_AFTER_APPLY,
+    SoldOutError,
+    capacity_holds_release_expired,
+)
+from servers.models import CapacityHold, Deployment, DeploymentEvent, Node
 from tests import factories
 from tests.conftest import saga  # noqa: F401  (the panel simulator world, as tests/ use it)
 
@@ -389,6 +395,79 @@ def test_cancel_an_unpaid_upgrade_cancels_its_invoice_and_returns_credit(active,
     assert change.status == PlanChangeStatus.CANCELLED
     assert change.invoice.status == InvoiceStatus.CANCELLED
     assert CreditEntry.objects.order_by("-id").first().balance_after == Decimal("0.50")
+
+
+def _room_for_one_bronze(node: Node) -> None:
+    """The node has room for exactly 1 GB memory and 5 GB disk more (a Bronze server, or a
+    Bronze -> Silver upgrade), as the last panel reading says."""
+    Node.objects.filter(pk=node.pk).update(
+        memory_mb=8192,
+        memory_overallocate_percent=0,
+        allocated_memory_mb=8192 - 1024,
+        disk_mb=102400,
+        disk_overallocate_percent=0,
+        allocated_disk_mb=102400 - 5120,
+        synced_at=timezone.now(),
+    )
+
+
+def test_an_unpaid_upgrade_keeps_its_room_from_new_orders_until_cancelled(
+    active, customer, place_order
+):
+    node = active.provisioning_runs.exclude(node=None).latest("id").node
+    _room_for_one_bronze(node)
+    change = plan_change_request(
+        deployment_id=active.pk, to_plan_slug="silver", actor=Actor.customer(customer)
+    )
+    hold = CapacityHold.objects.get(deployment=active)
+    assert (hold.node_id, hold.memory_mb, hold.disk_mb) == (node.pk, 1024, 5120)
+    assert hold.is_active(timezone.now())
+    assert hold.expires_at is not None
+    assert DeploymentEvent.objects.filter(
+        deployment=active, reason__contains=f"held on {node.name} for plan change #{change.pk}"
+    ).exists()
+
+    # The last room on the node is the upgrade's: a new order there is refused.
+    with pytest.raises(SoldOutError):
+        place_order(location_code=active.location.short_code)
+
+    plan_change_cancel(change_id=change.pk, actor=Actor.customer(customer), customer=customer)
+
+    hold.refresh_from_db()
+    assert hold.released_at is not None
+    assert f"plan change #{change.pk} cancelled" in hold.release_reason
+    place_order(location_code=active.location.short_code)  # the room is free again
+
+
+def test_a_paid_upgrade_keeps_its_room_until_applied_then_until_the_next_reading(
+    saga,  # noqa: F811
+    active,
+    customer,
+    staff,
+    place_order,
+):
+    node = active.provisioning_runs.exclude(node=None).latest("id").node
+    _room_for_one_bronze(node)
+    change = plan_change_request(
+        deployment_id=active.pk, to_plan_slug="silver", actor=Actor.customer(customer)
+    )
+    # The unpaid hold lapsed (the customer paid late): payment takes it again.
+    CapacityHold.objects.filter(deployment=active).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    capacity_holds_release_expired()
+
+    _pay(change.invoice, staff)
+
+    change.refresh_from_db()
+    assert change.status == PlanChangeStatus.APPLIED
+    hold = CapacityHold.objects.get(deployment=active)
+    assert hold.released_at is None
+    # Applied: it counts until the node's panel reading shows the bigger server.
+    remaining = hold.expires_at - timezone.now()
+    assert dt.timedelta(minutes=14) < remaining <= UPGRADE_HOLD_AFTER_APPLY
+    with pytest.raises(SoldOutError):
+        place_order(location_code=active.location.short_code)
 
 
 # ---------------------------------------------------------------------- downgrade
