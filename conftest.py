@@ -95,8 +95,20 @@ def customer_api(customer) -> APIClient:
 
 @pytest.fixture
 def staff_api(staff) -> APIClient:
+    """Staff through the API as integrations reach it: a bearer token with every scope (a
+    staff password alone does not pass common.permissions.StaffSecondFactor)."""
+    from common.actors import Actor
+    from common.models import ApiTokenScope
+    from common.tokens import api_token_create
+
+    created = api_token_create(
+        user=staff,
+        name="staff test token",
+        scopes=[scope.value for scope in ApiTokenScope],
+        actor=Actor.system("test"),
+    )
     client = APIClient()
-    client.force_authenticate(staff)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.plaintext}")
     return client
 
 

@@ -383,6 +383,7 @@ class InvoiceConfirmPaymentApi(APIView):
     """Staff: a manual transfer arrived for this invoice (the guides' "order confirm")."""
 
     permission_classes = STAFF
+    required_perms = {"POST": ("billing.change_invoice",)}
     required_scopes = {"POST": "billing"}
 
     @extend_schema(request=InvoiceConfirmPaymentInputSerializer, responses=InvoiceSerializer)

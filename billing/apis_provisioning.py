@@ -56,6 +56,7 @@ class ProvisionApi(APIView):
     (200), never a second server; 202 when this call started a run."""
 
     permission_classes = STAFF
+    required_perms = {"POST": ("servers.change_deployment",)}
     required_scopes = PROVISIONING_SCOPES
 
     @extend_schema(
@@ -91,6 +92,7 @@ class ManualProvisionApi(APIView):
     deployment (read back from the panel: uuid, identifier, node, primary allocation)."""
 
     permission_classes = STAFF
+    required_perms = {"POST": ("servers.change_deployment",)}
     required_scopes = PROVISIONING_SCOPES
 
     @extend_schema(

@@ -379,6 +379,7 @@ class _StaffLifecycleApi(APIView):
     panel's state was read back."""
 
     permission_classes = STAFF
+    required_perms = {"POST": ("servers.change_deployment",)}
     required_scopes = {"POST": ApiTokenScope.PROVISIONING}
     input_serializer: type[serializers.Serializer]
     operation: Any
@@ -436,6 +437,7 @@ class ServerChangePlanApi(APIView):
     panel; no proration (customers' plan changes are under plan-changes/)."""
 
     permission_classes = STAFF
+    required_perms = {"POST": ("billing.change_order", "servers.change_deployment")}
     required_scopes = {"POST": ApiTokenScope.BILLING}
 
     @extend_schema(

@@ -53,7 +53,7 @@ class _StaffCustomerFilterSet(_CreatedRangeFilterSet):
 
     def filter_customer(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             number = int(value)
             return queryset.filter(customer_id=number) if number <= _MAX_ID else queryset.none()
         return queryset.filter(customer__email__iexact=value)

@@ -145,7 +145,7 @@ def invoice_get_for_customer(*, invoice_id: int, customer: User) -> Invoice:
 def order_get_by_reference(*, reference: str) -> Order:
     """An order by id, '#12' or 'order-12' (as staff type it on the command line)."""
     digits = reference.strip().lstrip("#").removeprefix("order-").removeprefix("ORD-")
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         raise NotFoundError(f"'{reference}' is not an order number.")
     order = (
         Order.objects.select_related("plan", "location", "deployment", "customer", "coupon")

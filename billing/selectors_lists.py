@@ -10,13 +10,14 @@ from billing.models import Invoice, Order, PlanChange, SavedPaymentMethod
 from billing.selectors import invoice_list_for_customer, order_list_for_customer
 
 
-def _sees_every_customer(user: User) -> bool:
-    return user.is_staff
+def _sees_every_customer(user: User, permission: str) -> bool:
+    """Staff with the model's view permission (as the admin's lists need it)."""
+    return user.is_staff and user.has_perm(permission)
 
 
 def order_list_visible_to(*, user: User) -> QuerySet[Order]:
     """Newest first. Staff: every customer's orders; a customer: their own."""
-    if _sees_every_customer(user):
+    if _sees_every_customer(user, "billing.view_order"):
         orders = (
             Order.objects.all()
             .select_related("plan", "location", "deployment", "coupon")
@@ -29,7 +30,7 @@ def order_list_visible_to(*, user: User) -> QuerySet[Order]:
 
 def invoice_list_visible_to(*, user: User) -> QuerySet[Invoice]:
     """Newest first. Staff: every customer's invoices; a customer: their own."""
-    if _sees_every_customer(user):
+    if _sees_every_customer(user, "billing.view_invoice"):
         invoices = Invoice.objects.all().prefetch_related("lines", "payments")
     else:
         invoices = invoice_list_for_customer(customer=user)

@@ -59,8 +59,9 @@ class ServerBilling:
 
 
 def server_list_for_user(*, user: Any) -> QuerySet[Deployment]:
-    """Staff see every server, customers their own; newest first (a stable page order)."""
-    if user.is_staff:
+    """Staff (with the view permission, as the admin's list needs it) see every server,
+    customers their own; newest first (a stable page order)."""
+    if user.is_staff and user.has_perm("servers.view_deployment"):
         servers = Deployment.objects.select_related("location", "node", "customer")
     else:
         servers = deployment_list_for_customer(customer=user).select_related("customer")

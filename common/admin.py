@@ -168,9 +168,11 @@ class ApiTokenScopeFilter(admin.SimpleListFilter):
 
 
 class ApiTokenCreateForm(forms.Form):
-    """Staff create a token for any account; common.tokens refuses staff scopes to customers."""
+    """Staff create tokens for staff and integration accounts (is_staff). Not for customers:
+    a token made for a customer would let staff act as that customer, with the history
+    naming the customer; customers create their own under Account > API tokens."""
 
-    user_login = forms.CharField(label="User e-mail or login", max_length=254)
+    user_login = forms.CharField(label="Staff e-mail or login", max_length=254)
     name = forms.CharField(max_length=100, help_text="What uses the token.")
     scopes = forms.MultipleChoiceField(
         choices=ApiTokenScope.choices,
@@ -198,6 +200,11 @@ class ApiTokenCreateForm(forms.Form):
             raise forms.ValidationError("No account has this e-mail address or login.")
         if len(users) > 1:
             raise forms.ValidationError("More than one account matches: give the exact login.")
+        if not users[0].is_staff:
+            raise forms.ValidationError(
+                "Tokens made here are for staff and integration accounts; a customer creates "
+                "their own under Account > API tokens."
+            )
         self.user = users[0]
         return login
 

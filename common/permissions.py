@@ -9,10 +9,12 @@ the scope check by naming its own classes (tests/test_api_tokens.py walks every 
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAdminUser
 from rest_framework.permissions import IsAuthenticated as DrfIsAuthenticated
 from rest_framework.request import Request
 
+from common.admin_site import session_is_verified
 from common.models import ApiToken, ApiTokenScope
 
 
@@ -37,7 +39,35 @@ class TokenScopes(BasePermission):
         return False
 
 
+class StaffSecondFactor(BasePermission):
+    """A staff account reaches the API with an API token (created from a session that passed
+    the second factor, or by staff in the admin) or a session verified like the admin's; a
+    staff password alone (HTTP Basic, an unverified session) is not enough, as in the admin.
+    Customers are not concerned. OTP_ADMIN_REQUIRED=false turns it off, as in the admin."""
+
+    message = (
+        "Staff accounts use the API with an API token, or a session that passed the second factor."
+    )
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not getattr(user, "is_staff", False) or isinstance(request.auth, ApiToken):
+            return True
+        return not settings.OTP_ADMIN_REQUIRED or session_is_verified(request)
+
+
+class StaffModelPermissions(BasePermission):
+    """The Django permissions a staff route's method needs (`required_perms`), as the admin's
+    actions need them: a read-only support account cannot terminate a server by API."""
+
+    message = "Your staff account lacks the permission this call needs."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        perms: dict[str, tuple[str, ...]] = getattr(view, "required_perms", None) or {}
+        return request.user.has_perms(perms.get(request.method or "", ()))
+
+
 # The permission lists views use.
-CUSTOMER = [DrfIsAuthenticated, TokenScopes]
-STAFF = [IsAdminUser, TokenScopes]
+CUSTOMER = [DrfIsAuthenticated, StaffSecondFactor, TokenScopes]
+STAFF = [IsAdminUser, StaffSecondFactor, StaffModelPermissions, TokenScopes]
 PUBLIC = [AllowAny, TokenScopes]

@@ -92,7 +92,7 @@ def staff_second_factor_verify(*, user: AbstractBaseUser, token: str) -> Device:
     token = _normalize(token)
     if token:
         candidates: list[Device] = []
-        if len(token) == 6 and token.isdigit():
+        if len(token) == 6 and token.isascii() and token.isdigit():
             candidates.extend(TOTPDevice.objects.devices_for_user(user, confirmed=True))
         else:
             candidates.extend(StaticDevice.objects.devices_for_user(user, confirmed=True))

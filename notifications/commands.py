@@ -47,7 +47,7 @@ def command_argument(text: str) -> str:
     words = text[:200].strip().split(maxsplit=1)
     if len(words) < 2:
         return ""
-    return "".join(ch for ch in words[1] if ch.isdigit())[:12]
+    return "".join(ch for ch in words[1] if ch in "0123456789")[:12]
 
 
 @dataclass(frozen=True)

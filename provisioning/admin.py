@@ -452,7 +452,7 @@ class DriftItemAdmin(ReadOnlyAdmin):
     ) -> tuple[QuerySet[DriftItem], bool]:
         # A number finds the deployment, panel server or panel user of that id (exact, indexed).
         term = search_term.strip().lstrip("#")
-        if term.isdigit():
+        if term.isascii() and term.isdigit():
             number = int(term)
             return (
                 queryset.filter(

@@ -123,9 +123,8 @@ def provisioning_api_stats(*, now: dt.datetime | None = None) -> ProvisioningApi
         ),
         "compensating": Count("pk", filter=Q(status=RunStatus.COMPENSATING)),
         "failed": Count("pk", filter=Q(status__in=FAILED_RUN_STATUSES, dismissed_at__isnull=True)),
-        "needs_attention": Count(
-            "pk", filter=Q(status=RunStatus.NEEDS_ATTENTION, dismissed_at__isnull=True)
-        ),
+        # Dismissed or not: such a run still holds what it created on the panel.
+        "needs_attention": Count("pk", filter=Q(status=RunStatus.NEEDS_ATTENTION)),
     }
     postgres = connection.vendor == "postgresql"
     for period, start in since.items():

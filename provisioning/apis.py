@@ -83,7 +83,7 @@ class RunFilter(filters.FilterSet):
 
     def filter_customer(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             number = int(value)
             if number > _MAX_ID:
                 return queryset.none()
@@ -93,7 +93,7 @@ class RunFilter(filters.FilterSet):
     def filter_node(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # The run's chosen node, or the deployment's (a server linked by hand has no run node).
         value = value.strip()
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             number = int(value)
             if number > _MAX_ID:
                 return queryset.none()
@@ -188,7 +188,7 @@ class RetryInputSerializer(serializers.Serializer):
 
     def validate_from_step(self, value: str) -> int:
         value = value.strip()
-        if value.isdigit() and int(value) < len(STEP_NAMES):
+        if value.isascii() and value.isdigit() and int(value) < len(STEP_NAMES):
             return int(value)
         if value in STEP_NAMES:
             return STEP_NAMES.index(value)
@@ -255,6 +255,7 @@ class RunListApi(APIView):
     """Provisioning runs ("tasks"), newest first, filtered and paginated."""
 
     permission_classes = STAFF
+    required_perms = {"GET": ("provisioning.view_provisioningrun",)}
     pagination_class = StandardPagination
     filterset_class = RunFilter
 
@@ -268,6 +269,7 @@ class RunDetailApi(APIView):
     """One run with its step attempts (forward and compensating), as the admin shows them."""
 
     permission_classes = STAFF
+    required_perms = {"GET": ("provisioning.view_provisioningrun",)}
 
     @extend_schema(operation_id="provisioning_tasks_retrieve", responses=RunDetailSerializer)
     def get(self, request: Request, run_id: int) -> Response:
@@ -280,6 +282,7 @@ class RunRetryApi(APIView):
     left in "needs attention" can be resumed from one)."""
 
     permission_classes = STAFF
+    required_perms = {"POST": ("servers.change_deployment",)}
     required_scopes = PROVISIONING_SCOPES
 
     @extend_schema(
@@ -303,6 +306,7 @@ class StatsApi(APIView):
     """Queue depth, running and failed runs, 24 h and 7 d outcomes, p50/p95 time to active."""
 
     permission_classes = STAFF
+    required_perms = {"GET": ("provisioning.view_provisioningrun",)}
 
     @extend_schema(operation_id="provisioning_stats_retrieve", responses=StatsSerializer)
     def get(self, request: Request) -> Response:
@@ -314,6 +318,10 @@ class FailedRunsApi(APIView):
     DELETE dismisses them (all, or `ids`); the runs and their history stay."""
 
     permission_classes = STAFF
+    required_perms = {
+        "GET": ("provisioning.view_provisioningrun",),
+        "DELETE": ("servers.change_deployment",),
+    }
     required_scopes = PROVISIONING_SCOPES
     pagination_class = StandardPagination
     filterset_class = RunFilter
@@ -335,7 +343,12 @@ class FailedRunsApi(APIView):
             data = {"ids": [i for i in request.query_params["ids"].split(",") if i.strip()]}
         payload = DismissInputSerializer(data=data or {})
         payload.is_valid(raise_exception=True)
-        dismissed = provisioning_runs_dismiss(
-            actor=staff_actor(request), run_ids=payload.validated_data.get("ids")
-        )
+        run_ids = payload.validated_data.get("ids")
+        if set(request.query_params) & set(RunFilter.base_filters):
+            # The list's filters narrow what is dismissed as they narrow what GET shows.
+            listed = filter_queryset(request, RunFilter, api_selectors.run_list_failed())
+            if run_ids is not None:
+                listed = listed.filter(pk__in=run_ids)
+            run_ids = list(listed.values_list("pk", flat=True))
+        dismissed = provisioning_runs_dismiss(actor=staff_actor(request), run_ids=run_ids)
         return Response(DismissResultSerializer({"dismissed": dismissed}).data)

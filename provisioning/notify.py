@@ -148,7 +148,7 @@ def notify_waiting_for_capacity(run: ProvisioningRun) -> None:
     location = str(deployment.location) if deployment.location_id else "the chosen location"
     order_id = _order_id(run)
     context: dict[str, object] = {**_base(deployment), "order_id": order_id, "location": location}
-    if order_id.isdigit():
+    if order_id.isascii() and order_id.isdigit():
         context["order_url"] = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
             "order-detail", args=[int(order_id)]
         )

@@ -408,14 +408,17 @@ def capacity_hold_take_upgrade(
     return hold
 
 
-def capacity_hold_keep_upgrade(*, deployment_id: int, actor: Actor) -> bool:
-    """The upgrade is paid: its hold counts until the upgrade is applied. A hold that lapsed
-    unpaid is taken again on the same node even over its capacity (the money is taken; the
-    panel does not refuse the bigger limits): new orders see the room as gone. Returns whether
-    the deployment had an upgrade hold to keep."""
-    kept = CapacityHold.objects.filter(deployment_id=deployment_id).filter(
-        Q(released_at__isnull=True) | Q(release_reason=RELEASE_EXPIRED)
-    )
+def capacity_hold_keep_upgrade(
+    *, deployment_id: int, requested_at: dt.datetime, actor: Actor
+) -> bool:
+    """The upgrade requested at `requested_at` is paid: the hold it took counts until it is
+    applied. One that lapsed unpaid is taken again on the same node even over its capacity
+    (the money is taken; the panel does not refuse the bigger limits): new orders see the room
+    as gone. A hold taken before the request (the checkout's, an earlier upgrade's) is never
+    revived. Returns whether the upgrade had a hold to keep."""
+    kept = CapacityHold.objects.filter(
+        deployment_id=deployment_id, taken_at__gte=requested_at
+    ).filter(Q(released_at__isnull=True) | Q(release_reason=RELEASE_EXPIRED))
     updated = kept.update(expires_at=None, released_at=None, release_reason="")
     if updated:
         logger.info("upgrade hold of deployment %s kept at payment by %s", deployment_id, actor)

@@ -28,6 +28,7 @@ from config.celery import app as celery_app
 from provisioning.health import panel_check_cache_clear
 from provisioning.models import ProvisioningRun, RunStatus
 from provisioning.saga.steps import STEP_NAMES
+from tests.support import redis_clear_own_keys
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -182,6 +183,8 @@ def pay(order, staff):
 def test_metrics_after_a_provisioning_run(
     saga, client, place_order, staff, django_assert_num_queries
 ):
+    # Earlier tests of this process may have left messages on its broker queues.
+    redis_clear_own_keys()
     before = scrape(client)
     server_creates_before = (
         value(
@@ -248,8 +251,6 @@ def test_metrics_after_a_provisioning_run(
 
 
 def test_broker_queue_depth_counts_waiting_messages_under_our_prefix(db, client):
-    from tests.support import redis_clear_own_keys
-
     redis_clear_own_keys()
     try:
         for _ in range(3):

@@ -70,7 +70,7 @@ def test_filters_and_search(admin_client, customer, staff):
     assert names(f"?q=gsp_{ops.token.prefix}…") == {"ops"}
 
 
-def test_the_add_page_shows_the_token_once_and_it_authenticates(admin_client, customer, catalog):
+def test_the_add_page_shows_the_token_once_and_it_authenticates(admin_client, staff, catalog):
     form = admin_client.get(ADD)
     assert form.status_code == 200
     assert 'name="user_login"' in form.content.decode()
@@ -78,7 +78,7 @@ def test_the_add_page_shows_the_token_once_and_it_authenticates(admin_client, cu
     response = admin_client.post(
         ADD,
         {
-            "user_login": "Alice@Example.com",
+            "user_login": "Staff@Example.com",
             "name": "support script",
             "scopes": ["read", "write"],
             "expires_in_days": "30",
@@ -94,7 +94,7 @@ def test_the_add_page_shows_the_token_once_and_it_authenticates(admin_client, cu
     assert "no-store" in response["Cache-Control"]
     assert inline_code(response) == []
     token = ApiToken.objects.get()
-    assert (token.user, token.name, token.scopes) == (customer, "support script", ["read", "write"])
+    assert (token.user, token.name, token.scopes) == (staff, "support script", ["read", "write"])
     assert token.created_by.startswith("staff:")
     assert token.expires_at is not None
     # not kept anywhere else: the session and the next page do not have it
@@ -103,12 +103,13 @@ def test_the_add_page_shows_the_token_once_and_it_authenticates(admin_client, cu
     assert _bearer(plaintext).get("/api/v1/orders/").status_code == 200
 
 
-def test_staff_scopes_for_a_customer_are_refused_on_the_form(admin_client, customer, staff):
-    response = admin_client.post(
-        ADD, {"user_login": "alice@example.com", "name": "x", "scopes": ["provisioning"]}
-    )
-    assert response.status_code == 400
-    assert "for staff accounts only" in response.content.decode()
+def test_tokens_for_customers_are_refused_on_the_form(admin_client, customer, staff):
+    for scopes in (["provisioning"], ["read"]):
+        response = admin_client.post(
+            ADD, {"user_login": "alice@example.com", "name": "x", "scopes": scopes}
+        )
+        assert response.status_code == 400
+        assert "a customer creates their own" in response.content.decode()
     assert not ApiToken.objects.exists()
 
     unknown = admin_client.post(ADD, {"user_login": "nobody@example.com", "name": "x"})

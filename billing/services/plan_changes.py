@@ -337,7 +337,9 @@ def plan_change_paid(*, invoice: Invoice, actor: Actor) -> None:
         PLAN_CHANGE_STATES.note(
             change, actor=actor, reason=f"Invoice {invoice.number} paid; applying on the panel"
         )
-        capacity_hold_keep_upgrade(deployment_id=change.deployment_id, actor=actor)
+        capacity_hold_keep_upgrade(
+            deployment_id=change.deployment_id, requested_at=change.created_at, actor=actor
+        )
         _apply_request([change], actor=actor)
         return
     capacity_hold_release(

@@ -161,6 +161,7 @@ def test_page_query_count_does_not_grow_with_rows(
         return len(queries)
 
     place_order(plan_slug="starter", addon_slugs=["private-instance"])
+    staff_api.get("/api/v1/plans/")  # the token's first use records it (once a minute)
     few = {url: count(api, url) for api, url in _LIST_CALLS(customer_api, staff_api)}
     for _ in range(6):
         place_order(plan_slug="starter", addon_slugs=["private-instance"])

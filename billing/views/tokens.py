@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from billing.forms import ApiTokenCreateForm
 from common.actors import Actor
+from common.admin_site import second_factor_due
 from common.errors import ApplicationError, NotFoundError
 from common.models import ApiToken
 from common.tokens import CreatedToken, api_token_create, api_token_list_for_user, api_token_revoke
@@ -70,6 +71,9 @@ def _tokens_page(
         "rows": rows,
         "form": form or ApiTokenCreateForm(user=request.user),
         "created": created,
+        # A staff password alone mints no token (it would reach every customer's data by
+        # API): the admin's second factor first, as for the admin itself.
+        "second_factor_due": second_factor_due(request),
     }
     return render(request, "billing/tokens.html", context)
 
@@ -82,6 +86,12 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _tokens_page(request)
     form = ApiTokenCreateForm(request.POST, user=request.user)
+    if second_factor_due(request):
+        messages.error(
+            request,
+            _("Staff accounts create tokens after the second factor: verify in the admin first."),
+        )
+        return redirect("account-tokens")
     if form.is_valid():
         try:
             created = api_token_create(
