@@ -31,6 +31,7 @@ DEFAULT_DAYS = 30
 CUSTOM = "custom"
 # A per-day chart of more than two years says nothing more; bounds the page's work too.
 MAX_CUSTOM_DAYS = 731
+EARLIEST_DAY = dt.date(2000, 1, 1)
 
 
 class AnalyticsPeriodForm(forms.Form):
@@ -69,7 +70,13 @@ class AnalyticsPeriodForm(forms.Form):
             self.add_error("date_to", _("Give the last day of the period."))
         if first is None or last is None:
             return data
-        if first > last:
+        if first < EARLIEST_DAY:
+            # Also keeps midnight of the day representable in UTC whatever the billing zone.
+            self.add_error(
+                "date_from",
+                _("The first day cannot be before %(day)s.") % {"day": EARLIEST_DAY.isoformat()},
+            )
+        elif first > last:
             self.add_error("date_to", _("The last day cannot be before the first day."))
         elif last > self.today:
             self.add_error("date_to", _("The last day cannot be in the future."))

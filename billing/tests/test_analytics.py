@@ -453,6 +453,11 @@ def test_period_selection(staff_client, dataset):
             "date_from",
             "at most 731 days",
         ),
+        (
+            {"period": "custom", "date_from": "0001-01-01", "date_to": "0001-01-02"},
+            "date_from",
+            "cannot be before 2000-01-01",
+        ),
     ],
 )
 def test_bad_period_is_a_form_error(staff_client, query, field, message):
