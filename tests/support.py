@@ -106,7 +106,14 @@ def redis_clear_own_keys(url: str | None = None) -> int:
     return client.delete(*keys) if keys else 0
 
 
-def panel_server_made_by_hand(seed: Any, name: str) -> Any:
+def panel_server_made_by_hand(
+    seed: Any,
+    name: str,
+    *,
+    limits: Any = None,
+    feature_limits: Any = None,
+    external_id: str | None = None,
+) -> Any:
     """A server made through the panel's API on the simulator (as a person in the panel UI
     would: owned by the panel's admin user, on the eu node's last free allocation); returns the
     panel's server. `seed`: the simulator's SeedInfo; the client reads the test settings."""
@@ -121,6 +128,8 @@ def panel_server_made_by_hand(seed: Any, name: str) -> Any:
         docker_image=egg.docker_image,
         startup=egg.startup,
         environment=egg.environment_with_defaults(),
-        limits=Limits(1024, 0, 5120, 500, 100),
+        limits=limits or Limits(1024, 0, 5120, 500, 100),
+        feature_limits=feature_limits,
         allocation_id=client.list_free_allocations(seed.eu_node_id)[-1].id,
+        external_id=external_id,
     ).resource

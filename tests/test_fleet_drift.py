@@ -40,7 +40,7 @@ from provisioning.models import (
 )
 from provisioning.pterodactyl import FeatureLimits, Limits, PanelUnavailable, PterodactylClient
 from servers.models import Deployment, DeploymentEvent, DeploymentStatus, Location
-from tests.support import redis_clear_own_keys
+from tests.support import panel_server_made_by_hand, redis_clear_own_keys
 from tests.test_saga import pay
 
 SERVERS = "/api/application/servers"
@@ -80,23 +80,13 @@ def _create_server(
     saga, *, name: str, external_id: str | None = None, spec: dict | None = None
 ) -> int:
     """A server made through the panel's API (as a person in the panel UI would)."""
-    client = PterodactylClient.from_settings()
-    seed = saga.sim.seed
-    egg = client.get_egg(seed.minecraft_nest_id, seed.paper_egg_id)
-    free = client.list_free_allocations(seed.eu_node_id)
-    created = client.create_server(
-        name=name,
-        user_id=seed.admin_user_id,
-        egg_id=egg.id,
-        docker_image=egg.docker_image,
-        startup=egg.startup,
-        environment=egg.environment_with_defaults(),
+    return panel_server_made_by_hand(
+        saga.sim.seed,
+        name,
         limits=Limits(**spec["limits"]) if spec else Limits(1024, 0, 5000, 500, 100),
         feature_limits=FeatureLimits(**spec["feature_limits"]) if spec else None,
-        allocation_id=free[-1].id,
         external_id=external_id,
-    )
-    return created.resource.id
+    ).id
 
 
 @pytest.fixture
