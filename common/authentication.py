@@ -47,14 +47,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         # Imported here: DRF imports this module while defining APIView, before apps load.
         from common.lockout import client_ip_address
-        from common.tokens import api_token_authenticate
+        from common.tokens import api_token_authenticate, token_public_prefix
 
         token = api_token_authenticate(
             plaintext=plaintext, ip_address=client_ip_address(request._request)
         )
         if token is None:
-            # Only the public prefix is logged, never the token.
-            logger.warning("API call with an unknown, revoked or expired token %s", plaintext[:12])
+            # Only the public prefix is logged, never the token (nor part of a foreign secret).
+            logger.warning(
+                "API call with an unknown, revoked or expired token %s",
+                token_public_prefix(plaintext),
+            )
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired token.")
         return token.user, token
 

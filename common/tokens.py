@@ -124,6 +124,13 @@ def api_token_revoke(*, token_id: int, actor: Actor, owner: Any = None) -> ApiTo
     return token
 
 
+def token_public_prefix(plaintext: str) -> str:
+    """What a log may say of a presented token: its public prefix when it has our shape, else
+    only that it has not (a pasted foreign secret is never logged, not even a part)."""
+    prefix = _split(plaintext)
+    return f"{TOKEN_PREFIX}{prefix}…" if prefix is not None else "(not a portal token)"
+
+
 def api_token_list_for_user(*, user: Any) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
 

@@ -94,6 +94,23 @@ def test_a_token_with_a_right_prefix_and_wrong_secret_is_refused(customer, catal
     assert created.plaintext not in caplog.text
 
 
+def test_a_foreign_secret_sent_as_a_token_is_not_logged_even_in_part(customer, catalog, caplog):
+    # e.g. a Stripe key pasted by mistake: nothing of it may reach the log.
+    foreign = "sk_live_51HsecretPartOfAKey0123456789"
+
+    assert _bearer(foreign).get("/api/v1/orders/").status_code == 401
+
+    assert "(not a portal token)" in caplog.text
+    assert foreign[:6] not in caplog.text
+    # Ours: only the public prefix.
+    created = api_token_create(user=customer, name="x", scopes=[], actor=Actor.system("t"))
+    api_token_revoke(token_id=created.token.pk, actor=Actor.system("t"))
+    caplog.clear()
+    assert _bearer(created.plaintext).get("/api/v1/orders/").status_code == 401
+    assert f"gsp_{created.token.prefix}…" in caplog.text
+    assert created.plaintext[len("gsp_") + 9 :] not in caplog.text
+
+
 def test_revoked_and_expired_tokens_stop_working(customer, catalog, time_machine):
     revoked = api_token_create(user=customer, name="a", scopes=[], actor=Actor.system("t"))
     expiring = api_token_create(
