@@ -22,7 +22,8 @@ class BillingConfig(AppConfig):
         # A cancellation's termination: checked again (still scheduled, due) at its turn.
         register_operation_executor(CANCELLATION_SOURCE, cancellation_execute)
 
-        from billing.services.plan_changes import PLAN_CHANGE_SOURCE, plan_change_execute
+        from billing.services.plan_change_execution import plan_change_execute
+        from billing.services.plan_changes import PLAN_CHANGE_SOURCE
 
         # A paid upgrade's or a downgrade's new build: checked again (still open, paid, due).
         register_operation_executor(PLAN_CHANGE_SOURCE, plan_change_execute)
