@@ -133,3 +133,22 @@ def panel_server_made_by_hand(
         allocation_id=client.list_free_allocations(seed.eu_node_id)[-1].id,
         external_id=external_id,
     ).resource
+
+
+def client_api_stats(state: str, uptime_ms: int = 100_000) -> dict:
+    """A body of the panel client API's GET /servers/<id>/resources in state `state`."""
+    return {
+        "object": "stats",
+        "attributes": {
+            "current_state": state,
+            "is_suspended": False,
+            "resources": {
+                "memory_bytes": 512 * 1024 * 1024,
+                "cpu_absolute": 12.5,
+                "disk_bytes": 100 * 1024 * 1024,
+                "network_rx_bytes": 1,
+                "network_tx_bytes": 1,
+                "uptime": uptime_ms,
+            },
+        },
+    }

@@ -26,6 +26,7 @@ from provisioning.models import (
 from provisioning.pterodactyl.transport import shared_limiters_reset
 from provisioning.saga.steps import STEP_NAMES
 from servers.models import DeploymentStatus
+from tests.support import client_api_stats
 
 pytestmark = pytest.mark.django_db
 
@@ -277,24 +278,6 @@ def test_dashboard_fragment_queries_do_not_grow_with_the_fleet(
     assert response.content.decode().count('id="server-row-') == 12
 
 
-def _stats(state, uptime_ms=100_000):
-    return {
-        "object": "stats",
-        "attributes": {
-            "current_state": state,
-            "is_suspended": False,
-            "resources": {
-                "memory_bytes": 512 * 1024 * 1024,
-                "cpu_absolute": 12.5,
-                "disk_bytes": 100 * 1024 * 1024,
-                "network_rx_bytes": 1,
-                "network_tx_bytes": 1,
-                "uptime": uptime_ms,
-            },
-        },
-    }
-
-
 @pytest.fixture
 def panel(settings):
     settings.PTERODACTYL_URL = PANEL
@@ -308,7 +291,7 @@ def panel(settings):
 def test_power_stop_says_updating_until_the_panel_reports_offline(order, customer, client, panel):
     d = _activate(order)
     resources = f"{PANEL}/api/client/servers/{IDENT}/resources"
-    panel.get(resources, json=_stats("running"))
+    panel.get(resources, json=client_api_stats("running"))
     panel.post(f"{PANEL}/api/client/servers/{IDENT}/power", status=204)
     client.force_login(customer)
 
@@ -332,7 +315,7 @@ def test_power_stop_says_updating_until_the_panel_reports_offline(order, custome
     html = client.get(reverse("deployment-live", args=[d.pk]), **HX).content.decode()
     assert 'data-state="updating"' in html
 
-    panel.replace(responses.GET, resources, json=_stats("offline", uptime_ms=0))
+    panel.replace(responses.GET, resources, json=client_api_stats("offline", uptime_ms=0))
     response = client.get(reverse("deployment-live", args=[d.pk]), **HX)
     html = response.content.decode()
     assert 'id="power-state" data-state="offline"' in html

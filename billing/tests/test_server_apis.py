@@ -17,6 +17,7 @@ from notifications.models import Delivery
 from provisioning.pterodactyl.transport import shared_limiters_reset
 from servers.models import Deployment, DeploymentEvent, DeploymentStatus, Node, PowerAction
 from tests.conftest import saga  # noqa: F401  (the panel simulator world, as tests/ use it)
+from tests.support import client_api_stats
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,24 +54,6 @@ def _state() -> list[tuple]:
         "id", "status", "plan_slug", "suspension_cause", "terminated_at"
     )
     return [*rows, ("events", DeploymentEvent.objects.count(), PowerAction.objects.count())]
-
-
-def _stats(state: str, uptime_ms: int = 100_000) -> dict:
-    return {
-        "object": "stats",
-        "attributes": {
-            "current_state": state,
-            "is_suspended": False,
-            "resources": {
-                "memory_bytes": 512 * 1024 * 1024,
-                "cpu_absolute": 12.5,
-                "disk_bytes": 100 * 1024 * 1024,
-                "network_rx_bytes": 1,
-                "network_tx_bytes": 1,
-                "uptime": uptime_ms,
-            },
-        },
-    }
 
 
 @pytest.fixture
@@ -207,7 +190,7 @@ def test_detail_shows_live_state_and_hides_other_customers_servers(
     token_api, customer, other_customer, staff, place_order, panel
 ):
     d = _activate(place_order())
-    panel.get(f"{PANEL}/api/client/servers/{IDENT}/resources", json=_stats("running"))
+    panel.get(f"{PANEL}/api/client/servers/{IDENT}/resources", json=client_api_stats("running"))
     body = token_api(customer).get(_url(d.pk)).json()
     assert body["id"] == d.pk
     assert body["panel_identifier"] == IDENT
@@ -262,7 +245,7 @@ def test_terminated_server_shows_no_address_and_has_ended(token_api, customer, p
 def test_power_says_updating_until_the_panel_agrees(token_api, customer, place_order, panel):
     d = _activate(place_order())
     resources = f"{PANEL}/api/client/servers/{IDENT}/resources"
-    panel.get(resources, json=_stats("running"))
+    panel.get(resources, json=client_api_stats("running"))
     panel.post(f"{PANEL}/api/client/servers/{IDENT}/power", status=204)
     api = token_api(customer, "write")
 
@@ -277,7 +260,7 @@ def test_power_says_updating_until_the_panel_agrees(token_api, customer, place_o
     assert d.events.filter(reason="Power: stop").count() == 1
 
     assert api.get(_url(d.pk)).json()["live"]["state"] == "updating"
-    panel.replace(responses.GET, resources, json=_stats("offline", uptime_ms=0))
+    panel.replace(responses.GET, resources, json=client_api_stats("offline", uptime_ms=0))
     assert api.get(_url(d.pk)).json()["live"]["state"] == "offline"
 
 
@@ -309,7 +292,7 @@ def test_power_refusals(token_api, customer, other_customer, place_order, panel)
 
 def test_power_is_rate_limited_by_the_service(token_api, customer, place_order, panel):
     d = _activate(place_order())
-    panel.get(f"{PANEL}/api/client/servers/{IDENT}/resources", json=_stats("running"))
+    panel.get(f"{PANEL}/api/client/servers/{IDENT}/resources", json=client_api_stats("running"))
     panel.post(f"{PANEL}/api/client/servers/{IDENT}/power", status=204)
     api = token_api(customer, "write")
     codes = [
