@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from billing.services.order_provisioning import order_link_manual_server, order_provision
 from common.openapi import error_responses
-from common.permissions import STAFF
+from common.permissions import STAFF, api_actor
 from provisioning import api_selectors
-from provisioning.apis import PROVISIONING_SCOPES, RunSerializer, staff_actor
+from provisioning.apis import PROVISIONING_SCOPES, RunSerializer
 
 _MAX_ID = 2**63 - 1
 # Panel ids are stored in PostgreSQL integer columns.
@@ -72,7 +72,7 @@ class ProvisionApi(APIView):
         payload = ProvisionInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         order, queued = order_provision(
-            order_id=payload.validated_data["order_id"], actor=staff_actor(request)
+            order_id=payload.validated_data["order_id"], actor=api_actor(request)
         )
         run: Any = api_selectors.run_get(run_id=queued.run.pk) if queued.run else None
         body = ProvisionResultSerializer(
@@ -108,7 +108,7 @@ class ManualProvisionApi(APIView):
             order_id=data["order_id"],
             panel_server_id=data["panel_server_id"],
             note=data["note"],
-            actor=staff_actor(request),
+            actor=api_actor(request),
         )
         deployment = link.deployment
         body = ManualResultSerializer(

@@ -34,12 +34,11 @@ from billing.selectors_servers import (
     server_order,
 )
 from billing.services.plan_changes import PlanChangeNotAllowed, order_plan_change
-from common.actors import Actor
 from common.errors import ApplicationError
-from common.models import ApiToken, ApiTokenScope
+from common.models import ApiTokenScope
 from common.openapi import error_responses
 from common.pagination import StandardPagination, filter_queryset, paginated
-from common.permissions import CUSTOMER, STAFF
+from common.permissions import CUSTOMER, STAFF, api_actor
 from provisioning import operations
 from provisioning.live import (
     CUSTOMER_SIGNALS,
@@ -260,14 +259,6 @@ class ServerFilter(_StaffCustomerFilterSet):
 # ---------------------------------------------------------------------- helpers
 
 
-def _staff_actor(request: Request) -> Actor:
-    """The admin's actor; a token call names the token (its public prefix) for the audit."""
-    actor = Actor.staff(request.user)
-    if isinstance(request.auth, ApiToken):
-        return Actor(label=f"{actor.label} (token {request.auth.prefix})", user=request.user)
-    return actor
-
-
 def _view_of(deployment: Deployment) -> ServerBilling:
     return server_billing_views(deployments=[deployment])[0]
 
@@ -390,7 +381,7 @@ class _StaffLifecycleApi(APIView):
         deployment = server_get_for_user(user=request.user, deployment_id=deployment_id)
         changed = type(self).operation(
             deployment_id=deployment.pk,
-            actor=_staff_actor(request),
+            actor=api_actor(request),
             reason=payload.validated_data["reason"],
         )
         return _staff_result(changed, getattr(changed, "panel_verified", None))
@@ -457,5 +448,5 @@ class ServerChangePlanApi(APIView):
         order = server_order(deployment_id=deployment.pk)
         if order is None:
             raise PlanChangeNotAllowed(_("This server has no order; its plan cannot be changed."))
-        changed = order_plan_change(order=order, plan=plan, actor=_staff_actor(request))
+        changed = order_plan_change(order=order, plan=plan, actor=api_actor(request))
         return Response(ServerSerializer(_view_of(changed)).data)

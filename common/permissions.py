@@ -14,6 +14,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, I
 from rest_framework.permissions import IsAuthenticated as DrfIsAuthenticated
 from rest_framework.request import Request
 
+from common.actors import Actor
 from common.admin_site import session_is_verified
 from common.models import ApiToken, ApiTokenScope
 
@@ -65,6 +66,15 @@ class StaffModelPermissions(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         perms: dict[str, tuple[str, ...]] = getattr(view, "required_perms", None) or {}
         return request.user.has_perms(perms.get(request.method or "", ()))
+
+
+def api_actor(request: Request) -> Actor:
+    """Who an API call acts as, for the history rows: the user (as the admin names them), and
+    for a token call the token's public prefix, so "which integration did it?" is answered."""
+    actor = Actor.for_user(request.user)
+    if isinstance(request.auth, ApiToken):
+        return Actor(label=f"{actor.label} (token {request.auth.prefix})", user=request.user)
+    return actor
 
 
 # The permission lists views use.

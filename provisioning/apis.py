@@ -18,9 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.actors import Actor
 from common.pagination import StandardPagination, filter_queryset, paginated
-from common.permissions import STAFF
+from common.permissions import STAFF, api_actor
 from provisioning import api_selectors
 from provisioning.models import ProvisioningRun, RunStatus
 from provisioning.saga.steps import STEP_NAMES
@@ -30,13 +29,6 @@ from provisioning.services import provisioning_retry_run, provisioning_runs_dism
 # PostgreSQL's bigint: a larger id can match no row (and must not reach the database).
 _MAX_ID = 2**63 - 1
 PROVISIONING_SCOPES = {"POST": "provisioning", "DELETE": "provisioning"}
-
-
-def staff_actor(request: Request) -> Actor:
-    """The staff member, and for a token caller the token's public prefix (for the audit)."""
-    actor = Actor.for_user(request.user)
-    prefix = getattr(request.auth, "prefix", "")
-    return Actor(label=f"{actor.label} (token {prefix})", user=request.user) if prefix else actor
 
 
 # --- Filters ---------------------------------------------------------------------------------
@@ -295,7 +287,7 @@ class RunRetryApi(APIView):
         payload.is_valid(raise_exception=True)
         run = provisioning_retry_run(
             run_id=run_id,
-            actor=staff_actor(request),
+            actor=api_actor(request),
             from_step=payload.validated_data.get("from_step", 0),
         )
         run = api_selectors.run_get(run_id=run.pk)
@@ -350,5 +342,5 @@ class FailedRunsApi(APIView):
             if run_ids is not None:
                 listed = listed.filter(pk__in=run_ids)
             run_ids = list(listed.values_list("pk", flat=True))
-        dismissed = provisioning_runs_dismiss(actor=staff_actor(request), run_ids=run_ids)
+        dismissed = provisioning_runs_dismiss(actor=api_actor(request), run_ids=run_ids)
         return Response(DismissResultSerializer({"dismissed": dismissed}).data)

@@ -22,8 +22,9 @@ Rules (billing.proration has the arithmetic):
   with its budget, leases and backoff; billing.services.plan_change_execution): the build is
   applied and read back (provisioning.operations.deployment_change_build), the change moves to
   applied and the customer is told; after the retries it moves to failed and staff are told
-  (retry from the admin). The fleet job `plan_changes_apply_due` queues scheduled changes that are due and
-  paid ones whose operation could not be queued (another one was open on the server).
+  (retry from the admin). The fleet job `plan_changes_apply_due` queues scheduled changes that
+  are due and paid ones whose operation could not be queued (another one was open on the
+  server).
 - An upgrade paid after the server was cancelled or terminated (or with a cancellation
   scheduled) is not applied: what was paid goes to account credit and staff are told.
 """
