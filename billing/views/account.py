@@ -49,6 +49,7 @@ from billing.services.customers import (
 )
 from common.actors import Actor
 from common.errors import ApplicationError
+from notifications.models import CustomerProfile
 from notifications.selectors import customer_profile_get
 from notifications.services import (
     customer_event_channels_set,
@@ -119,8 +120,9 @@ def _profile_page(request: HttpRequest, **forms_: Form) -> HttpResponse:
     """The profile page with its forms (one submitted, with its errors; the others fresh)."""
     user = request.user
     billing = BillingProfile.objects.filter(user=user).first()
+    current = customer_profile_get(user=user)  # one read for both sections below
     context: dict[str, Any] = {
-        "form": forms_.get("form") or _notification_form(request, data=None),
+        "form": forms_.get("form") or _notification_form(request, data=None, current=current),
         "name_form": forms_.get("name_form")
         or NameForm(initial={"first_name": user.first_name, "last_name": user.last_name}),
         "billing_form": forms_.get("billing_form")
@@ -130,20 +132,20 @@ def _profile_page(request: HttpRequest, **forms_: Form) -> HttpResponse:
         "email_form": forms_.get("email_form") or EmailChangeForm(),
         "email_verified": account_email_is_verified(user=user),
         # The WhatsApp commands section: only with WhatsApp on and a number saved.
-        "whatsapp_profile": _whatsapp_profile(user),
+        "whatsapp_profile": (
+            current
+            if whatsapp_enabled() and current is not None and current.whatsapp_number
+            else None
+        ),
     }
     return render(request, "registration/profile.html", context)
 
 
-def _whatsapp_profile(user: Any) -> Any:
-    if not whatsapp_enabled():
-        return None
-    current = customer_profile_get(user=user)
-    return current if current is not None and current.whatsapp_number else None
-
-
-def _notification_form(request: HttpRequest, *, data: Any) -> ProfileForm:
-    current = customer_profile_get(user=request.user)
+def _notification_form(
+    request: HttpRequest, *, data: Any, current: CustomerProfile | None = None
+) -> ProfileForm:
+    if current is None:
+        current = customer_profile_get(user=request.user)
     initial = {
         "whatsapp_number": current.whatsapp_number if current else "",
         "whatsapp_consent": current.whatsapp_consent if current else False,
